@@ -1,0 +1,80 @@
+"""Pure tensor math for GRPO-family reinforcement fine-tuning.
+
+Advantage estimators, policy/value losses, loss aggregation, KL estimators, entropy and
+DAPO-style filtering. No I/O, models or config objects live here; the trainer selects
+pieces by name through the registries.
+"""
+
+from mmrft.algorithms.registry import (
+    ADVANTAGE_ESTIMATORS,
+    KL_ESTIMATORS,
+    POLICY_LOSSES,
+    Registry,
+    get_advantage_estimator,
+    get_policy_loss,
+    register_advantage_estimator,
+    register_policy_loss,
+)
+from mmrft.algorithms.advantages import (
+    broadcast_to_tokens,
+    dr_grpo,
+    gae,
+    group_stats,
+    grpo,
+    reinforce_pp,
+    reinforce_pp_baseline,
+    rloo,
+)
+from mmrft.algorithms.losses import (
+    AGGREGATION_MODES,
+    aggregate,
+    aggregation_denominators,
+    gspo,
+    masked_mean,
+    ppo_clip,
+    value_loss,
+)
+from mmrft.algorithms.kl import entropy_from_logits, k1, k2, k3, kl_penalty
+from mmrft.algorithms.filtering import (
+    GroupFilterStats,
+    filter_groups,
+    overlong_filter_mask,
+    overlong_penalty,
+    zero_variance_group_mask,
+)
+
+__all__ = [
+    "Registry",
+    "ADVANTAGE_ESTIMATORS",
+    "POLICY_LOSSES",
+    "KL_ESTIMATORS",
+    "register_advantage_estimator",
+    "get_advantage_estimator",
+    "register_policy_loss",
+    "get_policy_loss",
+    "group_stats",
+    "grpo",
+    "dr_grpo",
+    "rloo",
+    "reinforce_pp",
+    "reinforce_pp_baseline",
+    "gae",
+    "broadcast_to_tokens",
+    "AGGREGATION_MODES",
+    "masked_mean",
+    "aggregation_denominators",
+    "aggregate",
+    "ppo_clip",
+    "gspo",
+    "value_loss",
+    "k1",
+    "k2",
+    "k3",
+    "kl_penalty",
+    "entropy_from_logits",
+    "zero_variance_group_mask",
+    "overlong_penalty",
+    "overlong_filter_mask",
+    "GroupFilterStats",
+    "filter_groups",
+]

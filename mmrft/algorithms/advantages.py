@@ -1,0 +1,224 @@
+"""Advantage estimators.
+
+Outcome estimators share the signature ``fn(rewards[N], group_ids[N], **options) -> [N]``:
+one scalar reward per completion, and ``group_ids`` marking completions sampled from the
+same prompt (ids are arbitrary integers, need not be sorted or contiguous). They are
+registered in ``ADVANTAGE_ESTIMATORS``. Unknown options raise ``TypeError`` on purpose so
+config typos do not pass silently.
+
+``gae`` works on per-token rewards and a critic, so it has its own signature and is
+exported as a plain function, outside the registry.
+
+Advantages are constants for the policy gradient, so every estimator returns a tensor
+with no autograd history.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from mmrft.algorithms.registry import register_advantage_estimator
+
+__all__ = [
+    "group_stats",
+    "grpo",
+    "dr_grpo",
+    "rloo",
+    "reinforce_pp",
+    "reinforce_pp_baseline",
+    "gae",
+    "broadcast_to_tokens",
+]
+
+
+def _check_outcome_inputs(rewards: Tensor, group_ids: Tensor) -> Tensor:
+    if rewards.dim() != 1 or group_ids.dim() != 1 or rewards.shape != group_ids.shape:
+        raise ValueError(
+            f"rewards and group_ids must be 1-D of equal length, got {tuple(rewards.shape)} "
+            f"and {tuple(group_ids.shape)}"
+        )
+    if group_ids.is_floating_point() or group_ids.is_complex():
+        raise ValueError(f"group_ids must be an integer tensor, got {group_ids.dtype}")
+    rewards = rewards.detach()
+    if not rewards.is_floating_point():
+        rewards = rewards.to(torch.get_default_dtype())
+    return rewards
+
+
+def group_stats(rewards: Tensor, group_ids: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per-completion statistics of its own group, each broadcast back to shape ``[N]``.
+
+    Returns ``(mean, std, count, value_range)`` where ``std`` is the *unbiased* standard
+    deviation ``sqrt(sum_j (r_j - mean)^2 / (n - 1))`` (0 for groups of one) and
+    ``value_range = max_g(r) - min_g(r)`` (exactly 0 when all rewards are identical).
+
+    Args:
+        rewards: ``FloatTensor[N]``.
+        group_ids: ``LongTensor[N]``, arbitrary integer ids.
+    """
+    rewards = _check_outcome_inputs(rewards, group_ids)
+    inverse = torch.unique(group_ids, return_inverse=True)[1]
+    num_groups = int(inverse.max().item()) + 1 if inverse.numel() else 0
+    zeros = rewards.new_zeros(num_groups)
+    count = zeros.index_add(0, inverse, torch.ones_like(rewards))
+    mean = zeros.index_add(0, inverse, rewards) / count.clamp(min=1)
+    # Two-pass variance: avoids the cancellation of E[r^2] - E[r]^2.
+    dev = rewards - mean[inverse]
+    var = zeros.index_add(0, inverse, dev * dev) / (count - 1).clamp(min=1)
+    gmax = zeros.scatter_reduce(0, inverse, rewards, reduce="amax", include_self=False)
+    gmin = zeros.scatter_reduce(0, inverse, rewards, reduce="amin", include_self=False)
+    return mean[inverse], var.sqrt()[inverse], count[inverse], (gmax - gmin)[inverse]
+
+
+def _safe_div(num: Tensor, den: Tensor) -> Tensor:
+    # num is exactly 0 wherever den can be 0 (constant groups/batches); keep that 0 even
+    # with eps=0 instead of producing 0/0 = NaN.
+    return torch.where(num == 0, torch.zeros_like(num), num / torch.where(den == 0, torch.ones_like(den), den))
+
+
+def _centered(rewards: Tensor, group_ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    mean, std, count, value_range = group_stats(rewards, group_ids)
+    # Exact zeros for constant groups: float rounding of the mean would otherwise leave
+    # ~1e-17 residues that become ~1e-11 "advantages" after std normalisation.
+    centered = torch.where(value_range == 0, torch.zeros_like(mean), rewards.detach().to(mean.dtype) - mean)
+    return centered, std, count
+
+
+def _batch_std(x: Tensor) -> Tensor:
+    # torch.std(correction=1) returns NaN for a single element; we want 0 there.
+    n = x.numel()
+    if n < 2:
+        return x.new_zeros(())
+    return ((x - x.mean()) ** 2).sum().div(n - 1).sqrt()
+
+
+@register_advantage_estimator("grpo")
+def grpo(rewards: Tensor, group_ids: Tensor, *, normalize_std: bool = True, eps: float = 1e-6) -> Tensor:
+    """GRPO group-relative advantage (DeepSeekMath, Shao et al. 2024).
+
+    ``A_i = (r_i - mean_g(r)) / (std_g(r) + eps)`` with ``std_g`` the *unbiased* group
+    standard deviation (divides by ``n - 1``, torch's default, as in TRL and verl).
+    ``normalize_std=False`` gives the Dr.GRPO advantage ``r_i - mean_g(r)``.
+    Groups of one and groups with identical rewards get exactly 0.
+
+    Args:
+        rewards: ``FloatTensor[N]`` outcome rewards.
+        group_ids: ``LongTensor[N]`` prompt/group ids.
+    Returns:
+        ``FloatTensor[N]``.
+    """
+    centered, std, _ = _centered(rewards, group_ids)
+    if not normalize_std:
+        return centered
+    return _safe_div(centered, std + eps)
+
+
+@register_advantage_estimator("dr_grpo")
+def dr_grpo(rewards: Tensor, group_ids: Tensor) -> Tensor:
+    """Dr.GRPO advantage (Liu et al. 2025, "Understanding R1-Zero-Like Training").
+
+    ``A_i = r_i - mean_g(r)``: the std division of GRPO is dropped because it biases
+    updates towards too-easy / too-hard prompts. Shapes: ``[N], [N] -> [N]``.
+    """
+    return _centered(rewards, group_ids)[0]
+
+
+@register_advantage_estimator("rloo")
+def rloo(rewards: Tensor, group_ids: Tensor) -> Tensor:
+    """RLOO leave-one-out baseline (Ahmadian et al. 2024, "Back to Basics").
+
+    ``A_i = r_i - 1/(n-1) * sum_{j != i} r_j = n/(n-1) * (r_i - mean_g(r))`` for a group of
+    size ``n``; groups of one get 0. Shapes: ``[N], [N] -> [N]``.
+    """
+    centered, _, count = _centered(rewards, group_ids)
+    scale = torch.where(count > 1, count / (count - 1).clamp(min=1), torch.zeros_like(count))
+    return centered * scale
+
+
+@register_advantage_estimator("reinforce_pp")
+def reinforce_pp(rewards: Tensor, group_ids: Tensor, *, eps: float = 1e-6) -> Tensor:
+    """REINFORCE++ global-batch normalisation (Hu 2025).
+
+    ``A_i = (r_i - mean_B(r)) / (std_B(r) + eps)`` over the whole batch (unbiased std);
+    ``group_ids`` is accepted for signature compatibility and ignored.
+    Shapes: ``[N], [N] -> [N]``.
+    """
+    r = _check_outcome_inputs(rewards, group_ids)
+    if r.numel() == 0:
+        return r.clone()
+    if bool((r == r[0]).all()):
+        return torch.zeros_like(r)
+    return (r - r.mean()) / (_batch_std(r) + eps)
+
+
+@register_advantage_estimator("reinforce_pp_baseline")
+def reinforce_pp_baseline(rewards: Tensor, group_ids: Tensor, *, eps: float = 1e-6) -> Tensor:
+    """REINFORCE++-baseline (Hu 2025): group-mean baseline, then global std scaling.
+
+    ``x_i = r_i - mean_g(r)``; ``A_i = x_i / (std_B(x) + eps)`` with ``std_B`` the unbiased
+    std over the whole batch. Scaling by the batch (not group) std keeps the relative
+    weight of prompts, unlike GRPO. Shapes: ``[N], [N] -> [N]``.
+    """
+    centered = _centered(rewards, group_ids)[0]
+    return _safe_div(centered, _batch_std(centered) + eps)
+
+
+def gae(
+    token_rewards: Tensor,
+    values: Tensor,
+    mask: Tensor,
+    gamma: float = 1.0,
+    lam: float = 1.0,
+) -> tuple[Tensor, Tensor]:
+    """Generalised Advantage Estimation (Schulman et al. 2016), used with PPO.
+
+    ``delta_t = r_t + gamma * V_{t+1} - V_t``; ``A_t = delta_t + gamma * lam * A_{t+1}``;
+    ``returns_t = A_t + V_t``. ``t+1`` means the next *valid* token of the row: masked
+    positions are skipped (their rewards/values are ignored), so after the last valid
+    token ``V_{t+1} = A_{t+1} = 0`` and the recursion stops there. Masked outputs are 0.
+
+    Args:
+        token_rewards: ``FloatTensor[N, T]`` per-token rewards (e.g. outcome reward on the
+            last token minus a KL penalty).
+        values: ``FloatTensor[N, T]`` critic values (detached internally).
+        mask: ``[N, T]`` bool/0-1 mask of valid response tokens.
+    Returns:
+        ``(advantages[N, T], returns[N, T])``, both without autograd history.
+    """
+    if not (token_rewards.shape == values.shape == mask.shape) or token_rewards.dim() != 2:
+        raise ValueError(
+            f"token_rewards, values and mask must share a 2-D shape, got {tuple(token_rewards.shape)}, "
+            f"{tuple(values.shape)}, {tuple(mask.shape)}"
+        )
+    with torch.no_grad():
+        valid = mask.bool()
+        rewards_ = token_rewards.detach().to(values.dtype)
+        values_ = values.detach()
+        n, t_len = values_.shape
+        advantages = torch.zeros_like(values_)
+        next_value = values_.new_zeros(n)
+        next_adv = values_.new_zeros(n)
+        for t in reversed(range(t_len)):
+            m = valid[:, t]
+            delta = rewards_[:, t] + gamma * next_value - values_[:, t]
+            adv_t = delta + gamma * lam * next_adv
+            # Masked positions leave the carried state untouched, which bridges gaps
+            # (e.g. masked tool-output tokens) and handles right padding.
+            next_value = torch.where(m, values_[:, t], next_value)
+            next_adv = torch.where(m, adv_t, next_adv)
+            advantages[:, t] = torch.where(m, adv_t, torch.zeros_like(adv_t))
+        returns = torch.where(valid, advantages + values_, torch.zeros_like(values_))
+    return advantages, returns
+
+
+def broadcast_to_tokens(adv: Tensor, mask: Tensor) -> Tensor:
+    """Copy each sequence's scalar advantage onto its valid tokens.
+
+    ``out[i, t] = adv[i] if mask[i, t] else 0``. Shapes: ``adv [N]``, ``mask [N, T]`` ->
+    ``[N, T]`` (dtype of ``adv``). Outcome-reward methods (GRPO, RLOO, ...) assign the same
+    advantage to every token of a completion.
+    """
+    if adv.dim() != 1 or mask.dim() != 2 or adv.shape[0] != mask.shape[0]:
+        raise ValueError(f"expected adv [N] and mask [N, T], got {tuple(adv.shape)} and {tuple(mask.shape)}")
+    return torch.where(mask.bool(), adv.unsqueeze(-1), torch.zeros((), dtype=adv.dtype, device=adv.device))

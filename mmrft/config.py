@@ -1,0 +1,192 @@
+"""Dataclass configs, loaded from YAML with dotted command-line overrides.
+
+One `Config` holds every section; `mmrft sft` reads model/data/sft/trainer, `mmrft train` reads
+model/data/rollout/algorithm/rewards/trainer. OmegaConf does the YAML merging and type checking against the
+dataclasses; this module turns its errors into one-line messages that name the key and suggest the closest one.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from mmrft.errors import ConfigError
+
+
+def _help(text: str, default: Any = MISSING, factory: Any = None):
+    if factory is not None:
+        return field(default_factory=factory, metadata={"help": text})
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = _help("train a LoRA adapter (peft) instead of all weights", False)
+    r: int = _help("LoRA rank", 16)
+    alpha: int = _help("LoRA alpha (scale = alpha / r)", 32)
+    dropout: float = _help("LoRA dropout", 0.0)
+    target_modules: list[str] = _help(
+        "module names to adapt", factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
+    )
+
+
+@dataclass
+class ModelConfig:
+    path: str = _help("local directory of a Hugging Face image-text-to-text checkpoint", "")
+    dtype: str = _help("float32 | bfloat16 | float16", "float32")
+    freeze_vision: bool = _help("freeze the vision tower and projector", False)
+    gradient_checkpointing: bool = _help("trade compute for memory in the policy forward", False)
+    lora: LoraConfig = _help("LoRA settings", factory=LoraConfig)
+
+
+@dataclass
+class DataConfig:
+    train: str = _help("training data: .jsonl, .parquet, a directory with data.jsonl, or a `datasets` directory", "")
+    eval: Optional[str] = _help("held-out data evaluated before/after and every trainer.eval_every steps", None)
+    eval_limit: Optional[int] = _help("evaluate on at most this many held-out samples", None)
+    prompt_format: str = _help("r1 (<think>…</think><answer>…</answer>) | plain", "r1")
+    system_prompt: Optional[str] = _help("system message; None keeps the chat template's default", None)
+    skip_bad_rows: bool = _help("report and skip malformed rows instead of stopping", False)
+    train_limit: Optional[int] = _help("use only the first N training samples (e.g. few labels for SFT)", None)
+
+
+@dataclass
+class RolloutConfig:
+    engine: str = _help("rollout engine: hf", "hf")
+    group_size: int = _help("completions sampled per prompt (G)", 8)
+    prompts_per_step: int = _help("prompts per RL step", 8)
+    max_new_tokens: int = _help("completion length limit in tokens", 32)
+    temperature: float = _help("sampling temperature (also applied to the training log-probs)", 1.0)
+    top_p: float = _help("nucleus sampling", 1.0)
+    top_k: int = _help("top-k sampling; 0 disables", 0)
+    eval_batch_size: int = _help("prompts per greedy evaluation batch", 64)
+
+
+@dataclass
+class AlgorithmConfig:
+    name: str = _help("preset name; the fields below are its knobs", "grpo")
+    advantage: str = _help("advantage estimator (mmrft.algorithms.ADVANTAGE_ESTIMATORS)", "grpo")
+    normalize_std: bool = _help("divide group-centred rewards by the group std (grpo)", True)
+    policy_loss: str = _help("policy loss (mmrft.algorithms.POLICY_LOSSES)", "ppo_clip")
+    loss_agg_mode: str = _help(
+        "token-mean | seq-mean-token-mean | seq-mean-token-sum | seq-mean-token-sum-norm", "token-mean"
+    )
+    clip_low: float = _help("lower ratio clip epsilon", 0.2)
+    clip_high: float = _help("upper ratio clip epsilon (DAPO clip-higher: 0.28)", 0.2)
+    dual_clip: Optional[float] = _help("dual-clip bound for negative advantages (e.g. 3.0); None disables", None)
+    kl_coef: float = _help("weight of the KL-to-reference loss term; 0 skips the reference model", 0.0)
+    kl_estimator: str = _help("k1 | k2 | k3", "k3")
+    entropy_coef: float = _help("entropy bonus weight", 0.0)
+    ppo_epochs: int = _help("passes over each rollout batch", 1)
+    minibatches: int = _help("optimizer steps per epoch over the rollout batch", 1)
+    micro_batch_size: int = _help("sequences per forward/backward (gradient accumulation)", 64)
+    filter_zero_variance: bool = _help("drop groups whose rewards are all equal (DAPO dynamic sampling)", False)
+
+
+@dataclass
+class RewardsConfig:
+    weights: dict[str, float] = _help(
+        "reward name -> weight; the name `task` stands for each sample's own reward", factory=lambda: {"task": 1.0}
+    )
+    default: str = _help("reward for samples whose row names none", "exact")
+    timeout_s: float = _help("time limit per reward call in seconds", 5.0)
+    workers: int = _help("reward worker processes (0 = in-process, for debugging)", 1)
+
+
+@dataclass
+class SFTConfig:
+    steps: int = _help("optimizer steps", 300)
+    batch_size: int = _help("samples per step", 32)
+    lr: float = _help("learning rate", 1e-3)
+    warmup_steps: int = _help("linear warm-up steps", 20)
+
+
+@dataclass
+class TrainerConfig:
+    output_dir: str = _help("run directory (created; must not hold another run unless overwrite)", "runs/rl")
+    overwrite: bool = _help("allow writing into an existing run directory", False)
+    steps: int = _help("RL steps", 100)
+    lr: float = _help("learning rate (AdamW)", 1e-4)
+    weight_decay: float = _help("AdamW weight decay", 0.0)
+    warmup_steps: int = _help("linear warm-up steps", 0)
+    max_grad_norm: float = _help("gradient clipping norm", 1.0)
+    seed: int = _help("random seed", 0)
+    eval_every: int = _help("evaluate on data.eval every N steps (0: only before and after)", 0)
+    log_every: int = _help("print a log line every N steps", 10)
+    threads: int = _help("torch CPU threads (0: torch default)", 0)
+    progress: bool = _help("show progress bars", True)
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    rewards: RewardsConfig = field(default_factory=RewardsConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+def _known_keys(cls, prefix: str = "") -> list[str]:
+    keys = []
+    for f in fields(cls):
+        path = f"{prefix}{f.name}"
+        keys.append(path)
+        sub = f.default_factory() if f.default_factory is not MISSING and callable(f.default_factory) else None  # type: ignore[misc]
+        if is_dataclass(sub):
+            keys.extend(_known_keys(type(sub), path + "."))
+    return keys
+
+
+def _did_you_mean(key: str) -> str:
+    match = difflib.get_close_matches(key, _known_keys(Config), n=1, cutoff=0.6)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _explain(err: OmegaConfBaseException, origin: str) -> ConfigError:
+    key = getattr(err, "full_key", None) or ""
+    if isinstance(err, ConfigKeyError):
+        return ConfigError(f"{origin}: unknown key '{key}'{_did_you_mean(key)}")
+    if isinstance(err, ValidationError):
+        msg = str(err).splitlines()[0]
+        return ConfigError(f"{origin}: bad value for '{key}': {msg}")
+    return ConfigError(f"{origin}: {str(err).splitlines()[0]}")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults <- YAML file <- `key.sub=value` overrides, type-checked against the dataclasses."""
+    base = OmegaConf.structured(Config)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(raw).__name__}")
+        try:
+            base = OmegaConf.merge(base, OmegaConf.create(raw))
+        except OmegaConfBaseException as e:
+            raise _explain(e, str(path)) from None
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key.sub=value")
+        try:
+            base = OmegaConf.merge(base, OmegaConf.from_dotlist([item]))
+        except OmegaConfBaseException as e:
+            raise _explain(e, f"override {item!r}") from None
+    cfg: Config = OmegaConf.to_object(base)  # type: ignore[assignment]
+    return cfg
+
+
+def config_to_yaml(cfg: Config) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))

@@ -1,0 +1,52 @@
+"""Samples -> processor inputs for a batch of prompts (left padded, images decoded lazily here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from mmrft.data.media import load_image
+from mmrft.data.prompts import build_messages, target_text
+from mmrft.data.schema import Sample
+
+
+@dataclass
+class PromptBatch:
+    """B prompts encoded by the processor. `inputs` holds `input_ids`, `attention_mask` and whatever per-token and
+    media keys the processor returns (`mm_token_type_ids`, `pixel_values`, `image_grid_thw` for Qwen2-VL)."""
+
+    samples: list[Sample]
+    inputs: dict[str, torch.Tensor]
+    images_per_prompt: list[int]
+
+    @property
+    def prompt_len(self) -> int:
+        return int(self.inputs["input_ids"].shape[1])
+
+    def to(self, device: torch.device | str) -> "PromptBatch":
+        self.inputs = {k: v.to(device) for k, v in self.inputs.items()}
+        return self
+
+
+def encode_prompts(processor, samples: list[Sample], fmt: str = "r1", system: str | None = None) -> PromptBatch:
+    texts, images, counts = [], [], []
+    for s in samples:
+        msgs = build_messages(s.prompt, len(s.images), fmt=fmt, system=system)
+        texts.append(processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False))
+        imgs = [load_image(ref) for ref in s.images]
+        images.extend(imgs)
+        counts.append(len(imgs))
+    kwargs = {"images": images} if images else {}
+    inputs = processor(text=texts, padding=True, return_tensors="pt", **kwargs)
+    return PromptBatch(samples=samples, inputs=dict(inputs), images_per_prompt=counts)
+
+
+def encode_targets(processor, samples: list[Sample], fmt: str = "r1") -> list[list[int]]:
+    """Token ids of each sample's supervised target, ending with the tokenizer's end-of-turn token."""
+    tok = processor.tokenizer
+    out = []
+    for s in samples:
+        text = target_text(s.answer, fmt=fmt, rationale=str(s.metadata.get("rationale", "")))
+        out.append(tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])
+    return out

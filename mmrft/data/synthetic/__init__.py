@@ -1,0 +1,47 @@
+"""Procedural multimodal tasks with verifiable answers (count, arithmetic, compare, ground).
+
+Importing this package registers all tasks in :data:`SYNTHETIC_TASKS`.
+"""
+
+from .base import (
+    BASE_IMAGE_SIZE,
+    COLOURS,
+    SHAPE_KINDS,
+    SYNTHETIC_TASKS,
+    SyntheticItem,
+    SyntheticTask,
+    answer_text,
+    generate_items,
+    get_task,
+    item_rng,
+    item_to_row,
+    register_task,
+    task_corpus,
+    write_dataset,
+)
+from . import arithmetic, compare, count, ground  # noqa: F401  (registration side effects)
+from .arithmetic import ArithmeticTask
+from .compare import CompareTask
+from .count import CountTask
+from .ground import GroundTask
+
+__all__ = [
+    "BASE_IMAGE_SIZE",
+    "COLOURS",
+    "SHAPE_KINDS",
+    "SYNTHETIC_TASKS",
+    "ArithmeticTask",
+    "CompareTask",
+    "CountTask",
+    "GroundTask",
+    "SyntheticItem",
+    "SyntheticTask",
+    "answer_text",
+    "generate_items",
+    "get_task",
+    "item_rng",
+    "item_to_row",
+    "register_task",
+    "task_corpus",
+    "write_dataset",
+]

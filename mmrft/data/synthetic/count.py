@@ -1,0 +1,78 @@
+"""``count``: how many shapes of a colour and kind are in the image.
+
+Difficulty levels (sizes at 112 px, scaled with ``image_size / 112``):
+
+0. circles only, all of the asked colour (red/green/blue/yellow), count 1-5,
+   radius 10, no overlaps, no distractors.
+1. count 1-7 of the asked kind (circle or square) plus 1-3 shapes of the other
+   kind in the same colour.
+2. count 1-9 of the asked colour+kind, radius 7-10, plus 0-3 distractors whose
+   colour differs from the asked one (any kind).
+
+Answer: the count as a digit string, e.g. ``"3"``. Reward: ``count``.
+"""
+
+from __future__ import annotations
+
+import random
+
+from .base import COLOURS, SyntheticTask, place_objects, plural, register_task, scale
+
+BASE_COLOURS = ("red", "green", "blue", "yellow")
+
+
+@register_task("count")
+class CountTask(SyntheticTask):
+    name = "count"
+    reward = "count"
+    difficulties = range(3)
+
+    def sample_scene(self, rng: random.Random, difficulty: int, image_size: int) -> dict:
+        colour = rng.choice(BASE_COLOURS)
+        specs: list[dict] = []
+        if difficulty == 0:
+            kind = "circle"
+            n = rng.randint(1, 5)
+            r = scale(10, image_size)
+            specs = [{"kind": kind, "colour": colour, "size": r} for _ in range(n)]
+        elif difficulty == 1:
+            kind = rng.choice(("circle", "square"))
+            other = "square" if kind == "circle" else "circle"
+            n = rng.randint(1, 7)
+            n_other = rng.randint(1, 3)
+            r = scale(10, image_size)
+            specs = [{"kind": kind, "colour": colour, "size": r} for _ in range(n)]
+            specs += [{"kind": other, "colour": colour, "size": r} for _ in range(n_other)]
+            rng.shuffle(specs)
+        else:
+            kind = rng.choice(("circle", "square"))
+            n = rng.randint(1, 9)
+            specs = [
+                {"kind": kind, "colour": colour, "size": scale(rng.randint(7, 10), image_size)}
+                for _ in range(n)
+            ]
+            others = [c for c in COLOURS if c != colour]
+            for _ in range(rng.randint(0, 3)):
+                specs.append(
+                    {
+                        "kind": rng.choice(("circle", "square", "triangle")),
+                        "colour": rng.choice(others),
+                        "size": scale(rng.randint(7, 10), image_size),
+                    }
+                )
+            rng.shuffle(specs)
+        objects = place_objects(rng, specs, image_size)
+        return {"question": {"colour": colour, "kind": kind}, "objects": objects}
+
+    def prompt(self, scene: dict) -> str:
+        q = scene["question"]
+        return f"How many {q['colour']} {plural(q['kind'])} are in the image?"
+
+    def rationale(self, scene: dict) -> str:
+        q = scene["question"]
+        return f"count the {q['colour']} {plural(q['kind'])}"
+
+    def solve(self, scene: dict) -> str:
+        q = scene["question"]
+        n = sum(1 for o in scene["objects"] if o["colour"] == q["colour"] and o["kind"] == q["kind"])
+        return str(n)

@@ -1,0 +1,68 @@
+"""Image-only processors for machines without torchvision.
+
+transformers' `Qwen2VLProcessor` (and its Qwen2.5-VL twin) always builds a video processor, and every stock video
+processor needs torchvision, which the CPU-only install of mmrft does not have. The image processors themselves have
+a PIL backend that `AutoImageProcessor` picks when torchvision is missing. So for the tiny local models we save a
+processor whose `processor_class` is one of the subclasses below: they take only `image_processor` and `tokenizer`.
+
+They are registered with `AutoProcessor` when `mmrft` is imported, under their own class names, so a real checkpoint
+whose files say `"processor_class": "Qwen2VLProcessor"` still gets the stock processor (with its video processor,
+where torchvision is present). Registration needs a config class as key; a private placeholder config is used so no
+real model type is remapped.
+"""
+
+from __future__ import annotations
+
+from transformers import AutoProcessor, PretrainedConfig
+from transformers.models.qwen2_5_vl.processing_qwen2_5_vl import Qwen2_5_VLProcessor
+from transformers.models.qwen2_vl.processing_qwen2_vl import Qwen2VLProcessor
+from transformers.processing_utils import ProcessorMixin
+
+
+def _image_only_init(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+    # Same token bookkeeping as the stock processors' __init__, minus the video processor argument.
+    self.image_token = getattr(tokenizer, "image_token", "<|image_pad|>")
+    self.video_token = getattr(tokenizer, "video_token", "<|video_pad|>")
+    self.image_token_id = getattr(tokenizer, "image_token_id", None) or tokenizer.convert_tokens_to_ids(
+        self.image_token
+    )
+    self.video_token_id = getattr(tokenizer, "video_token_id", None) or tokenizer.convert_tokens_to_ids(
+        self.video_token
+    )
+    ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template, **kwargs)
+
+
+class Qwen2VLImageOnlyProcessor(Qwen2VLProcessor):
+    """`Qwen2VLProcessor` without the video processor (images and text only; no torchvision needed)."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        _image_only_init(self, image_processor, tokenizer, chat_template, **kwargs)
+
+
+class Qwen2_5_VLImageOnlyProcessor(Qwen2_5_VLProcessor):
+    """`Qwen2_5_VLProcessor` without the video processor (images and text only; no torchvision needed)."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        _image_only_init(self, image_processor, tokenizer, chat_template, **kwargs)
+
+
+class _ImageOnlyProcessorKey(PretrainedConfig):
+    """Placeholder config used only as the registry key for the processors above."""
+
+    model_type = "mmrft_image_only_processor"
+
+
+class _ImageOnlyProcessorKey25(PretrainedConfig):
+    model_type = "mmrft_image_only_processor_2_5"
+
+
+IMAGE_ONLY_PROCESSORS = {
+    "qwen2_vl": Qwen2VLImageOnlyProcessor,
+    "qwen2_5_vl": Qwen2_5_VLImageOnlyProcessor,
+}
+
+
+def register_image_only_processors() -> None:
+    """Make `AutoProcessor.from_pretrained` resolve the image-only processor class names (idempotent)."""
+    for key, cls in ((_ImageOnlyProcessorKey, Qwen2VLImageOnlyProcessor), (_ImageOnlyProcessorKey25, Qwen2_5_VLImageOnlyProcessor)):
+        AutoProcessor.register(key, cls, exist_ok=True)

@@ -1,0 +1,220 @@
+"""Build tiny, randomly initialised models of real VLM architectures, fully offline.
+
+The output directory is an ordinary Hugging Face checkpoint: `config.json` + `model.safetensors`, a tokenizer trained
+here with `tokenizers` (byte-level BPE, every special token of the family, the family's real chat template), and the
+image processor config. `AutoModelForImageTextToText.from_pretrained(out)` and `AutoProcessor.from_pretrained(out)`
+load it (after `import mmrft`, which registers the image-only processor class; see `processors.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoModelForImageTextToText, PreTrainedTokenizerFast
+
+from mmrft.models.processors import IMAGE_ONLY_PROCESSORS
+
+# Qwen2's special tokens (the ids of the real tokenizer differ; the names are what the processor and model use).
+QWEN_SPECIAL_TOKENS = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
+    "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
+    "<|image_pad|>", "<|video_pad|>",
+]
+# Reasoning tags as ordinary added tokens (as in Qwen3's tokenizer): shorter completions, nothing special-cased.
+REASONING_TOKENS = ["<think>", "</think>", "<answer>", "</answer>"]
+
+# Qwen2's pre-tokenizer split: digits one at a time, words with an optional leading space or punctuation.
+QWEN_SPLIT_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+# The chat template shipped with Qwen2-VL / Qwen2.5-VL instruct checkpoints.
+QWEN2_VL_CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: "
+    "{% endif %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+BASE_CORPUS = [
+    "You are a helpful assistant.",
+    "Think step by step inside <think> </think> tags, then give the final answer inside <answer> </answer> tags.",
+    "<think>count the objects</think><answer>3</answer>",
+    "The answer is 42. Answer: B. How many? Which one is larger? What is the sum? Where is it? yes no",
+    "0 1 2 3 4 5 6 7 8 9 10 [12, 34, 56, 78] A. B. C. D. (A) (B) + - * / = % , . ? ! : ;",
+]
+
+
+@dataclass(frozen=True)
+class TinySize:
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    intermediate: int
+    vision_depth: int
+    vision_embed: int
+    vision_heads: int
+    image_size: int  # the processor resizes every image to about this many pixels on a side
+
+
+SIZES = {
+    # ~2.4 M parameters; 112x112 images -> 16 merged image tokens.
+    "tiny": TinySize(192, 4, 4, 2, 512, 4, 96, 4, 112),
+    # ~30 M parameters; 224x224 images -> 64 merged image tokens.
+    "small": TinySize(512, 8, 8, 4, 1536, 8, 256, 8, 224),
+}
+ARCHS = ("qwen2_vl", "qwen2_5_vl")
+
+
+def train_tokenizer(corpus: Iterable[str], vocab_size: int = 512) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE tokenizer with Qwen2's split pattern and special tokens on `corpus`."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN_SPLIT_PATTERN), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=QWEN_SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(list(BASE_CORPUS) + list(corpus), trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=QWEN_SPECIAL_TOKENS[3:],
+        model_max_length=32768,
+        padding_side="left",
+    )
+    fast.add_tokens(REASONING_TOKENS)
+    fast.chat_template = QWEN2_VL_CHAT_TEMPLATE
+    return fast
+
+
+def _rope_section(head_dim: int) -> list[int]:
+    # M-RoPE splits the rotary half-dimension into (temporal, height, width) sections; Qwen uses 1:1.5:1.5.
+    half = head_dim // 2
+    t = half // 4
+    h = (half - t) // 2
+    return [t, h, half - t - h]
+
+
+def build_config(arch: str, size: TinySize, tokenizer: PreTrainedTokenizerFast):
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
+    head_dim = size.hidden // size.heads
+    text = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=size.hidden,
+        intermediate_size=size.intermediate,
+        num_hidden_layers=size.layers,
+        num_attention_heads=size.heads,
+        num_key_value_heads=size.kv_heads,
+        max_position_embeddings=4096,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": _rope_section(head_dim)},
+        tie_word_embeddings=True,
+        bos_token_id=ids["<|endoftext|>"],
+        eos_token_id=ids["<|im_end|>"],
+        pad_token_id=ids["<|endoftext|>"],
+    )
+    common = dict(
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+    if arch == "qwen2_vl":
+        from transformers import Qwen2VLConfig
+
+        vision = dict(
+            depth=size.vision_depth, embed_dim=size.vision_embed, hidden_size=size.hidden, num_heads=size.vision_heads,
+            mlp_ratio=2, patch_size=14, spatial_merge_size=2, temporal_patch_size=2, in_channels=3,
+        )
+        return Qwen2VLConfig(text_config=text, vision_config=vision, **common)
+    if arch == "qwen2_5_vl":
+        from transformers import Qwen2_5_VLConfig
+
+        vision = dict(
+            depth=size.vision_depth, hidden_size=size.vision_embed, out_hidden_size=size.hidden,
+            intermediate_size=size.vision_embed * 2, num_heads=size.vision_heads, patch_size=14,
+            spatial_merge_size=2, temporal_patch_size=2, in_channels=3, window_size=56,
+            fullatt_block_indexes=[size.vision_depth - 1],
+        )
+        return Qwen2_5_VLConfig(text_config=text, vision_config=vision, **common)
+    raise ValueError(f"unknown arch {arch!r}; expected one of {', '.join(ARCHS)}")
+
+
+def build_processor(arch: str, size: TinySize, tokenizer: PreTrainedTokenizerFast):
+    from transformers import Qwen2VLImageProcessorPil
+
+    pixels = size.image_size * size.image_size
+    image_processor = Qwen2VLImageProcessorPil(min_pixels=pixels, max_pixels=pixels)
+    return IMAGE_ONLY_PROCESSORS[arch](
+        image_processor=image_processor, tokenizer=tokenizer, chat_template=QWEN2_VL_CHAT_TEMPLATE
+    )
+
+
+def make_tiny_model(
+    out: str | os.PathLike,
+    arch: str = "qwen2_vl",
+    size: str = "tiny",
+    corpus: Iterable[str] = (),
+    seed: int = 0,
+    vocab_size: int = 512,
+    overwrite: bool = False,
+) -> Path:
+    """Write a tiny random `arch` model with processor to `out`; returns the path.
+
+    The directory is written under a temporary name and renamed, so a crash never leaves a half-written model.
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; expected one of {', '.join(ARCHS)}")
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; expected one of {', '.join(SIZES)}")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} exists and is not empty (pass overwrite=True / --overwrite to replace it)")
+    spec = SIZES[size]
+    torch.manual_seed(seed)
+    tokenizer = train_tokenizer(corpus, vocab_size=vocab_size)
+    config = build_config(arch, spec, tokenizer)
+    model = AutoModelForImageTextToText.from_config(config)
+    model.generation_config.pad_token_id = config.text_config.pad_token_id
+    model.generation_config.eos_token_id = config.text_config.eos_token_id
+    processor = build_processor(arch, spec, tokenizer)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+        (tmp / "mmrft_tiny.json").write_text(json.dumps({"arch": arch, "size": size, "seed": seed}, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

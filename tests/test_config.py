@@ -1,0 +1,51 @@
+import pytest
+
+from mmrft.config import Config, config_to_yaml, load_config
+from mmrft.errors import ConfigError
+
+
+def test_defaults_yaml_and_overrides(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("trainer:\n  lr: 1e-4\n  steps: 7\nrewards:\n  weights: {task: 1.0, format: 0.5}\n")
+    cfg = load_config(f, ["trainer.steps=9", "model.lora.enabled=true", "rollout.temperature=0.7"])
+    assert isinstance(cfg, Config)
+    assert cfg.trainer.lr == pytest.approx(1e-4)
+    assert cfg.trainer.steps == 9  # the command line wins over the file
+    assert cfg.model.lora.enabled is True and cfg.model.lora.r == 16
+    assert cfg.rollout.temperature == pytest.approx(0.7)
+    assert cfg.rewards.weights == {"task": 1.0, "format": 0.5}
+    again = tmp_path / "resolved.yaml"
+    again.write_text(config_to_yaml(cfg))
+    assert load_config(again) == cfg
+
+
+@pytest.mark.parametrize(
+    "overrides,expected",
+    [
+        (["trainer.stepz=5"], "unknown key 'trainer.stepz' (did you mean 'trainer.steps'?)"),
+        (["rollout.group_size=eight"], "bad value for 'rollout.group_size'"),
+        (["model.lora.rank=4"], "unknown key 'model.lora.rank'"),
+        (["steps"], "expected key.sub=value"),
+    ],
+)
+def test_override_errors_name_the_key(overrides, expected):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, overrides)
+    assert expected in str(e.value)
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found: .*missing.yaml"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("trainer:\n  lr: [1, 2\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_config(bad)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("algorithm:\n  kl_coeff: 0.1\n")
+    with pytest.raises(ConfigError, match=r"typo.yaml: unknown key 'algorithm.kl_coeff' \(did you mean 'algorithm.kl_coef'\?\)"):
+        load_config(typo)
+    lst = tmp_path / "list.yaml"
+    lst.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(lst)
