@@ -1,0 +1,71 @@
+"""Greedy evaluation of a policy on held-out samples: accuracy and mean reward, overall and per task."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from mmrft.data.collate import encode_prompts
+from mmrft.data.schema import Sample
+from mmrft.rollout.engine import SamplingParams
+from mmrft.rollout.hf import HFRolloutEngine
+from mmrft.train.scoring import Scorer
+
+
+@dataclass
+class EvalResult:
+    per_task: dict[str, dict[str, float]]  # task -> {"accuracy", "reward", "n"}
+    records: list[dict] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float:
+        n = sum(v["n"] for v in self.per_task.values())
+        return sum(v["accuracy"] * v["n"] for v in self.per_task.values()) / max(n, 1)
+
+    @property
+    def reward(self) -> float:
+        n = sum(v["n"] for v in self.per_task.values())
+        return sum(v["reward"] * v["n"] for v in self.per_task.values()) / max(n, 1)
+
+    def flat(self, prefix: str = "eval") -> dict[str, float]:
+        out = {f"{prefix}/accuracy": self.accuracy, f"{prefix}/reward": self.reward}
+        for task, v in self.per_task.items():
+            out[f"{prefix}/{task}/accuracy"] = v["accuracy"]
+            out[f"{prefix}/{task}/reward"] = v["reward"]
+        return out
+
+
+def evaluate(
+    model,
+    processor,
+    samples: list[Sample],
+    scorer: Scorer,
+    *,
+    fmt: str = "r1",
+    system: str | None = None,
+    batch_size: int = 64,
+    max_new_tokens: int = 32,
+    progress=None,
+) -> EvalResult:
+    engine = HFRolloutEngine(model, processor)
+    params = SamplingParams(n=1, max_new_tokens=max_new_tokens, temperature=0.0)
+    sums: dict[str, dict[str, float]] = defaultdict(lambda: {"accuracy": 0.0, "reward": 0.0, "n": 0})
+    records = []
+    device = next(model.parameters()).device
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start : start + batch_size]
+        rollout = engine.generate(encode_prompts(processor, chunk, fmt, system).to(device), params)
+        scores = scorer.score(rollout.texts, chunk)
+        for i, s in enumerate(chunk):
+            agg = sums[s.task]
+            agg["accuracy"] += float(scores.correct[i])
+            agg["reward"] += float(scores.totals[i])
+            agg["n"] += 1
+            records.append(
+                {"id": s.id, "task": s.task, "completion": rollout.texts[i], "answer": s.answer,
+                 "reward": float(scores.totals[i]), "correct": bool(scores.correct[i])}
+            )
+        if progress is not None:
+            progress(len(chunk))
+    per_task = {t: {"accuracy": v["accuracy"] / v["n"], "reward": v["reward"] / v["n"], "n": v["n"]} for t, v in sums.items()}
+    return EvalResult(dict(sorted(per_task.items())), records)

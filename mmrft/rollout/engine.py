@@ -1,0 +1,65 @@
+"""The rollout interface: prompts (+ media) in, G sampled completions per prompt out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from mmrft.data.collate import PromptBatch
+
+
+@dataclass
+class SamplingParams:
+    n: int = 1
+    max_new_tokens: int = 32
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0
+
+
+@dataclass
+class Rollout:
+    """Completions of B prompts, n each, in prompt-major order (row i belongs to prompt i // n).
+
+    completion_ids  LongTensor[B*n, T]   right padded with the pad id after the end-of-turn token
+    completion_mask FloatTensor[B*n, T]  1 on generated tokens up to and including the end-of-turn token
+    truncated       BoolTensor[B*n]      True when the completion hit max_new_tokens without ending
+    """
+
+    prompts: PromptBatch
+    n: int
+    completion_ids: torch.Tensor
+    completion_mask: torch.Tensor
+    truncated: torch.Tensor
+    texts: list[str]
+
+    @property
+    def group_ids(self) -> torch.Tensor:
+        return torch.arange(len(self.prompts.samples)).repeat_interleave(self.n)
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return self.completion_mask.sum(dim=1).long()
+
+
+class RolloutEngine(Protocol):
+    def generate(self, prompts: PromptBatch, params: SamplingParams) -> Rollout: ...
+
+
+def completion_mask_from_ids(ids: torch.Tensor, eos_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask of valid completion tokens (through the first end token) and whether each row was truncated."""
+    is_end = torch.zeros_like(ids, dtype=torch.bool)
+    for e in eos_ids:
+        is_end |= ids == e
+    ended = is_end.any(dim=1)
+    # position of the first end token, or T when none
+    first = torch.where(ended, is_end.int().argmax(dim=1), torch.full_like(ended, ids.shape[1], dtype=torch.long))
+    pos = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)
+    mask = (pos <= first.unsqueeze(1)).float()
+    return mask, ~ended

@@ -1,0 +1,95 @@
+"""Pieces shared by the SFT and RL loops: seeding, run directories, optimizer, batches, the final checkpoint."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmrft.config import Config, config_to_yaml
+from mmrft.errors import ConfigError
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def set_threads(n: int) -> None:
+    if n > 0:
+        torch.set_num_threads(n)
+
+
+def prepare_run_dir(cfg: Config, name: str = "config.yaml") -> Path:
+    """Create the run directory and save the resolved config; refuse to mix two runs in one directory."""
+    run_dir = Path(cfg.trainer.output_dir)
+    if run_dir.exists() and (run_dir / "metrics.jsonl").exists() and not cfg.trainer.overwrite:
+        raise ConfigError(
+            f"trainer.output_dir: {run_dir} already holds a run; choose another directory or set trainer.overwrite=true"
+        )
+    if run_dir.exists() and cfg.trainer.overwrite:
+        for f in ("metrics.jsonl",):
+            (run_dir / f).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(run_dir / name, config_to_yaml(cfg))
+    return run_dir
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def make_optimizer(model, lr: float, weight_decay: float, warmup_steps: int):
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("no trainable parameters: check model.freeze_vision / model.lora settings")
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    warm = max(int(warmup_steps), 0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
+    return opt, sched
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[list[int]]:
+    """Endless batches of indices: a fresh permutation each epoch (drawn from `generator`)."""
+    if n == 0:
+        raise ConfigError("the training dataset is empty")
+    order: list[int] = []
+    while True:
+        batch = []
+        while len(batch) < batch_size:
+            if not order:
+                order = torch.randperm(n, generator=generator).tolist()
+            batch.append(order.pop(0))
+        yield batch
+
+
+def save_model(model, processor, out: Path) -> Path:
+    """Write a checkpoint that `from_pretrained` loads (LoRA adapters merged into a copy), atomically."""
+    out = Path(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        to_save = model
+        if hasattr(model, "merge_and_unload"):  # peft: a full checkpoint is what from_pretrained users expect
+            import copy
+
+            to_save = copy.deepcopy(model).merge_and_unload()
+        to_save.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,145 @@
+"""The RL loop: sample prompts -> G completions each -> rewards -> advantages -> policy update.
+
+It orchestrates; the math lives in `mmrft.algorithms`, scoring in `mmrft.rewards`, sampling in `mmrft.rollout`.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+
+import torch
+from tqdm.auto import tqdm
+
+from mmrft.algorithms import filter_groups, get_advantage_estimator
+from mmrft.config import Config
+from mmrft.data.collate import encode_prompts
+from mmrft.data.sources import load_samples
+from mmrft.eval.runner import EvalResult, evaluate
+from mmrft.models.load import load_policy, resolve_device
+from mmrft.report.plots import plot_reward_accuracy
+from mmrft.rollout.engine import SamplingParams
+from mmrft.rollout.hf import HFRolloutEngine
+from mmrft.track.metrics import Tracker
+from mmrft.train.common import batches, make_optimizer, prepare_run_dir, save_model, seed_everything, set_threads
+from mmrft.train.forward import build_sequences
+from mmrft.train.scoring import Scorer
+from mmrft.train.update import batched_logprobs, policy_update, reference_context
+
+log = logging.getLogger("mmrft")
+
+
+def _advantage_options(cfg: Config) -> dict:
+    return {"normalize_std": cfg.algorithm.normalize_std} if cfg.algorithm.advantage == "grpo" else {}
+
+
+def _rollout_metrics(rollout, scores, keep: torch.Tensor) -> dict[str, float]:
+    lengths = rollout.lengths.float()
+    out = {
+        "reward/mean": float(scores.totals.mean()),
+        "reward/std": float(scores.totals.std()) if len(scores.totals) > 1 else 0.0,
+        "accuracy": float(scores.correct.mean()),
+        "response_length/mean": float(lengths.mean()),
+        "response_length/max": float(lengths.max()),
+        "response_length/truncated": float(rollout.truncated.float().mean()),
+        "reward/timeouts": float(scores.timeouts),
+        "filter/kept_fraction": float(keep.float().mean()),
+    }
+    for name, vals in scores.components.items():
+        finite = [v for v in vals if not math.isnan(v)]
+        if finite:
+            out[f"reward/{name}"] = sum(finite) / len(finite)
+    return out
+
+
+def train_rl(cfg: Config) -> dict:
+    set_threads(cfg.trainer.threads)
+    gen = seed_everything(cfg.trainer.seed)
+    algo, ro = cfg.algorithm, cfg.rollout
+    train = load_samples(cfg.data.train, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.train_limit)
+    held_out = load_samples(cfg.data.eval, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.eval_limit) if cfg.data.eval else []
+    estimator = get_advantage_estimator(algo.advantage)
+    run_dir = prepare_run_dir(cfg)
+    device = resolve_device()
+    model, processor = load_policy(cfg.model, device)
+    model.train()
+    ref_model = None
+    if algo.kl_coef > 0 and not cfg.model.lora.enabled:  # LoRA's reference is the base model, adapter disabled
+        ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+    engine = HFRolloutEngine(model, processor)
+    scorer = Scorer(cfg.rewards.weights, cfg.rewards.default, cfg.rewards.timeout_s, cfg.rewards.workers)
+    opt, sched = make_optimizer(model, cfg.trainer.lr, cfg.trainer.weight_decay, cfg.trainer.warmup_steps)
+    tracker = Tracker(run_dir)
+    params = SamplingParams(ro.group_size, ro.max_new_tokens, ro.temperature, ro.top_p, ro.top_k)
+
+    def run_eval(step: int) -> EvalResult | None:
+        if not held_out:
+            return None
+        res = evaluate(model, processor, held_out, scorer, fmt=cfg.data.prompt_format, system=cfg.data.system_prompt,
+                       batch_size=ro.eval_batch_size, max_new_tokens=ro.max_new_tokens)
+        model.train()
+        tracker.log(step, res.flat(), "eval")
+        return res
+
+    first = run_eval(0)
+    batch_iter = batches(len(train), ro.prompts_per_step, gen)
+    bar = tqdm(range(1, cfg.trainer.steps + 1), desc="GRPO" if algo.name == "grpo" else algo.name,
+               disable=not cfg.trainer.progress, dynamic_ncols=True)
+    last = first
+    try:
+        for step in bar:
+            t0 = time.time()
+            # 1. a batch of prompts, G sampled completions each
+            chunk = [train[i] for i in next(batch_iter)]
+            prompts = encode_prompts(processor, chunk, cfg.data.prompt_format, cfg.data.system_prompt).to(device)
+            rollout = engine.generate(prompts, params)
+            t1 = time.time()
+            # 2. rewards, scored by program under a time limit
+            scores = scorer.score(rollout.texts, [s for s in chunk for _ in range(ro.group_size)])
+            t2 = time.time()
+            # 3. advantages; groups without reward variance carry no signal and can be dropped (DAPO)
+            group_ids = rollout.group_ids
+            advantages = estimator(scores.totals, group_ids, **_advantage_options(cfg))
+            keep, _ = filter_groups(scores.totals, group_ids)
+            if not algo.filter_zero_variance:
+                keep = torch.ones_like(keep)
+            mask = rollout.completion_mask * keep.unsqueeze(1).float()
+            # 4. policy update (reference log-probs only when the KL term is on)
+            seqs = build_sequences(prompts, rollout.completion_ids, rollout.completion_mask, ro.group_size, engine.suppress)
+            ref_logp = None
+            if algo.kl_coef > 0:
+                ref, ctx = reference_context(model, ref_model)
+                with ctx:
+                    ref_logp = batched_logprobs(ref, seqs, ro.temperature, algo.micro_batch_size)
+            t3 = time.time()
+            update = {}
+            if mask.sum() > 0:
+                update = policy_update(
+                    model, opt, sched, seqs, mask.to(device), advantages.to(device), algo,
+                    temperature=ro.temperature, max_len=ro.max_new_tokens, max_grad_norm=cfg.trainer.max_grad_norm,
+                    ref_logp=ref_logp, generator=gen,
+                )
+            t4 = time.time()
+            metrics = _rollout_metrics(rollout, scores, keep)
+            metrics.update({f"actor/{k}": v for k, v in update.items()})
+            metrics.update({
+                "advantage/mean": float(advantages.mean()), "advantage/std": float(advantages.std()),
+                "lr": sched.get_last_lr()[0], "time/rollout": t1 - t0, "time/reward": t2 - t1,
+                "time/reference": t3 - t2, "time/update": t4 - t3, "time/step": t4 - t0,
+            })
+            tracker.log(step, metrics)
+            bar.set_postfix(reward=f"{metrics['reward/mean']:.2f}", acc=f"{metrics['accuracy']:.2f}")
+            if cfg.trainer.eval_every and step % cfg.trainer.eval_every == 0 and step < cfg.trainer.steps:
+                run_eval(step)
+        last = run_eval(cfg.trainer.steps)
+        final = save_model(model, processor, run_dir / "final")
+    finally:
+        tracker.close()
+        scorer.close()
+    plot = plot_reward_accuracy(run_dir)
+    return {
+        "checkpoint": str(final), "plot": str(plot), "run_dir": str(run_dir),
+        "eval_before": first.per_task if first else None, "eval_after": last.per_task if last else None,
+    }

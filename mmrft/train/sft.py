@@ -1,0 +1,69 @@
+"""Supervised cold start: teach the answer format (and some skill) on the same data layer before RL.
+
+Targets are `<think>{rationale}</think><answer>{answer}</answer>`; the loss is the mean negative log-likelihood of
+the target tokens only (the prompt and image tokens are context).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+from tqdm.auto import tqdm
+
+from mmrft.config import Config
+from mmrft.data.collate import encode_prompts, encode_targets
+from mmrft.data.sources import load_samples
+from mmrft.models.load import load_policy, resolve_device
+from mmrft.train.common import batches, make_optimizer, prepare_run_dir, save_model, seed_everything, set_threads
+from mmrft.train.forward import build_sequences, completion_logprobs
+from mmrft.track.metrics import Tracker
+
+log = logging.getLogger("mmrft")
+
+
+def pad_right(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    t = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), t), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), t))
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s)
+        mask[i, : len(s)] = 1.0
+    return ids, mask
+
+
+def train_sft(cfg: Config) -> dict:
+    set_threads(cfg.trainer.threads)
+    gen = seed_everything(cfg.trainer.seed)
+    samples = load_samples(cfg.data.train, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.train_limit)
+    run_dir = prepare_run_dir(cfg)
+    device = resolve_device()
+    model, processor = load_policy(cfg.model, device)
+    model.train()
+    opt, sched = make_optimizer(model, cfg.sft.lr, cfg.trainer.weight_decay, cfg.sft.warmup_steps)
+    tracker = Tracker(run_dir)
+    pad_id = processor.tokenizer.pad_token_id
+    batch_iter = batches(len(samples), cfg.sft.batch_size, gen)
+    bar = tqdm(range(1, cfg.sft.steps + 1), desc="SFT", disable=not cfg.trainer.progress, dynamic_ncols=True)
+    t0 = time.time()
+    loss_value = float("nan")
+    for step in bar:
+        chunk = [samples[i] for i in next(batch_iter)]
+        prompts = encode_prompts(processor, chunk, cfg.data.prompt_format, cfg.data.system_prompt).to(device)
+        ids, mask = pad_right(encode_targets(processor, chunk, cfg.data.prompt_format), pad_id)
+        seqs = build_sequences(prompts, ids.to(device), mask.to(device), n=1)
+        logp, _ = completion_logprobs(model, seqs)
+        loss = -(logp * mask.to(device)).sum() / mask.sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.trainer.max_grad_norm)
+        opt.step()
+        sched.step()
+        loss_value = float(loss)
+        tracker.log(step, {"sft/loss": loss_value, "sft/grad_norm": float(grad_norm), "sft/lr": sched.get_last_lr()[0]}, "sft")
+        bar.set_postfix(loss=f"{loss_value:.3f}")
+    final = save_model(model, processor, run_dir / "final")
+    tracker.close()
+    log.info("SFT done in %.0f s; checkpoint: %s", time.time() - t0, final)
+    return {"checkpoint": str(final), "loss": loss_value, "seconds": time.time() - t0, "samples": len(samples)}

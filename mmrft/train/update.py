@@ -1,0 +1,106 @@
+"""One policy update over a rollout batch: PPO epochs x minibatches x micro-batches (gradient accumulation).
+
+The loss of a minibatch is aggregated with the whole minibatch's denominators, so splitting it into micro-batches
+changes nothing but peak memory (see `mmrft.algorithms.aggregate`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from contextlib import nullcontext
+
+import torch
+
+from mmrft.algorithms import aggregate, aggregation_denominators, get_policy_loss, kl_penalty, masked_mean
+from mmrft.config import AlgorithmConfig
+from mmrft.train.forward import SequenceBatch, completion_logprobs
+
+
+def reference_context(model, ref_model):
+    """The reference policy: a separate frozen copy, or for LoRA the base model with the adapter disabled."""
+    if ref_model is not None:
+        return ref_model, nullcontext()
+    return model, model.disable_adapter()
+
+
+@torch.no_grad()
+def batched_logprobs(model, seqs: SequenceBatch, temperature: float, micro: int) -> torch.Tensor:
+    parts = []
+    for start in range(0, seqs.size, micro):
+        idx = list(range(start, min(start + micro, seqs.size)))
+        parts.append(completion_logprobs(model, seqs.select(idx), temperature)[0])
+    return torch.cat(parts)
+
+
+def policy_update(
+    model,
+    optimizer,
+    scheduler,
+    seqs: SequenceBatch,
+    mask: torch.Tensor,
+    advantages: torch.Tensor,
+    algo: AlgorithmConfig,
+    *,
+    temperature: float,
+    max_len: int,
+    max_grad_norm: float,
+    ref_logp: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> dict[str, float]:
+    """Runs `algo.ppo_epochs` x `algo.minibatches` optimizer steps; returns averaged metrics.
+
+    `advantages` is [N] (outcome) or [N, T]; `mask` [N, T]. Old log-probs: when there is exactly one optimizer step
+    the update is on-policy and the current log-probs (detached) serve, saving a forward pass.
+    """
+    loss_fn = get_policy_loss(algo.policy_loss)
+    n = seqs.size
+    adv = advantages if advantages.dim() == 2 else advantages.unsqueeze(1).expand_as(mask)
+    single_step = algo.ppo_epochs == 1 and algo.minibatches == 1
+    old_logp = None if single_step else batched_logprobs(model, seqs, temperature, algo.micro_batch_size)
+    loss_opts = {"clip_low": algo.clip_low, "clip_high": algo.clip_high}
+    if algo.policy_loss == "ppo_clip":
+        loss_opts["dual_clip"] = algo.dual_clip
+
+    sums: dict[str, float] = defaultdict(float)
+    count = 0
+    for _ in range(algo.ppo_epochs):
+        order = torch.randperm(n, generator=generator).tolist() if not single_step else list(range(n))
+        mb_size = -(-n // algo.minibatches)
+        for mb_start in range(0, n, mb_size):
+            mb = order[mb_start : mb_start + mb_size]
+            num_tokens, num_seqs = aggregation_denominators(mask[mb])
+            optimizer.zero_grad(set_to_none=True)
+            for start in range(0, len(mb), algo.micro_batch_size):
+                idx = mb[start : start + algo.micro_batch_size]
+                m = mask[idx]
+                logp, entropy = completion_logprobs(model, seqs.select(idx), temperature, with_entropy=True)
+                old = logp.detach() if old_logp is None else old_logp[idx]
+                loss_mat, metrics = loss_fn(logp, old, adv[idx], m, **loss_opts)
+                if algo.kl_coef > 0 and ref_logp is not None:
+                    kl = kl_penalty(logp, ref_logp[idx], kind=algo.kl_estimator)
+                    loss_mat = loss_mat + algo.kl_coef * kl
+                    metrics["kl"] = float(masked_mean(kl.detach(), m))
+                if algo.entropy_coef > 0:
+                    loss_mat = loss_mat - algo.entropy_coef * entropy
+                loss = aggregate(
+                    loss_mat, m, algo.loss_agg_mode, num_tokens=num_tokens, num_seqs=num_seqs, max_len=max_len
+                )
+                loss.backward()
+                w = len(idx) / len(mb)  # metrics of micro-batches weighted by their share of the minibatch
+                sums["loss"] += float(loss.detach())
+                sums["entropy"] += w * float(masked_mean(entropy.detach(), m))
+                for k, v in metrics.items():
+                    sums[k] += w * float(v)
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                [p for p in model.parameters() if p.requires_grad], max_grad_norm
+            )
+            if torch.isfinite(grad_norm):
+                optimizer.step()
+            else:
+                sums["skipped_updates"] += 1
+            scheduler.step()
+            sums["grad_norm"] += float(grad_norm)
+            count += 1
+    out = {k: v / count for k, v in sums.items() if k != "skipped_updates"}
+    out["skipped_updates"] = sums.get("skipped_updates", 0.0)
+    return out

@@ -1,0 +1,66 @@
+"""The command line: --help everywhere, and user errors end with one line and a non-zero exit, no traceback."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+COMMANDS = ["make-tiny-model", "synth", "sft", "train", "demo"]
+
+
+def run(*args, cwd=None):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "mmrft.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=300)
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_help(cmd):
+    r = run(cmd, "--help")
+    assert r.returncode == 0
+    assert "usage: mmrft " + cmd in r.stdout
+
+
+def _assert_one_line_error(r, *fragments):
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, r.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+def test_bad_yaml_key(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("trainer:\n  stepz: 3\n")
+    _assert_one_line_error(run("train", str(cfg)), "unknown key 'trainer.stepz'", "did you mean 'trainer.steps'")
+
+
+def test_bad_model_path(tmp_path, count_data):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"model:\n  path: {tmp_path / 'nope'}\ndata:\n  train: {count_data['train']}\n"
+                   f"trainer:\n  output_dir: {tmp_path / 'run'}\n")
+    _assert_one_line_error(run("sft", str(cfg)), "model.path", "nope")
+
+
+def test_malformed_row(tmp_path, tiny_model_dir):
+    data = tmp_path / "data.jsonl"
+    rows = [{"id": "a", "prompt": "How many?", "answer": "3"}, {"id": "b", "prompt": "How many?"}]
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"model:\n  path: {tiny_model_dir}\ndata:\n  train: {data}\ntrainer:\n  output_dir: {tmp_path / 'run'}\n")
+    _assert_one_line_error(run("sft", str(cfg)), "data.jsonl:2", "answer")
+
+
+def test_unknown_task_and_missing_config(tmp_path):
+    _assert_one_line_error(run("synth", "counting", "--n", "2", "--out", str(tmp_path / "d")), "counting", "count")
+    _assert_one_line_error(run("train", str(tmp_path / "missing.yaml")), "config file not found")
+
+
+def test_synth_writes_rows(tmp_path):
+    r = run("synth", "count", "--n", "3", "--out", str(tmp_path / "d"), "--seed", "4")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in (tmp_path / "d" / "data.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all((tmp_path / "d" / row["images"][0]).is_file() for row in rows)

@@ -1,0 +1,51 @@
+import torch
+
+from mmrft.config import ModelConfig
+from mmrft.data.collate import encode_prompts
+from mmrft.data.sources import load_samples
+from mmrft.models.load import load_policy
+from mmrft.rollout.engine import SamplingParams, completion_mask_from_ids
+from mmrft.rollout.hf import HFRolloutEngine
+from mmrft.train.forward import build_sequences, completion_logprobs
+
+
+def test_completion_mask_from_ids():
+    ids = torch.tensor([[5, 2, 9, 9], [5, 6, 7, 8], [2, 0, 0, 0]])
+    mask, truncated = completion_mask_from_ids(ids, eos_ids=[2])
+    assert mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]
+    assert truncated.tolist() == [False, True, False]
+
+
+def test_training_forward_reproduces_sampling_logprobs(tiny_model_dir, count_data):
+    """The loss's log-probs must be those of the distribution the tokens were sampled from."""
+    samples = load_samples(count_data["train"])[:3]
+    model, proc = load_policy(ModelConfig(path=str(tiny_model_dir)))
+    model.eval()
+    prompts = encode_prompts(proc, samples)
+    engine = HFRolloutEngine(model, proc)
+    torch.manual_seed(0)
+    rollout = engine.generate(prompts, SamplingParams(n=2, max_new_tokens=10, temperature=0.7))
+    assert rollout.completion_ids.shape[0] == 6 and rollout.group_ids.tolist() == [0, 0, 1, 1, 2, 2]
+
+    # the same sampling run again, keeping generate's own per-step scores (after temperature and suppression)
+    torch.manual_seed(0)
+    out = model.generate(**prompts.inputs, max_new_tokens=10, num_return_sequences=2, do_sample=True,
+                         temperature=0.7, top_k=0, top_p=1.0, suppress_tokens=engine.suppress,
+                         eos_token_id=engine.eos_ids, pad_token_id=engine.pad_id,
+                         output_scores=True, return_dict_in_generate=True)
+    t = len(out.scores)
+    ref = torch.stack(out.scores, 1).log_softmax(-1)
+    ref = ref.gather(-1, out.sequences[:, prompts.prompt_len:, None]).squeeze(-1)
+    seqs = build_sequences(prompts, rollout.completion_ids, rollout.completion_mask, n=2, suppressed_ids=engine.suppress)
+    with torch.no_grad():
+        logp, entropy = completion_logprobs(model, seqs, temperature=0.7, with_entropy=True)
+    m = rollout.completion_mask[:, :t].bool()
+    assert torch.equal(out.sequences[:, prompts.prompt_len:][m], rollout.completion_ids[:, :t][m])
+    torch.testing.assert_close(logp[:, :t][m], ref[m], atol=1e-4, rtol=0)
+    assert (entropy[:, :t][m] >= 0).all()
+
+    # any subset of sequences gives the same log-probs as in the full batch
+    sub = seqs.select([4, 1])
+    with torch.no_grad():
+        logp_sub, _ = completion_logprobs(model, sub, temperature=0.7)
+    torch.testing.assert_close(logp_sub, logp[[4, 1]], atol=1e-5, rtol=0)
