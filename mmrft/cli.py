@@ -13,10 +13,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def _cmd_make_tiny_model(args) -> int:
+    from mmrft.data.prompts import prompt_corpus
     from mmrft.data.synthetic import task_corpus
     from mmrft.models.tiny import make_tiny_model
 
-    out = make_tiny_model(args.out, arch=args.arch, size=args.size, corpus=task_corpus(), seed=args.seed,
+    out = make_tiny_model(args.out, arch=args.arch, size=args.size, corpus=task_corpus() + prompt_corpus(), seed=args.seed,
                           overwrite=args.overwrite)
     print(f"wrote {args.arch} ({args.size}) to {out}")
     return 0

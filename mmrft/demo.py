@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from mmrft.config import load_config
+from mmrft.data.prompts import prompt_corpus
 from mmrft.data.synthetic import task_corpus, write_dataset
 from mmrft.models.tiny import make_tiny_model
 from mmrft.report.table import comparison_table
@@ -31,7 +32,7 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, overrides: list
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     print(f"[1/5] tiny Qwen2-VL with a locally trained tokenizer -> {out / 'model'}")
-    model_dir = make_tiny_model(out / "model", corpus=task_corpus(), overwrite=True)
+    model_dir = make_tiny_model(out / "model", corpus=task_corpus() + prompt_corpus(), overwrite=True)
 
     print(f"[2/5] synthetic '{TASK}' data: {N_LABELLED} labelled, {N_RL} for RL, {N_TEST} held out")
     data = {}

@@ -28,6 +28,37 @@ class PromptBatch:
         self.inputs = {k: v.to(device) for k, v in self.inputs.items()}
         return self
 
+    def media_spans(self) -> dict[str, list[tuple[int, int]]]:
+        """Per-prompt (start, end) rows of each media tensor. Qwen-style processors flatten all images' patches
+        into one `pixel_values` tensor and give one `image_grid_thw` row per image (image j has prod(thw_j)
+        patches); LLaVA-style ones give one `pixel_values` row per prompt."""
+        spans: dict[str, list[tuple[int, int]]] = {}
+        if "image_grid_thw" in self.inputs:
+            per_image = self.inputs["image_grid_thw"].prod(dim=1).tolist()
+            img_spans, patch_spans, img, patch = [], [], 0, 0
+            for count in self.images_per_prompt:
+                n_patch = int(sum(per_image[img : img + count]))
+                img_spans.append((img, img + count))
+                patch_spans.append((patch, patch + n_patch))
+                img += count
+                patch += n_patch
+            spans["image_grid_thw"] = img_spans
+            spans["pixel_values"] = patch_spans
+        elif "pixel_values" in self.inputs:
+            spans["pixel_values"] = [(i, i + 1) for i in range(len(self.samples))]
+        return spans
+
+    def select(self, idx: list[int], repeat: int = 1) -> "PromptBatch":
+        """Prompts `idx` (each repeated `repeat` times in a row), with their media rows."""
+        rows = [i for i in idx for _ in range(repeat)]
+        spans = self.media_spans()
+        inputs = {k: v[rows] for k, v in self.inputs.items() if k not in spans}
+        for key, per_prompt in spans.items():
+            t = self.inputs[key]
+            parts = [t[per_prompt[i][0] : per_prompt[i][1]] for i in rows]
+            inputs[key] = torch.cat(parts) if parts else t[:0]
+        return PromptBatch([self.samples[i] for i in rows], inputs, [self.images_per_prompt[i] for i in rows])
+
 
 def encode_prompts(processor, samples: list[Sample], fmt: str = "r1", system: str | None = None) -> PromptBatch:
     texts, images, counts = [], [], []

@@ -10,6 +10,11 @@ R1_INSTRUCTION = "Think inside <think> </think>, then give the final answer insi
 PROMPT_FORMATS = ("r1", "plain")
 
 
+def prompt_corpus(weight: int = 200) -> list[str]:
+    """Text of the prompt formats, repeated `weight` times: for training tiny tokenizers (see models/tiny.py)."""
+    return [R1_INSTRUCTION] * weight
+
+
 def build_messages(prompt: str, num_images: int, fmt: str = "r1", system: str | None = None) -> list[dict]:
     """Chat messages in the `transformers` multimodal layout: `{"type": "image"}` placeholders then text."""
     if fmt not in PROMPT_FORMATS:

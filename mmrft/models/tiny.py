@@ -52,9 +52,14 @@ QWEN2_VL_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
+# Text every prompt carries (the chat template's scaffold); repeated in training so BPE merges it into few tokens.
+CHAT_SCAFFOLD = [
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n",
+    "<|vision_start|><|image_pad|><|vision_end|>",
+    "<|im_end|>\n<|im_start|>assistant\n",
+]
+SCAFFOLD_WEIGHT = 200
 BASE_CORPUS = [
-    "You are a helpful assistant.",
-    "Think step by step inside <think> </think> tags, then give the final answer inside <answer> </answer> tags.",
     "<think>count the objects</think><answer>3</answer>",
     "The answer is 42. Answer: B. How many? Which one is larger? What is the sum? Where is it? yes no",
     "0 1 2 3 4 5 6 7 8 9 10 [12, 34, 56, 78] A. B. C. D. (A) (B) + - * / = % , . ? ! : ;",
@@ -84,7 +89,9 @@ ARCHS = ("qwen2_vl", "qwen2_5_vl")
 
 
 def train_tokenizer(corpus: Iterable[str], vocab_size: int = 512) -> PreTrainedTokenizerFast:
-    """Train a byte-level BPE tokenizer with Qwen2's split pattern and special tokens on `corpus`."""
+    """Train a byte-level BPE tokenizer with Qwen2's split pattern and special tokens on `corpus`.
+
+    Frequent strings become few tokens: repeat in `corpus` whatever every prompt carries (e.g. the instruction)."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
@@ -99,7 +106,7 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int = 512) -> PreTrainedT
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(list(BASE_CORPUS) + list(corpus), trainer)
+    tok.train_from_iterator(CHAT_SCAFFOLD * SCAFFOLD_WEIGHT + list(BASE_CORPUS) + list(corpus), trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|im_end|>",

@@ -1,7 +1,14 @@
-"""Training forward: prompt + completion sequences -> per-token log-probs (and entropy) of the completion tokens.
+"""Training forward: prompt + completion -> per-token log-probs (and entropy) of the completion tokens.
 
-Sequences are the left-padded prompt followed by the right-padded completion, exactly the layout `generate`
-produced, so the positions (Qwen2-VL's M-RoPE included) match the ones the tokens were sampled at.
+A rollout batch holds B prompts with n completions each. Two exact ways to score it:
+
+- expanded: B*n sequences "left-padded prompt + right-padded completion", the layout `generate` produced, in one
+  forward pass. Works for every model; the prompt (and its image) is computed n times.
+- shared prompt: the B prompts go through the model once (the vision tower sees each image once), their KV cache
+  is repeated n times, and the n completions continue from it with the positions `generate` gave them. The prompt
+  tokens' states do not depend on the completions (causal attention), so the log-probs and gradients are the same;
+  the work on prompt tokens drops n-fold. Used when the model family's positions are known (`position_ids` below)
+  and gradient checkpointing (which disables the cache) is off.
 """
 
 from __future__ import annotations
@@ -18,112 +25,122 @@ PER_TOKEN_KEYS = ("mm_token_type_ids", "token_type_ids")
 
 @dataclass
 class SequenceBatch:
-    """N = B*n sequences. `media` holds the per-image tensors (e.g. pixel_values rows, image_grid_thw rows), with
-    `media_rows[k][i]` = (start, end) of sequence i's rows in `media[k]`, so any subset can be cut out."""
+    """B prompts and their completions in prompt-major order (row i belongs to prompt i // n)."""
 
-    inputs: dict[str, torch.Tensor]
-    media: dict[str, torch.Tensor]
-    media_rows: dict[str, list[tuple[int, int]]]
-    prompt_len: int
+    prompts: PromptBatch
+    completion_ids: torch.Tensor  # [B*n, T]
+    completion_mask: torch.Tensor  # [B*n, T]
+    n: int
     # tokens generation never samples (media placeholders): masked out of the training distribution as well, so
     # the log-probs are those of the distribution the completions were actually drawn from
     suppressed_ids: tuple[int, ...] = ()
 
     @property
     def size(self) -> int:
-        return int(self.inputs["input_ids"].shape[0])
+        return int(self.completion_ids.shape[0])
 
-    def select(self, idx: list[int]) -> "SequenceBatch":
-        inputs = {k: v[idx] for k, v in self.inputs.items()}
-        media, rows = {}, {}
-        for k, t in self.media.items():
-            spans = [self.media_rows[k][i] for i in idx]
-            parts = [t[a:b] for a, b in spans]
-            media[k] = torch.cat(parts) if parts else t[:0]
-            starts, pos = [], 0
-            for a, b in spans:
-                starts.append((pos, pos + b - a))
-                pos += b - a
-            rows[k] = starts
-        return SequenceBatch(inputs, media, rows, self.prompt_len, self.suppressed_ids)
+    @property
+    def num_groups(self) -> int:
+        return len(self.prompts.samples)
 
-    def model_inputs(self) -> dict[str, torch.Tensor]:
-        return {**self.inputs, **self.media}
+    def select_groups(self, groups: list[int]) -> "SequenceBatch":
+        rows = [g * self.n + j for g in groups for j in range(self.n)]
+        return SequenceBatch(self.prompts.select(groups), self.completion_ids[rows], self.completion_mask[rows],
+                             self.n, self.suppressed_ids)
 
-
-def _media_spans(prompts: PromptBatch) -> dict[str, list[tuple[int, int]]]:
-    """Per-prompt row spans of each media tensor. Qwen-style processors flatten all images' patches into one
-    `pixel_values` tensor and give one `image_grid_thw` row per image; the patch count of image j is prod(thw_j)."""
-    spans: dict[str, list[tuple[int, int]]] = {}
-    inputs = prompts.inputs
-    if "image_grid_thw" in inputs:
-        grid = inputs["image_grid_thw"]
-        per_image = grid.prod(dim=1).tolist()
-        img_spans, patch_spans, img, patch = [], [], 0, 0
-        for count in prompts.images_per_prompt:
-            n_patch = int(sum(per_image[img : img + count]))
-            img_spans.append((img, img + count))
-            patch_spans.append((patch, patch + n_patch))
-            img += count
-            patch += n_patch
-        spans["image_grid_thw"] = img_spans
-        spans["pixel_values"] = patch_spans
-    elif "pixel_values" in inputs:  # one image tensor per prompt row (LLaVA-style)
-        b = inputs["pixel_values"].shape[0]
-        spans["pixel_values"] = [(i, i + 1) for i in range(b)]
-    return spans
+    def expanded_inputs(self) -> dict[str, torch.Tensor]:
+        """Model inputs of the B*n full sequences (prompt repeated n times, then the completion)."""
+        rep = self.prompts.select(list(range(self.num_groups)), repeat=self.n).inputs
+        ids, mask = self.completion_ids, self.completion_mask
+        out = dict(rep)
+        out["input_ids"] = torch.cat([rep["input_ids"], ids], dim=1)
+        out["attention_mask"] = torch.cat([rep["attention_mask"], mask.to(rep["attention_mask"].dtype)], dim=1)
+        for key in PER_TOKEN_KEYS:
+            if key in rep:
+                out[key] = torch.cat([rep[key], torch.zeros_like(ids, dtype=rep[key].dtype)], dim=1)
+        return out
 
 
 def build_sequences(
-    prompts: PromptBatch,
-    completion_ids: torch.Tensor,
-    completion_mask: torch.Tensor,
-    n: int,
+    prompts: PromptBatch, completion_ids: torch.Tensor, completion_mask: torch.Tensor, n: int,
     suppressed_ids: list[int] | tuple[int, ...] = (),
 ) -> SequenceBatch:
-    """Expand B prompts to B*n sequences (prompt-major) and append the completions."""
-    inputs = prompts.inputs
-    rep = lambda t: t.repeat_interleave(n, dim=0)  # noqa: E731
-    seq = {
-        "input_ids": torch.cat([rep(inputs["input_ids"]), completion_ids], dim=1),
-        "attention_mask": torch.cat([rep(inputs["attention_mask"]), completion_mask.to(inputs["attention_mask"].dtype)], dim=1),
-    }
-    for key in PER_TOKEN_KEYS:
-        if key in inputs:
-            seq[key] = torch.cat([rep(inputs[key]), torch.zeros_like(completion_ids, dtype=inputs[key].dtype)], dim=1)
-    spans = _media_spans(prompts)
-    media, rows = {}, {}
-    for key, per_prompt in spans.items():
-        t = inputs[key]
-        parts, seq_rows, pos = [], [], 0
-        for a, b in per_prompt:
-            for _ in range(n):
-                parts.append(t[a:b])
-                seq_rows.append((pos, pos + b - a))
-                pos += b - a
-        media[key] = torch.cat(parts) if parts else t[:0]
-        rows[key] = seq_rows
-    return SequenceBatch(seq, media, rows, prompts.prompt_len, tuple(suppressed_ids))
+    return SequenceBatch(prompts, completion_ids, completion_mask, n, tuple(suppressed_ids))
 
 
-def completion_logprobs(
-    model, batch: SequenceBatch, temperature: float = 1.0, with_entropy: bool = False
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-probs [N, T] of the completion tokens under `model` at `temperature` (the sampling distribution), and
-    optionally the token entropy [N, T]. Only the last T+1 positions go through the LM head."""
-    ids = batch.inputs["input_ids"]
-    t = ids.shape[1] - batch.prompt_len
-    out = model(**batch.model_inputs(), use_cache=False, logits_to_keep=t + 1)
-    logits = out.logits[:, -(t + 1) : -1, :].float()
+def _base_model(model):
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def prompt_position_ids(model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Positions of left-padded prompt tokens as the model computes them: M-RoPE [3, B, P] for the Qwen-VL
+    families (via the model's own `get_rope_index`), else 1-D [B, P] counting only attended tokens."""
+    inner = getattr(_base_model(model), "model", None)
+    if hasattr(inner, "get_rope_index") and "mm_token_type_ids" in inputs:
+        media = {k: inputs[k] for k in ("image_grid_thw", "video_grid_thw") if k in inputs}
+        pos, _ = inner.get_rope_index(inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                                      mm_token_type_ids=inputs["mm_token_type_ids"], **media)
+        return pos
+    mask = inputs["attention_mask"].long()
+    return (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+
+
+def continue_position_ids(prompt_pos: torch.Tensor, t: int) -> torch.Tensor:
+    """Positions of t tokens generated after the prompt: last prompt position + 1, +2, ... (as `generate` does)."""
+    step = torch.arange(1, t + 1, device=prompt_pos.device)
+    return prompt_pos[..., -1:] + step
+
+
+def supports_shared_prompt(model) -> bool:
+    base = _base_model(model)
+    return not getattr(base, "is_gradient_checkpointing", False)
+
+
+def _finish(logits: torch.Tensor, targets: torch.Tensor, batch: SequenceBatch, temperature: float, with_entropy: bool):
+    logits = logits.float()
     if temperature > 0 and temperature != 1.0:
         logits = logits / temperature
     if batch.suppressed_ids:
         logits[..., list(batch.suppressed_ids)] = float("-inf")
     logp_all = torch.log_softmax(logits, dim=-1)
-    targets = ids[:, batch.prompt_len :]
     logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     entropy = None
     if with_entropy:
         p = logp_all.exp()
         entropy = -(p * logp_all.masked_fill(p == 0, 0.0)).sum(-1)
     return logp, entropy
+
+
+def _logits_expanded(model, batch: SequenceBatch) -> torch.Tensor:
+    t = batch.completion_ids.shape[1]
+    out = model(**batch.expanded_inputs(), use_cache=False, logits_to_keep=t + 1)
+    return out.logits[:, -(t + 1) : -1, :]
+
+
+def _logits_shared(model, batch: SequenceBatch) -> torch.Tensor:
+    prompt = batch.prompts.inputs
+    n, t = batch.n, batch.completion_ids.shape[1]
+    pos = prompt_position_ids(model, prompt)
+    out = model(**prompt, position_ids=pos, use_cache=True, logits_to_keep=1)
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(n)
+    first = out.logits[:, -1:, :].repeat_interleave(n, dim=0)  # predicts each completion's first token
+    if t == 1:
+        return first
+    ids = batch.completion_ids[:, :-1]  # the last token predicts nothing we score
+    mask = torch.cat([prompt["attention_mask"].repeat_interleave(n, dim=0),
+                      batch.completion_mask[:, :-1].to(prompt["attention_mask"].dtype)], dim=1)
+    cont = continue_position_ids(pos, t - 1).repeat_interleave(n, dim=-2)
+    rest = model(input_ids=ids, attention_mask=mask, position_ids=cont, past_key_values=cache, use_cache=True)
+    return torch.cat([first, rest.logits], dim=1)
+
+
+def completion_logprobs(
+    model, batch: SequenceBatch, temperature: float = 1.0, with_entropy: bool = False, shared_prompt: bool | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probs [B*n, T] of the completion tokens under `model` at `temperature` (the sampling distribution), and
+    optionally the token entropy [B*n, T]. `shared_prompt=None` picks the shared-prompt path when it applies."""
+    if shared_prompt is None:
+        shared_prompt = batch.n > 1 and supports_shared_prompt(model)
+    logits = _logits_shared(model, batch) if shared_prompt else _logits_expanded(model, batch)
+    return _finish(logits, batch.completion_ids, batch, temperature, with_entropy)

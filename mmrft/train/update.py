@@ -23,12 +23,23 @@ def reference_context(model, ref_model):
     return model, model.disable_adapter()
 
 
+def group_rows(groups: list[int], n: int) -> list[int]:
+    return [g * n + j for g in groups for j in range(n)]
+
+
+def micro_batches(groups: list[int], n: int, micro_batch_size: int) -> list[list[int]]:
+    """Split groups into micro-batches of about `micro_batch_size` sequences; a group (one prompt and its n
+    completions) is never split, so its prompt is computed once."""
+    per = max(1, micro_batch_size // n)
+    return [groups[i : i + per] for i in range(0, len(groups), per)]
+
+
 @torch.no_grad()
 def batched_logprobs(model, seqs: SequenceBatch, temperature: float, micro: int) -> torch.Tensor:
+    """Log-probs of every completion, in row order, micro-batch by micro-batch."""
     parts = []
-    for start in range(0, seqs.size, micro):
-        idx = list(range(start, min(start + micro, seqs.size)))
-        parts.append(completion_logprobs(model, seqs.select(idx), temperature)[0])
+    for groups in micro_batches(list(range(seqs.num_groups)), seqs.n, micro):
+        parts.append(completion_logprobs(model, seqs.select_groups(groups), temperature)[0])
     return torch.cat(parts)
 
 
@@ -53,7 +64,7 @@ def policy_update(
     the update is on-policy and the current log-probs (detached) serve, saving a forward pass.
     """
     loss_fn = get_policy_loss(algo.policy_loss)
-    n = seqs.size
+    n_groups = seqs.num_groups
     adv = advantages if advantages.dim() == 2 else advantages.unsqueeze(1).expand_as(mask)
     single_step = algo.ppo_epochs == 1 and algo.minibatches == 1
     old_logp = None if single_step else batched_logprobs(model, seqs, temperature, algo.micro_batch_size)
@@ -64,16 +75,17 @@ def policy_update(
     sums: dict[str, float] = defaultdict(float)
     count = 0
     for _ in range(algo.ppo_epochs):
-        order = torch.randperm(n, generator=generator).tolist() if not single_step else list(range(n))
-        mb_size = -(-n // algo.minibatches)
-        for mb_start in range(0, n, mb_size):
-            mb = order[mb_start : mb_start + mb_size]
-            num_tokens, num_seqs = aggregation_denominators(mask[mb])
+        order = list(range(n_groups)) if single_step else torch.randperm(n_groups, generator=generator).tolist()
+        mb_groups = -(-n_groups // algo.minibatches)
+        for mb_start in range(0, n_groups, mb_groups):
+            mb = order[mb_start : mb_start + mb_groups]
+            mb_rows = group_rows(mb, seqs.n)
+            num_tokens, num_seqs = aggregation_denominators(mask[mb_rows])
             optimizer.zero_grad(set_to_none=True)
-            for start in range(0, len(mb), algo.micro_batch_size):
-                idx = mb[start : start + algo.micro_batch_size]
+            for groups in micro_batches(mb, seqs.n, algo.micro_batch_size):
+                idx = group_rows(groups, seqs.n)
                 m = mask[idx]
-                logp, entropy = completion_logprobs(model, seqs.select(idx), temperature, with_entropy=True)
+                logp, entropy = completion_logprobs(model, seqs.select_groups(groups), temperature, with_entropy=True)
                 old = logp.detach() if old_logp is None else old_logp[idx]
                 loss_mat, metrics = loss_fn(logp, old, adv[idx], m, **loss_opts)
                 if algo.kl_coef > 0 and ref_logp is not None:
@@ -86,7 +98,7 @@ def policy_update(
                     loss_mat, m, algo.loss_agg_mode, num_tokens=num_tokens, num_seqs=num_seqs, max_len=max_len
                 )
                 loss.backward()
-                w = len(idx) / len(mb)  # metrics of micro-batches weighted by their share of the minibatch
+                w = len(idx) / len(mb_rows)  # metrics of micro-batches weighted by their share of the minibatch
                 sums["loss"] += float(loss.detach())
                 sums["entropy"] += w * float(masked_mean(entropy.detach(), m))
                 for k, v in metrics.items():

@@ -38,14 +38,41 @@ def test_training_forward_reproduces_sampling_logprobs(tiny_model_dir, count_dat
     ref = ref.gather(-1, out.sequences[:, prompts.prompt_len:, None]).squeeze(-1)
     seqs = build_sequences(prompts, rollout.completion_ids, rollout.completion_mask, n=2, suppressed_ids=engine.suppress)
     with torch.no_grad():
-        logp, entropy = completion_logprobs(model, seqs, temperature=0.7, with_entropy=True)
+        logp, entropy = completion_logprobs(model, seqs, temperature=0.7, with_entropy=True, shared_prompt=False)
     m = rollout.completion_mask[:, :t].bool()
     assert torch.equal(out.sequences[:, prompts.prompt_len:][m], rollout.completion_ids[:, :t][m])
     torch.testing.assert_close(logp[:, :t][m], ref[m], atol=1e-4, rtol=0)
     assert (entropy[:, :t][m] >= 0).all()
 
-    # any subset of sequences gives the same log-probs as in the full batch
-    sub = seqs.select([4, 1])
+    # a subset of groups gives the same log-probs as in the full batch
+    sub = seqs.select_groups([2, 0])
+    assert [s.id for s in sub.prompts.samples] == [samples[2].id, samples[0].id]
     with torch.no_grad():
-        logp_sub, _ = completion_logprobs(model, sub, temperature=0.7)
-    torch.testing.assert_close(logp_sub, logp[[4, 1]], atol=1e-5, rtol=0)
+        logp_sub, _ = completion_logprobs(model, sub, temperature=0.7, shared_prompt=False)
+    torch.testing.assert_close(logp_sub, logp[[4, 5, 0, 1]], atol=1e-5, rtol=0)
+
+
+def test_shared_prompt_forward_equals_expanded(tiny_model_dir, count_data):
+    """Prompt computed once + KV cache repeated over the group: same log-probs and gradients as n full sequences."""
+    samples = load_samples(count_data["train"])[:3]
+    model, proc = load_policy(ModelConfig(path=str(tiny_model_dir)))
+    prompts = encode_prompts(proc, samples)
+    engine = HFRolloutEngine(model, proc)
+    torch.manual_seed(1)
+    rollout = engine.generate(prompts, SamplingParams(n=4, max_new_tokens=12, temperature=1.0))
+    seqs = build_sequences(prompts, rollout.completion_ids, rollout.completion_mask, 4, engine.suppress)
+    mask = rollout.completion_mask
+    model.train()
+    results = {}
+    for shared in (False, True):
+        model.zero_grad()
+        logp, entropy = completion_logprobs(model, seqs, with_entropy=True, shared_prompt=shared)
+        (logp * mask).sum().backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        results[shared] = (logp.detach(), entropy.detach(), grads)
+    m = mask.bool()
+    torch.testing.assert_close(results[True][0][m], results[False][0][m], atol=2e-5, rtol=0)
+    torch.testing.assert_close(results[True][1][m], results[False][1][m], atol=2e-5, rtol=0)
+    g_shared, g_full = results[True][2], results[False][2]
+    assert g_full.norm() > 0
+    assert (g_shared - g_full).norm() / g_full.norm() < 1e-4

@@ -1,0 +1,41 @@
+"""Whole commands on the tiny model."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+import mmrft  # noqa: F401
+
+
+def test_demo_quick(tmp_path):
+    """`mmrft demo --quick`: every stage runs and leaves its artefacts; the final model loads with from_pretrained."""
+    out = tmp_path / "demo"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    r = subprocess.run([sys.executable, "-m", "mmrft.cli", "demo", "--quick", "--out", str(out)],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "SFT acc" in r.stdout and "SFT+GRPO acc" in r.stdout
+    assert "count" in r.stdout.split("SFT+GRPO acc")[1]
+    results = json.loads((out / "demo_results.json").read_text())
+    assert set(results["before"]) == {"count"} and results["after"]["count"]["n"] == 64
+    rows = [json.loads(line) for line in (out / "grpo" / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [row for row in rows if row["phase"] == "train"]
+    assert [row["step"] for row in train_rows] == [1, 2, 3]
+    assert all(0.0 <= row["reward/mean"] <= 1.0 for row in train_rows)
+    assert [row["step"] for row in rows if row["phase"] == "eval"] == [0, 3]
+    assert (out / "grpo" / "reward_accuracy.png").stat().st_size > 10_000
+    assert list((out / "grpo" / "tensorboard").glob("events.out.tfevents.*"))
+    assert (out / "grpo" / "config.yaml").read_text().count("group_size: 8") == 1
+
+    final = out / "grpo" / "final"
+    model = AutoModelForImageTextToText.from_pretrained(final)
+    proc = AutoProcessor.from_pretrained(final)
+    sft = AutoModelForImageTextToText.from_pretrained(out / "sft" / "final")
+    changed = any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), sft.state_dict().values()))
+    assert changed, "three GRPO steps left the weights untouched"
+    assert proc.tokenizer.convert_tokens_to_ids("<think>") != proc.tokenizer.unk_token_id
