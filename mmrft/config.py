@@ -17,6 +17,7 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from mmrft.errors import ConfigError
+from mmrft.presets import apply_preset
 
 
 def _help(text: str, default: Any = MISSING, factory: Any = None):
@@ -160,9 +161,32 @@ def _explain(err: OmegaConfBaseException, origin: str) -> ConfigError:
     return ConfigError(f"{origin}: {str(err).splitlines()[0]}")
 
 
+def _merge_user_layers(base, file_cfg, path: Path | None, overrides) -> Any:
+    """`base` <- the YAML file's mapping <- each `key.sub=value` override, errors naming the key and its origin."""
+    if file_cfg is not None:
+        try:
+            base = OmegaConf.merge(base, file_cfg)
+        except OmegaConfBaseException as e:
+            raise _explain(e, str(path)) from None
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key.sub=value")
+        try:
+            base = OmegaConf.merge(base, OmegaConf.from_dotlist([item]))
+        except OmegaConfBaseException as e:
+            raise _explain(e, f"override {item!r}") from None
+    return base
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Defaults <- YAML file <- `key.sub=value` overrides, type-checked against the dataclasses."""
-    base = OmegaConf.structured(Config)
+    """Defaults <- algorithm preset <- YAML file <- `key.sub=value` overrides, type-checked against the dataclasses.
+
+    The preset (`mmrft.presets.PRESETS[algorithm.name]`) fills in the published knobs of the chosen method; the
+    name is taken from the overrides, else the YAML file, else the default `grpo`. Any knob set in the file or
+    on the command line wins over the preset, so `algorithm.name=dapo` switches exactly the knobs not set
+    explicitly. A resolved config saved with `config_to_yaml` sets every knob, so it reloads unchanged.
+    """
+    file_cfg = None
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -174,16 +198,22 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(raw).__name__}")
         try:
-            base = OmegaConf.merge(base, OmegaConf.create(raw))
+            file_cfg = OmegaConf.create(raw)
         except OmegaConfBaseException as e:
             raise _explain(e, str(path)) from None
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r}: expected key.sub=value")
-        try:
-            base = OmegaConf.merge(base, OmegaConf.from_dotlist([item]))
-        except OmegaConfBaseException as e:
-            raise _explain(e, f"override {item!r}") from None
+    # First pass without a preset: validates the user's layers (errors name the key) and resolves
+    # algorithm.name with the right precedence (command line > file > default).
+    user_only = _merge_user_layers(OmegaConf.structured(Config), file_cfg, path, overrides)
+    try:
+        name = user_only.algorithm.name
+    except OmegaConfBaseException as e:
+        raise _explain(e, "algorithm.name") from None
+    # Second pass: the same user layers on top of the preset.
+    try:
+        base = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(apply_preset(name)))
+    except OmegaConfBaseException as e:  # a broken preset is a bug, but say which one
+        raise _explain(e, f"algorithm preset {name!r}") from None
+    base = _merge_user_layers(base, file_cfg, path, overrides)
     cfg: Config = OmegaConf.to_object(base)  # type: ignore[assignment]
     return cfg
 

@@ -1,0 +1,287 @@
+"""Algorithm presets: `algorithm.name` -> the published default knobs of that method.
+
+`load_config` applies a preset as a layer between the dataclass defaults and the user's settings:
+
+    dataclass defaults  <-  PRESETS[algorithm.name]  <-  YAML file  <-  command-line overrides
+
+so `algorithm.name=dapo` switches every knob the user did not set, and any knob set in the YAML file or on the
+command line wins over the preset. The preset name itself is read from the command line first, then the YAML file,
+else the default `grpo`.
+
+Every preset spells out the same full set of algorithm knobs (`PRESET_KNOBS`), each with where its number comes
+from. `micro_batch_size` is a memory setting, not part of any method, and is never set by a preset. Batch shape
+(`rollout.group_size`, `rollout.prompts_per_step`) and learning rate are compute-budget choices that every paper
+sets for its own model and hardware (DeepSeekMath samples 64 completions per prompt, DAPO 16), so no
+preset touches them: copying a 7B-32B recipe's batch onto a small multimodal run would be wrong more often
+than right. Presets may also set `rollout.*` / `rewards.*` values where a method prescribes them; none needs to yet.
+Never put a dict-valued field (e.g. `rewards.weights`) in a preset: OmegaConf merges dicts key by key, so a
+user's YAML could then add keys but never remove the preset's.
+
+Two remarks that apply to several presets:
+
+* `algorithm.minibatches` counts optimizer steps per rollout batch; the trainer splits by prompt group, so it is
+  effectively capped at `rollout.prompts_per_step`. With `ppo_epochs == minibatches == 1` the update is on-policy,
+  the importance ratio is exactly 1 and the clip range has no effect (the loss is then plain REINFORCE with the
+  chosen advantage). Methods whose clip range matters (DAPO's clip-higher, GSPO's tiny sequence clip, PPO) are
+  therefore given the number of updates per rollout batch their paper uses.
+* mmrft's KL is a loss term (`kl_coef * k_n(logp, ref_logp)` added to each token's loss). Methods that subtract a
+  KL penalty from the *reward* instead (RLOO, REINFORCE++ v1, InstructGPT-style PPO) cannot be reproduced exactly;
+  each such preset says what it does instead.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from typing import Any
+
+from mmrft.errors import ConfigError
+
+__all__ = ["PRESETS", "PRESET_KNOBS", "apply_preset", "preset_names"]
+
+# The algorithm knobs every preset sets explicitly (all of AlgorithmConfig except `name` and `micro_batch_size`).
+PRESET_KNOBS = (
+    "advantage",
+    "normalize_std",
+    "policy_loss",
+    "loss_agg_mode",
+    "clip_low",
+    "clip_high",
+    "dual_clip",
+    "kl_coef",
+    "kl_estimator",
+    "entropy_coef",
+    "ppo_epochs",
+    "minibatches",
+    "filter_zero_variance",
+)
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # GRPO -- Shao et al. 2024, "DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language Models"
+    # (arXiv:2402.03300), Sec. 4.1 (objective, Eq. 3-4) and its RL training setup.
+    "grpo": {
+        "algorithm": {
+            # Outcome supervision: A_i = (r_i - mean(r)) / std(r) over the G completions of a prompt (Sec. 4.1.2).
+            "advantage": "grpo",
+            "normalize_std": True,
+            # PPO clipped surrogate with a per-token ratio (Eq. 3).
+            "policy_loss": "ppo_clip",
+            # Eq. 3 averages each completion's tokens (1/|o_i|) and then the G completions (1/G).
+            "loss_agg_mode": "seq-mean-token-mean",
+            # The paper does not print epsilon; 0.2 is PPO's (Schulman et al. 2017) and the value GRPO
+            # implementations (TRL, verl, OpenRLHF) use. Symmetric: clip-higher is DAPO's change, not GRPO's.
+            "clip_low": 0.2,
+            "clip_high": 0.2,
+            "dual_clip": None,
+            # "The KL coefficient is 0.04", with the unbiased estimator pi_ref/pi - log(pi_ref/pi) - 1 (Eq. 4) = k3.
+            # R1-style recipes use little or no KL (DeepSeek-R1 reports 0.001; DAPO and Dr.GRPO use 0): choose
+            # the `dr_grpo` / `dapo` / `gspo` preset for that, or set algorithm.kl_coef=0 (which also saves the
+            # reference-model copy). This preset reproduces the paper it is named after.
+            "kl_coef": 0.04,
+            "kl_estimator": "k3",
+            # No entropy bonus in Eq. 3.
+            "entropy_coef": 0.0,
+            # "The policy model only has a single update following each exploration stage": on-policy, one step.
+            "ppo_epochs": 1,
+            "minibatches": 1,
+            # Groups with equal rewards get A = 0 and stay in the batch (and in the loss denominators).
+            "filter_zero_variance": False,
+        },
+    },
+    # Dr.GRPO -- Liu et al. 2025, "Understanding R1-Zero-Like Training: A Critical Perspective" (arXiv:2503.20783),
+    # Sec. 3 ("GRPO Done Right"): removes GRPO's two normalisations, the length term 1/|o_i| and the std.
+    "dr_grpo": {
+        "algorithm": {
+            # A_i = r_i - mean(r): no division by the group std (the question-level difficulty bias).
+            "advantage": "dr_grpo",
+            "normalize_std": False,  # only read by the `grpo` estimator; False keeps the preset self-consistent
+            # Dr.GRPO keeps GRPO's token-level PPO clipped surrogate.
+            "policy_loss": "ppo_clip",
+            # No 1/|o_i| (the response-length bias): token sums divided by a constant (the max generation length),
+            # which is what their reference code does -- mmrft's `seq-mean-token-sum-norm`.
+            "loss_agg_mode": "seq-mean-token-sum-norm",
+            # Unchanged from GRPO.
+            "clip_low": 0.2,
+            "clip_high": 0.2,
+            "dual_clip": None,
+            # Dr.GRPO's objective has no KL term: with rule-based verifiers there is no reward model to
+            # over-optimise, and the paper's R1-Zero-style runs train without a reference policy.
+            "kl_coef": 0.0,
+            "kl_estimator": "k3",
+            "entropy_coef": 0.0,
+            # The paper changes the advantage and the aggregation, not GRPO's single on-policy update.
+            "ppo_epochs": 1,
+            "minibatches": 1,
+            "filter_zero_variance": False,
+        },
+    },
+    # DAPO -- Yu et al. 2025, "DAPO: An Open-Source LLM Reinforcement Learning System at Scale" (arXiv:2503.14476),
+    # Sec. 3 (the four techniques) and Sec. 4.1 (training details).
+    "dapo": {
+        "algorithm": {
+            # DAPO keeps GRPO's group-normalised advantage (r_i - mean) / std.
+            "advantage": "grpo",
+            "normalize_std": True,
+            "policy_loss": "ppo_clip",
+            # Sec. 3.3 "Token-Level Policy Gradient Loss": 1 / sum_i |o_i| over all tokens of the batch.
+            "loss_agg_mode": "token-mean",
+            # Sec. 3.1 "Clip-Higher": epsilon_low = 0.2, epsilon_high = 0.28 (decoupled).
+            "clip_low": 0.2,
+            "clip_high": 0.28,
+            "dual_clip": None,
+            # Sec. 2.3 "Removing KL Divergence": the KL term is excluded from the objective.
+            "kl_coef": 0.0,
+            "kl_estimator": "k3",
+            "entropy_coef": 0.0,
+            # Sec. 4.1: 512 prompts x 16 responses per rollout step, mini-batch 512, i.e. 16 gradient updates per
+            # rollout step. Those off-policy steps are what clip-higher acts on (with one on-policy step the ratio
+            # is 1 and 0.28 would be inert). Counted in prompt groups, so capped at rollout.prompts_per_step.
+            "ppo_epochs": 1,
+            "minibatches": 16,
+            # Sec. 3.2 "Dynamic Sampling": drop groups whose accuracy is all 0 or all 1. DAPO also re-samples until
+            # the batch is full again; mmrft only drops them (the step trains on fewer groups).
+            "filter_zero_variance": True,
+            # Sec. 3.4 "Overlong Reward Shaping" (overlong filtering / soft overlong punishment with L_max = 20480,
+            # L_cache = 4096) is NOT a config knob yet (mmrft.algorithms.overlong_penalty exists but the trainer
+            # does not call it), so this preset does not include it.
+        },
+    },
+    # GSPO -- Zheng et al. 2025, "Group Sequence Policy Optimization" (arXiv:2507.18071), Sec. 4 (Eq. 5-7) and
+    # Sec. 5.1 (experimental setup).
+    "gspo": {
+        "algorithm": {
+            # GSPO uses the group-normalised advantage of GRPO: (r_i - mean) / std.
+            "advantage": "grpo",
+            "normalize_std": True,
+            # Sequence-level importance ratio s_i = (pi/pi_old)(y_i)^(1/|y_i|), clipped per sequence (Eq. 5-7).
+            "policy_loss": "gspo",
+            # Eq. 5 averages over the G sequences; with the token-form loss that is 1/|y_i| per sequence, then
+            # the mean over sequences (see mmrft.algorithms.gspo).
+            "loss_agg_mode": "seq-mean-token-mean",
+            # Sec. 5.1: the clipping ranges in Eq. (5) are set to 3e-4 (left) and 4e-4 (right).
+            "clip_low": 3e-4,
+            "clip_high": 4e-4,
+            "dual_clip": None,
+            # The GSPO objective (Eq. 5) has no KL term.
+            "kl_coef": 0.0,
+            "kl_estimator": "k3",
+            "entropy_coef": 0.0,
+            # Sec. 5.1: each batch of rollout data is partitioned into four minibatches for gradient updates;
+            # without them the sequence ratio is 1 and the clip is inert.
+            "ppo_epochs": 1,
+            "minibatches": 4,
+            "filter_zero_variance": False,
+        },
+    },
+    # RLOO -- Ahmadian et al. 2024, "Back to Basics: Revisiting REINFORCE Style Optimization for Learning from Human
+    # Feedback in LLMs" (arXiv:2402.14740), Sec. 3-4: REINFORCE with a leave-one-out baseline, the whole
+    # completion treated as a single action.
+    "rloo": {
+        "algorithm": {
+            # A_i = r_i - 1/(k-1) sum_{j != i} r_j over the k samples of a prompt. No std normalisation.
+            "advantage": "rloo",
+            "normalize_std": False,
+            # With one on-policy update (below) the PPO ratio is exactly 1 and `ppo_clip` reduces to the plain
+            # REINFORCE gradient -A_i * grad log pi(y_i|x), which is what the paper optimises (it argues clipping
+            # is unnecessary in this regime). The clip range is kept at PPO's 0.2 but never binds.
+            "policy_loss": "ppo_clip",
+            # The completion is one action: log pi(y|x) = sum_t log pi(y_t|...), averaged over sequences.
+            "loss_agg_mode": "seq-mean-token-sum",
+            "clip_low": 0.2,
+            "clip_high": 0.2,
+            "dual_clip": None,
+            # The paper subtracts beta * KL(pi || pi_ref) from the sequence *reward* (an RLHF setting with a learned
+            # reward model). mmrft's KL is a loss term, which is a different objective, so the preset does not
+            # fake it: kl_coef = 0, as in the KL-free verifiable-reward recipes (DAPO, Dr.GRPO). Set
+            # algorithm.kl_coef > 0 to regularise with the loss-term KL.
+            "kl_coef": 0.0,
+            "kl_estimator": "k3",
+            "entropy_coef": 0.0,
+            # On-policy REINFORCE: one gradient step per batch of samples.
+            "ppo_epochs": 1,
+            "minibatches": 1,
+            "filter_zero_variance": False,
+        },
+    },
+    # REINFORCE++ -- Hu 2025, "REINFORCE++: A Simple and Efficient Approach for Aligning Large Language Models"
+    # (arXiv:2501.03262; later versions add REINFORCE++-baseline for prompts sampled several times).
+    # Which estimator: the paper's first form normalises rewards over the global batch (mmrft's `reinforce_pp`
+    # estimator), meant for one sample per prompt. mmrft always samples G completions per prompt, and for that
+    # setting the paper prescribes REINFORCE++-baseline: subtract the group mean, then divide by the std over the
+    # whole batch (`reinforce_pp_baseline`). So the `reinforce_pp` preset uses `reinforce_pp_baseline`; set
+    # algorithm.advantage=reinforce_pp for the group-free global normalisation.
+    "reinforce_pp": {
+        "algorithm": {
+            "advantage": "reinforce_pp_baseline",
+            "normalize_std": False,  # only read by the `grpo` estimator; the batch std is built into the estimator
+            # REINFORCE++ keeps PPO's clipped token-level ratio with epsilon = 0.2.
+            "policy_loss": "ppo_clip",
+            # The paper fixes no aggregation; token-mean is what its reference implementation (OpenRLHF, whose
+            # policy loss averages over all tokens) uses.
+            "loss_agg_mode": "token-mean",
+            "clip_low": 0.2,
+            "clip_high": 0.2,
+            "dual_clip": None,
+            # REINFORCE++-baseline regularises with a KL *loss* estimated with k2 (the v1 form's per-token reward
+            # penalty needs a reward-side KL mmrft does not have); the reference implementation's example uses
+            # --init_kl_coef 1e-3 --use_kl_loss --kl_estimator k2.
+            "kl_coef": 1e-3,
+            "kl_estimator": "k2",
+            "entropy_coef": 0.0,
+            # The paper prescribes no particular number of updates per rollout batch; one on-policy step (the
+            # clip range then has no effect). Raise algorithm.minibatches for off-policy mini-batch updates.
+            "ppo_epochs": 1,
+            "minibatches": 1,
+            "filter_zero_variance": False,
+        },
+    },
+    # PPO -- Schulman et al. 2017, "Proximal Policy Optimization Algorithms" (arXiv:1707.06347), as used for LLMs by
+    # Ziegler et al. 2019 (openai/lm-human-preferences) and Ouyang et al. 2022 (InstructGPT, arXiv:2203.02155).
+    # NOTE: PPO needs a learned critic (value head) for GAE; mmrft's trainer has none yet, so it rejects
+    # `advantage: gae` (not in ADVANTAGE_ESTIMATORS; mmrft.algorithms.gae has a per-token signature). The preset
+    # is defined now so configs can name it; it becomes usable when the critic lands.
+    "ppo": {
+        "algorithm": {
+            # Generalised Advantage Estimation (Schulman et al. 2016) from the critic's per-token values.
+            "advantage": "gae",
+            "normalize_std": False,
+            "policy_loss": "ppo_clip",
+            # lm-human-preferences takes the plain mean of the clipped loss over all response tokens.
+            "loss_agg_mode": "token-mean",
+            # epsilon = 0.2 (Schulman et al. 2017 Sec. 6.1 best setting; lm-human-preferences cliprange = 0.2).
+            "clip_low": 0.2,
+            "clip_high": 0.2,
+            "dual_clip": None,
+            # InstructGPT: beta = 0.02 per-token KL penalty in the *reward*. Until the critic work adds reward-side
+            # KL, the preset applies the same weight as a loss term with the k3 estimator (k1 as a loss term has
+            # zero expected gradient, so it would do nothing).
+            "kl_coef": 0.02,
+            "kl_estimator": "k3",
+            # No entropy bonus in LM fine-tuning (lm-human-preferences' loss is policy + value only).
+            "entropy_coef": 0.0,
+            # Several epochs of minibatch SGD per rollout batch is what defines PPO (Schulman et al. 2017, Alg. 1):
+            # 4 epochs as in lm-human-preferences (noptepochs = 4); 4 minibatches per epoch.
+            "ppo_epochs": 4,
+            "minibatches": 4,
+            "filter_zero_variance": False,
+        },
+    },
+}
+
+
+def preset_names() -> list[str]:
+    """Sorted names of the known presets."""
+    return sorted(PRESETS)
+
+
+def apply_preset(name: str) -> dict[str, dict[str, Any]]:
+    """The nested override dict of preset `name` (a fresh copy: `{"algorithm": {...}, ...}`).
+
+    Raises `ConfigError` naming every known preset when `name` is unknown.
+    """
+    if not isinstance(name, str) or name not in PRESETS:
+        known = ", ".join(preset_names())
+        match = difflib.get_close_matches(str(name), preset_names(), n=1, cutoff=0.6)
+        hint = f" (did you mean '{match[0]}'?)" if match else ""
+        raise ConfigError(f"unknown algorithm preset {name!r} in 'algorithm.name'{hint}; known presets: {known}")
+    return copy.deepcopy(PRESETS[name])
