@@ -106,6 +106,7 @@ class SFTConfig:
     batch_size: int = _help("samples per step", 32)
     lr: float = _help("learning rate", 1e-3)
     warmup_steps: int = _help("linear warm-up steps", 20)
+    lr_schedule: str = _help("after warm-up: constant | linear | cosine (decay to 0 at the last step)", "constant")
 
 
 @dataclass
@@ -116,6 +117,7 @@ class TrainerConfig:
     lr: float = _help("learning rate (AdamW)", 1e-4)
     weight_decay: float = _help("AdamW weight decay", 0.0)
     warmup_steps: int = _help("linear warm-up steps", 0)
+    lr_schedule: str = _help("after warm-up: constant | linear | cosine (decay to 0 at the last step)", "constant")
     max_grad_norm: float = _help("gradient clipping norm", 1.0)
     seed: int = _help("random seed", 0)
     eval_every: int = _help("evaluate on data.eval every N steps (0: only before and after)", 0)

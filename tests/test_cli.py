@@ -64,3 +64,10 @@ def test_synth_writes_rows(tmp_path):
     assert r.returncode == 0, r.stderr
     rows = [json.loads(x) for x in (tmp_path / "d" / "data.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and all((tmp_path / "d" / row["images"][0]).is_file() for row in rows)
+
+
+def test_unknown_estimator_is_a_config_error(tmp_path, tiny_model_dir, count_data):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"model:\n  path: {tiny_model_dir}\ndata:\n  train: {count_data['train']}\n"
+                   f"algorithm:\n  advantage: grpoo\ntrainer:\n  output_dir: {tmp_path / 'run'}\n")
+    _assert_one_line_error(run("train", str(cfg)), "algorithm.advantage", "grpoo", "dr_grpo")

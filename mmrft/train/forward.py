@@ -93,7 +93,8 @@ def continue_position_ids(prompt_pos: torch.Tensor, t: int) -> torch.Tensor:
 
 def supports_shared_prompt(model) -> bool:
     base = _base_model(model)
-    return not getattr(base, "is_gradient_checkpointing", False)
+    flag = "is_activation_checkpointing" if hasattr(type(base), "is_activation_checkpointing") else "is_gradient_checkpointing"
+    return not getattr(base, flag, False)
 
 
 def _finish(logits: torch.Tensor, targets: torch.Tensor, batch: SequenceBatch, temperature: float, with_entropy: bool):

@@ -13,10 +13,13 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from mmrft.algorithms import filter_groups, get_advantage_estimator
+from mmrft.algorithms import (
+    ADVANTAGE_ESTIMATORS, AGGREGATION_MODES, filter_groups, get_advantage_estimator, get_policy_loss,
+)
 from mmrft.config import Config
 from mmrft.data.collate import encode_prompts
 from mmrft.data.sources import load_samples
+from mmrft.errors import ConfigError
 from mmrft.eval.runner import EvalResult, evaluate
 from mmrft.models.load import load_policy, resolve_device
 from mmrft.report.plots import plot_reward_accuracy
@@ -29,6 +32,23 @@ from mmrft.train.scoring import Scorer
 from mmrft.train.update import batched_logprobs, policy_update, reference_context
 
 log = logging.getLogger("mmrft")
+
+
+def check_algorithm(cfg: Config) -> None:
+    """Fail before any work on names the registries do not know (the message lists the known ones)."""
+    algo = cfg.algorithm
+    if algo.advantage == "gae":
+        raise ConfigError("algorithm.advantage=gae needs a value model (the PPO critic), which the trainer does not "
+                          "have yet; use an outcome estimator: " + ", ".join(ADVANTAGE_ESTIMATORS.names()))
+    for key, lookup in (("advantage", get_advantage_estimator), ("policy_loss", get_policy_loss)):
+        try:
+            lookup(getattr(algo, key))
+        except KeyError as e:
+            raise ConfigError(f"algorithm.{key}: {e.args[0]}") from None
+    if algo.loss_agg_mode not in AGGREGATION_MODES:
+        raise ConfigError(f"algorithm.loss_agg_mode: {algo.loss_agg_mode!r} is not one of {', '.join(AGGREGATION_MODES)}")
+    if cfg.rollout.group_size < 2 and algo.advantage in ("grpo", "dr_grpo", "rloo", "reinforce_pp_baseline"):
+        raise ConfigError(f"rollout.group_size={cfg.rollout.group_size}: group baselines need at least 2 completions per prompt")
 
 
 def _advantage_options(cfg: Config) -> dict:
@@ -58,6 +78,7 @@ def train_rl(cfg: Config) -> dict:
     set_threads(cfg.trainer.threads)
     gen = seed_everything(cfg.trainer.seed)
     algo, ro = cfg.algorithm, cfg.rollout
+    check_algorithm(cfg)
     train = load_samples(cfg.data.train, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.train_limit)
     held_out = load_samples(cfg.data.eval, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.eval_limit) if cfg.data.eval else []
     estimator = get_advantage_estimator(algo.advantage)
@@ -70,7 +91,10 @@ def train_rl(cfg: Config) -> dict:
         ref_model = copy.deepcopy(model).eval().requires_grad_(False)
     engine = HFRolloutEngine(model, processor)
     scorer = Scorer(cfg.rewards.weights, cfg.rewards.default, cfg.rewards.timeout_s, cfg.rewards.workers)
-    opt, sched = make_optimizer(model, cfg.trainer.lr, cfg.trainer.weight_decay, cfg.trainer.warmup_steps)
+    # one scheduler step per optimizer step: ppo_epochs x minibatches per RL step
+    updates = cfg.trainer.steps * algo.ppo_epochs * algo.minibatches
+    opt, sched = make_optimizer(model, cfg.trainer.lr, cfg.trainer.weight_decay, cfg.trainer.warmup_steps, updates,
+                                cfg.trainer.lr_schedule)
     tracker = Tracker(run_dir)
     params = SamplingParams(ro.group_size, ro.max_new_tokens, ro.temperature, ro.top_p, ro.top_k)
 

@@ -15,9 +15,11 @@ from tqdm.auto import tqdm
 from mmrft.config import Config
 from mmrft.data.collate import encode_prompts, encode_targets
 from mmrft.data.sources import load_samples
+from mmrft.eval.runner import evaluate
 from mmrft.models.load import load_policy, resolve_device
 from mmrft.train.common import batches, make_optimizer, prepare_run_dir, save_model, seed_everything, set_threads
 from mmrft.train.forward import build_sequences, completion_logprobs
+from mmrft.train.scoring import Scorer
 from mmrft.track.metrics import Tracker
 
 log = logging.getLogger("mmrft")
@@ -37,14 +39,27 @@ def train_sft(cfg: Config) -> dict:
     set_threads(cfg.trainer.threads)
     gen = seed_everything(cfg.trainer.seed)
     samples = load_samples(cfg.data.train, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.train_limit)
+    held_out = load_samples(cfg.data.eval, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.eval_limit) if cfg.data.eval else []
     run_dir = prepare_run_dir(cfg)
     device = resolve_device()
     model, processor = load_policy(cfg.model, device)
     model.train()
-    opt, sched = make_optimizer(model, cfg.sft.lr, cfg.trainer.weight_decay, cfg.sft.warmup_steps)
+    opt, sched = make_optimizer(model, cfg.sft.lr, cfg.trainer.weight_decay, cfg.sft.warmup_steps, cfg.sft.steps,
+                                cfg.sft.lr_schedule)
     tracker = Tracker(run_dir)
     pad_id = processor.tokenizer.pad_token_id
     batch_iter = batches(len(samples), cfg.sft.batch_size, gen)
+    scorer = Scorer(cfg.rewards.weights, cfg.rewards.default, cfg.rewards.timeout_s, cfg.rewards.workers) if held_out else None
+
+    def run_eval(step: int) -> dict | None:
+        if not held_out:
+            return None
+        res = evaluate(model, processor, held_out, scorer, fmt=cfg.data.prompt_format, system=cfg.data.system_prompt,
+                       batch_size=cfg.rollout.eval_batch_size, max_new_tokens=cfg.rollout.max_new_tokens)
+        model.train()
+        tracker.log(step, res.flat(), "eval")
+        return res.per_task
+
     bar = tqdm(range(1, cfg.sft.steps + 1), desc="SFT", disable=not cfg.trainer.progress, dynamic_ncols=True)
     t0 = time.time()
     loss_value = float("nan")
@@ -60,10 +75,16 @@ def train_sft(cfg: Config) -> dict:
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.trainer.max_grad_norm)
         opt.step()
         sched.step()
-        loss_value = float(loss)
+        loss_value = float(loss.detach())
         tracker.log(step, {"sft/loss": loss_value, "sft/grad_norm": float(grad_norm), "sft/lr": sched.get_last_lr()[0]}, "sft")
         bar.set_postfix(loss=f"{loss_value:.3f}")
+        if cfg.trainer.eval_every and step % cfg.trainer.eval_every == 0 and step < cfg.sft.steps:
+            run_eval(step)
+    last = run_eval(cfg.sft.steps)
     final = save_model(model, processor, run_dir / "final")
     tracker.close()
+    if scorer is not None:
+        scorer.close()
     log.info("SFT done in %.0f s; checkpoint: %s", time.time() - t0, final)
-    return {"checkpoint": str(final), "loss": loss_value, "seconds": time.time() - t0, "samples": len(samples)}
+    return {"checkpoint": str(final), "loss": loss_value, "seconds": time.time() - t0, "samples": len(samples),
+            "eval": last}

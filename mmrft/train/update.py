@@ -81,6 +81,8 @@ def policy_update(
             mb = order[mb_start : mb_start + mb_groups]
             mb_rows = group_rows(mb, seqs.n)
             num_tokens, num_seqs = aggregation_denominators(mask[mb_rows])
+            if num_tokens == 0:  # every group here was filtered out: no step (Adam's momentum would still move)
+                continue
             optimizer.zero_grad(set_to_none=True)
             for groups in micro_batches(mb, seqs.n, algo.micro_batch_size):
                 idx = group_rows(groups, seqs.n)
@@ -113,6 +115,7 @@ def policy_update(
             scheduler.step()
             sums["grad_norm"] += float(grad_norm)
             count += 1
+    count = max(count, 1)
     out = {k: v / count for k, v in sums.items() if k != "skipped_updates"}
     out["skipped_updates"] = sums.get("skipped_updates", 0.0)
     return out
