@@ -1,7 +1,9 @@
 """Verifiable rewards: ``fn(completion: str, sample: dict) -> float``.
 
 Built-in rewards (registered by name): ``format``, ``answer_format``, ``math``,
-``exact``, ``numeric``, ``count``, ``choice``, ``iou``.  Look them up with
+``exact``, ``numeric``, ``count``, ``choice``, ``iou``, ``detection``, ``ocr``,
+``chart``, ``gui``, ``temporal_iou``, and the shaping penalties
+``length_penalty`` and ``repetition_penalty``.  Look them up with
 :func:`get_reward`, combine them with :func:`build_reward`, and grade batches
 safely (time limits, worker isolation) with :class:`RewardRunner`.
 """
@@ -14,6 +16,12 @@ from mmrft.rewards.numeric import count_reward, exact_reward, numeric_reward
 from mmrft.rewards.math import math_reward
 from mmrft.rewards.choice import choice_reward
 from mmrft.rewards.grounding import box_iou, iou_reward
+from mmrft.rewards.detection import detection_reward
+from mmrft.rewards.ocr import ocr_reward
+from mmrft.rewards.chart import chart_reward
+from mmrft.rewards.gui import gui_reward
+from mmrft.rewards.temporal import temporal_iou_reward
+from mmrft.rewards.shaping import length_penalty, make_length_penalty, make_repetition_penalty, repetition_penalty
 from mmrft.rewards.runner import RewardBatch, RewardRunner, RewardTimeout
 
 __all__ = [
@@ -34,6 +42,15 @@ __all__ = [
     "choice_reward",
     "iou_reward",
     "box_iou",
+    "detection_reward",
+    "ocr_reward",
+    "chart_reward",
+    "gui_reward",
+    "temporal_iou_reward",
+    "length_penalty",
+    "repetition_penalty",
+    "make_length_penalty",
+    "make_repetition_penalty",
     "RewardRunner",
     "RewardBatch",
     "RewardTimeout",

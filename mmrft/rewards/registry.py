@@ -29,6 +29,12 @@ _BUILTIN_MODULES = (
     "mmrft.rewards.math",
     "mmrft.rewards.choice",
     "mmrft.rewards.grounding",
+    "mmrft.rewards.detection",
+    "mmrft.rewards.ocr",
+    "mmrft.rewards.chart",
+    "mmrft.rewards.gui",
+    "mmrft.rewards.temporal",
+    "mmrft.rewards.shaping",
 )
 _builtins_loaded = False
 
