@@ -6,14 +6,16 @@ import torch
 
 from mmrft.data.collate import PromptBatch
 from mmrft.models.load import media_token_ids
+from mmrft.models.positions import base_model, prompt_positions, uses_mrope
 from mmrft.rollout.engine import Rollout, SamplingParams, completion_mask_from_ids
 
 
 class HFRolloutEngine:
     """Samples with the policy itself, so there are no weights to sync after an update."""
 
-    def __init__(self, model, processor):
+    def __init__(self, model, processor, share_prefill: bool = True):
         self.model = model
+        self.share_prefill = share_prefill
         self.processor = processor
         tok = processor.tokenizer
         self.pad_id = tok.pad_token_id
@@ -29,20 +31,37 @@ class HFRolloutEngine:
             sampling = dict(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k)
         was_training = self.model.training
         self.model.eval()
+        common = dict(max_new_tokens=params.max_new_tokens, suppress_tokens=self.suppress or None,
+                      eos_token_id=self.eos_ids, pad_token_id=self.pad_id, **sampling)
         try:
-            out = self.model.generate(
-                **prompts.inputs,
-                max_new_tokens=params.max_new_tokens,
-                num_return_sequences=params.n,
-                suppress_tokens=self.suppress or None,
-                eos_token_id=self.eos_ids,
-                pad_token_id=self.pad_id,
-                **sampling,
-            )
+            if params.n > 1 and self.share_prefill and uses_mrope(self.model, prompts.inputs):
+                out = self._generate_shared_prefill(prompts, params.n, common)
+            else:
+                out = self.model.generate(**prompts.inputs, num_return_sequences=params.n, **common)
         finally:
             self.model.train(was_training)
         ids = out[:, prompts.prompt_len :]
+        if ids.shape[1] == 0:  # nothing generated (max_new_tokens=0)
+            ids = out.new_full((out.shape[0], 1), self.pad_id)
         mask, truncated = completion_mask_from_ids(ids, self.eos_ids)
         ids = torch.where(mask.bool(), ids, torch.full_like(ids, self.pad_id))
         texts = self.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
         return Rollout(prompts, params.n, ids, mask, truncated, texts)
+
+    def _generate_shared_prefill(self, prompts: PromptBatch, n: int, common: dict) -> torch.Tensor:
+        """Prefill each prompt (and encode its image) once, repeat the KV cache n times, and let `generate`
+        continue from it: the same samples as `num_return_sequences=n`, which prefills every copy.
+
+        The last prompt token is left uncached so `generate` has a token to start from. Qwen-VL's `generate`
+        continues M-RoPE positions from the model's stored `rope_deltas`, which are set here for the n copies.
+        """
+        inputs = prompts.inputs
+        head = {k: v[:, :-1] for k, v in inputs.items() if v.dim() == 2 and v.shape[1] == prompts.prompt_len}
+        media = {k: v for k, v in inputs.items() if k not in head}
+        pos, deltas = prompt_positions(self.model, inputs)
+        out = self.model(**head, **media, position_ids=pos[..., :-1], use_cache=True, logits_to_keep=1)
+        cache = out.past_key_values
+        cache.batch_repeat_interleave(n)
+        base_model(self.model).model.rope_deltas = deltas.repeat_interleave(n, dim=0)
+        expanded = {k: inputs[k].repeat_interleave(n, dim=0) for k in head}
+        return self.model.generate(**expanded, past_key_values=cache, **common)

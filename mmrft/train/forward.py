@@ -7,8 +7,8 @@ A rollout batch holds B prompts with n completions each. Two exact ways to score
 - shared prompt: the B prompts go through the model once (the vision tower sees each image once), their KV cache
   is repeated n times, and the n completions continue from it with the positions `generate` gave them. The prompt
   tokens' states do not depend on the completions (causal attention), so the log-probs and gradients are the same;
-  the work on prompt tokens drops n-fold. Used when the model family's positions are known (`position_ids` below)
-  and gradient checkpointing (which disables the cache) is off.
+  the work on prompt tokens drops n-fold. Used unless activation checkpointing (which disables the cache) is on;
+  positions come from `mmrft.models.positions`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from mmrft.data.collate import PromptBatch
+from mmrft.models.positions import continue_positions, prompt_positions, supports_cache_reuse
 
 # Keys the processor returns per token; they are extended over the completion with zeros (plain text tokens).
 PER_TOKEN_KEYS = ("mm_token_type_ids", "token_type_ids")
@@ -68,35 +69,6 @@ def build_sequences(
     return SequenceBatch(prompts, completion_ids, completion_mask, n, tuple(suppressed_ids))
 
 
-def _base_model(model):
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
-def prompt_position_ids(model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Positions of left-padded prompt tokens as the model computes them: M-RoPE [3, B, P] for the Qwen-VL
-    families (via the model's own `get_rope_index`), else 1-D [B, P] counting only attended tokens."""
-    inner = getattr(_base_model(model), "model", None)
-    if hasattr(inner, "get_rope_index") and "mm_token_type_ids" in inputs:
-        media = {k: inputs[k] for k in ("image_grid_thw", "video_grid_thw") if k in inputs}
-        pos, _ = inner.get_rope_index(inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                                      mm_token_type_ids=inputs["mm_token_type_ids"], **media)
-        return pos
-    mask = inputs["attention_mask"].long()
-    return (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
-
-
-def continue_position_ids(prompt_pos: torch.Tensor, t: int) -> torch.Tensor:
-    """Positions of t tokens generated after the prompt: last prompt position + 1, +2, ... (as `generate` does)."""
-    step = torch.arange(1, t + 1, device=prompt_pos.device)
-    return prompt_pos[..., -1:] + step
-
-
-def supports_shared_prompt(model) -> bool:
-    base = _base_model(model)
-    flag = "is_activation_checkpointing" if hasattr(type(base), "is_activation_checkpointing") else "is_gradient_checkpointing"
-    return not getattr(base, flag, False)
-
-
 def _finish(logits: torch.Tensor, targets: torch.Tensor, batch: SequenceBatch, temperature: float, with_entropy: bool):
     logits = logits.float()
     if temperature > 0 and temperature != 1.0:
@@ -121,7 +93,7 @@ def _logits_expanded(model, batch: SequenceBatch) -> torch.Tensor:
 def _logits_shared(model, batch: SequenceBatch) -> torch.Tensor:
     prompt = batch.prompts.inputs
     n, t = batch.n, batch.completion_ids.shape[1]
-    pos = prompt_position_ids(model, prompt)
+    pos, _ = prompt_positions(model, prompt)
     out = model(**prompt, position_ids=pos, use_cache=True, logits_to_keep=1)
     cache = out.past_key_values
     cache.batch_repeat_interleave(n)
@@ -131,7 +103,7 @@ def _logits_shared(model, batch: SequenceBatch) -> torch.Tensor:
     ids = batch.completion_ids[:, :-1]  # the last token predicts nothing we score
     mask = torch.cat([prompt["attention_mask"].repeat_interleave(n, dim=0),
                       batch.completion_mask[:, :-1].to(prompt["attention_mask"].dtype)], dim=1)
-    cont = continue_position_ids(pos, t - 1).repeat_interleave(n, dim=-2)
+    cont = continue_positions(pos, t - 1).repeat_interleave(n, dim=-2)
     rest = model(input_ids=ids, attention_mask=mask, position_ids=cont, past_key_values=cache, use_cache=True)
     return torch.cat([first, rest.logits], dim=1)
 
@@ -142,6 +114,6 @@ def completion_logprobs(
     """Log-probs [B*n, T] of the completion tokens under `model` at `temperature` (the sampling distribution), and
     optionally the token entropy [B*n, T]. `shared_prompt=None` picks the shared-prompt path when it applies."""
     if shared_prompt is None:
-        shared_prompt = batch.n > 1 and supports_shared_prompt(model)
+        shared_prompt = batch.n > 1 and supports_cache_reuse(model)
     logits = _logits_shared(model, batch) if shared_prompt else _logits_expanded(model, batch)
     return _finish(logits, batch.completion_ids, batch, temperature, with_entropy)

@@ -74,6 +74,9 @@ def test_item_structure(task, difficulty):
         # round-trip through JSON must not change the solution
         assert get_task(task).solve(json.loads(json.dumps(md["scene"]))) == it.answer
         rat = md["rationale"]
+        if task == "count":
+            _check_count_rationale(it)
+            continue
         assert 0 < len(rat.split()) <= 8
         ans = it.answer if isinstance(it.answer, str) else None
         if ans is not None:
@@ -81,6 +84,21 @@ def test_item_structure(task, difficulty):
         else:
             assert not re.search(r"\d", rat)
         assert "answer" not in it.prompt.lower()  # no answer-format instruction
+
+
+def _check_count_rationale(it):
+    """The count rationale names each counted object's 3x3 grid cell, in reading order, and nothing else."""
+    scene, q = it.metadata["scene"], it.metadata["scene"]["question"]
+    head, _, places = it.metadata["rationale"].partition(": ")
+    assert head == f"{q['colour']} {q['kind']}s"
+    listed = places.split(", ")
+    hits = [o for o in scene["objects"] if o["colour"] == q["colour"] and o["kind"] == q["kind"]]
+    assert len(listed) == len(hits) == int(it.answer)
+    rows, cols = ("top", "middle", "bottom"), ("left", "centre", "right")
+    expected = sorted(((o["center"][1] * 3 // 112, o["center"][0]), f"{rows[o['center'][1] * 3 // 112]} "
+                       f"{cols[o['center'][0] * 3 // 112]}") for o in hits)
+    assert listed == [name for _, name in expected]
+    assert not re.search(r"\d", it.metadata["rationale"])
 
 
 # --------------------------------------------------------- answers from the scene
@@ -327,5 +345,5 @@ def test_task_corpus():
     assert all(isinstance(s, str) and s for s in corpus)
     text = " ".join(corpus)
     for word in ("How", "many", "circles", "sum", "product", "difference", "larger", "left", "right",
-                 "Where", "bounding", "box", "count", "A.", "B."):
+                 "Where", "bounding", "box", "top", "centre", "A.", "B."):
         assert word in text, word

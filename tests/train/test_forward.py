@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from mmrft.config import ModelConfig
@@ -76,3 +77,29 @@ def test_shared_prompt_forward_equals_expanded(tiny_model_dir, count_data):
     g_shared, g_full = results[True][2], results[False][2]
     assert g_full.norm() > 0
     assert (g_shared - g_full).norm() / g_full.norm() < 1e-4
+
+
+def test_shared_prefill_generation_matches_plain_generate(tiny_model_dir, count_data):
+    """Prefill once + cache repeated n times samples exactly what num_return_sequences=n samples."""
+    samples = load_samples(count_data["train"])[:3]
+    model, proc = load_policy(ModelConfig(path=str(tiny_model_dir)))
+    prompts = encode_prompts(proc, samples)
+    params = SamplingParams(n=4, max_new_tokens=10, temperature=1.0)
+    runs = {}
+    for share in (False, True):
+        torch.manual_seed(3)
+        runs[share] = HFRolloutEngine(model, proc, share_prefill=share).generate(prompts, params)
+    assert torch.equal(runs[True].completion_ids, runs[False].completion_ids)
+    assert torch.equal(runs[True].completion_mask, runs[False].completion_mask)
+    assert runs[True].texts == runs[False].texts
+
+
+def test_shared_prefill_greedy_copies_equal_plain_greedy(tiny_model_dir, count_data):
+    samples = load_samples(count_data["train"])[:3]
+    model, proc = load_policy(ModelConfig(path=str(tiny_model_dir)))
+    prompts = encode_prompts(proc, samples)
+    shared = HFRolloutEngine(model, proc).generate(prompts, SamplingParams(n=2, max_new_tokens=10, temperature=0))
+    plain = HFRolloutEngine(model, proc).generate(prompts, SamplingParams(n=1, max_new_tokens=10, temperature=0))
+    t = plain.completion_ids.shape[1]
+    assert torch.equal(shared.completion_ids[::2, :t], plain.completion_ids)
+    assert torch.equal(shared.completion_ids[1::2, :t], plain.completion_ids)

@@ -100,6 +100,17 @@ def plural(kind: str) -> str:
     return kind + "s"
 
 
+GRID_ROWS = ("top", "middle", "bottom")
+GRID_COLS = ("left", "centre", "right")
+
+
+def grid_cell(center: Sequence[int], image_size: int) -> str:
+    """Coarse location of a point on a 3x3 grid: "top left", "middle centre", "bottom right", ..."""
+    col = min(int(center[0]) * 3 // image_size, 2)
+    row = min(int(center[1]) * 3 // image_size, 2)
+    return f"{GRID_ROWS[row]} {GRID_COLS[col]}"
+
+
 def bbox_of(center: Sequence[int], size: int) -> list[int]:
     cx, cy = center
     return [int(cx - size), int(cy - size), int(cx + size), int(cy + size)]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 
-from .base import COLOURS, SyntheticTask, place_objects, plural, register_task, scale
+from .base import BASE_IMAGE_SIZE, COLOURS, SyntheticTask, grid_cell, place_objects, plural, register_task, scale
 
 BASE_COLOURS = ("red", "green", "blue", "yellow")
 
@@ -62,15 +62,20 @@ class CountTask(SyntheticTask):
                 )
             rng.shuffle(specs)
         objects = place_objects(rng, specs, image_size)
-        return {"question": {"colour": colour, "kind": kind}, "objects": objects}
+        return {"question": {"colour": colour, "kind": kind}, "objects": objects, "image_size": image_size}
 
     def prompt(self, scene: dict) -> str:
         q = scene["question"]
         return f"How many {q['colour']} {plural(q['kind'])} are in the image?"
 
     def rationale(self, scene: dict) -> str:
+        """A grounded chain of thought: where each counted object is (3x3 grid, reading order), so the
+        answer is the number of places listed, e.g. "red circles: top left, middle centre"."""
         q = scene["question"]
-        return f"count the {q['colour']} {plural(q['kind'])}"
+        size = scene.get("image_size", BASE_IMAGE_SIZE)
+        hits = [o for o in scene["objects"] if o["colour"] == q["colour"] and o["kind"] == q["kind"]]
+        hits.sort(key=lambda o: (o["center"][1] * 3 // size, o["center"][0]))
+        return f"{q['colour']} {plural(q['kind'])}: " + ", ".join(grid_cell(o["center"], size) for o in hits)
 
     def solve(self, scene: dict) -> str:
         q = scene["question"]
