@@ -53,9 +53,11 @@ def _cmd_sft(args) -> int:
 
 
 def _cmd_train(args) -> int:
+    from mmrft.report.plots import plot_reward_accuracy
     from mmrft.train.rl import train_rl
 
     res = train_rl(_load_cfg(args))
+    res["plot"] = str(plot_reward_accuracy(res["run_dir"]))
     if res["eval_before"] and res["eval_after"]:
         from mmrft.report.table import comparison_table
 

@@ -88,6 +88,13 @@ class AlgorithmConfig:
     minibatches: int = _help("optimizer steps per epoch over the rollout batch", 1)
     micro_batch_size: int = _help("sequences per forward/backward (gradient accumulation)", 64)
     filter_zero_variance: bool = _help("drop groups whose rewards are all equal (DAPO dynamic sampling)", False)
+    max_resample_rounds: int = _help(
+        "with filter_zero_variance: extra rounds of prompts drawn per step to refill dropped groups", 3)
+    overlong_buffer: int = _help(
+        "DAPO soft overlong punishment: reward penalty rising linearly over the last N tokens before "
+        "rollout.max_new_tokens (0 disables)", 0)
+    overlong_penalty: float = _help("penalty at the length limit for overlong_buffer", 1.0)
+    mask_truncated: bool = _help("exclude completions that hit max_new_tokens from the loss (DAPO overlong filtering)", False)
 
 
 @dataclass
@@ -128,6 +135,9 @@ class TrainerConfig:
 
 @dataclass
 class Config:
+    imports: list[str] = _help(
+        "Python modules imported before training, to register your own estimators, losses or rewards",
+        factory=list)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
@@ -218,6 +228,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     base = _merge_user_layers(base, file_cfg, path, overrides)
     cfg: Config = OmegaConf.to_object(base)  # type: ignore[assignment]
     return cfg
+
+
+def import_plugins(cfg: Config) -> None:
+    """Import the modules named in `imports` (they register their entries on import)."""
+    import importlib
+
+    for name in cfg.imports:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ConfigError(f"imports: cannot import {name!r}: {e}") from None
 
 
 def config_to_yaml(cfg: Config) -> str:

@@ -12,6 +12,7 @@ from mmrft.config import load_config
 from mmrft.data.prompts import prompt_corpus
 from mmrft.data.synthetic import task_corpus, write_dataset
 from mmrft.models.tiny import make_tiny_model
+from mmrft.report.plots import plot_reward_accuracy
 from mmrft.report.table import comparison_table
 from mmrft.train.common import write_atomic
 from mmrft.train.rl import train_rl
@@ -23,7 +24,7 @@ N_LABELLED, N_RL, N_TEST = 256, 4096, 200
 SEEDS = {"labelled": 1, "rl": 2, "test": 3}
 
 
-def _config_path(name: str) -> str:
+def config_path(name: str) -> str:
     return str(resources.files("mmrft.configs").joinpath(name))
 
 
@@ -43,18 +44,19 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, overrides: list
     quick_sft = ["sft.steps=5"] if quick else []
     quick_rl = ["trainer.steps=3", "trainer.eval_every=0"] if quick else []
     print("[3/5] SFT cold start on the labelled scenes")
-    sft_cfg = load_config(_config_path("demo_sft.yaml"), [
+    sft_cfg = load_config(config_path("demo_sft.yaml"), [
         f"model.path={model_dir}", f"data.train={data['labelled']}", f"trainer.output_dir={out / 'sft'}",
         "trainer.overwrite=true", *quick_sft,
     ])
     sft = train_sft(sft_cfg)
 
     print("[4/5] GRPO from the SFT checkpoint on fresh scenes (reward: the counting checker)")
-    rl_cfg = load_config(_config_path("demo_grpo.yaml"), [
+    rl_cfg = load_config(config_path("demo_grpo.yaml"), [
         f"model.path={sft['checkpoint']}", f"data.train={data['rl']}", f"data.eval={data['test']}",
         f"trainer.output_dir={out / 'grpo'}", "trainer.overwrite=true", *quick_rl, *overrides,
     ])
     rl = train_rl(rl_cfg)
+    rl["plot"] = str(plot_reward_accuracy(rl["run_dir"]))
     # The RL run evaluates its starting point (the SFT model) at step 0 with the same held-out set and decoding.
     before, after = rl["eval_before"], rl["eval_after"]
 

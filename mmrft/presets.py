@@ -54,6 +54,10 @@ PRESET_KNOBS = (
     "ppo_epochs",
     "minibatches",
     "filter_zero_variance",
+    "max_resample_rounds",
+    "overlong_buffer",
+    "overlong_penalty",
+    "mask_truncated",
 )
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -86,6 +90,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "minibatches": 1,
             # Groups with equal rewards get A = 0 and stay in the batch (and in the loss denominators).
             "filter_zero_variance": False,
+            "max_resample_rounds": 0,
+            "overlong_buffer": 0,
+            "overlong_penalty": 1.0,
+            "mask_truncated": False,
         },
     },
     # Dr.GRPO -- Liu et al. 2025, "Understanding R1-Zero-Like Training: A Critical Perspective" (arXiv:2503.20783),
@@ -113,6 +121,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "ppo_epochs": 1,
             "minibatches": 1,
             "filter_zero_variance": False,
+            "max_resample_rounds": 0,
+            "overlong_buffer": 0,
+            "overlong_penalty": 1.0,
+            "mask_truncated": False,
         },
     },
     # DAPO -- Yu et al. 2025, "DAPO: An Open-Source LLM Reinforcement Learning System at Scale" (arXiv:2503.14476),
@@ -141,6 +153,16 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             # Sec. 3.2 "Dynamic Sampling": drop groups whose accuracy is all 0 or all 1. DAPO also re-samples until
             # the batch is full again; mmrft only drops them (the step trains on fewer groups).
             "filter_zero_variance": True,
+            # Sec. 3.2: "over-sample and filter out prompts with the accuracy equal to 1 and 0" until the batch
+            # is full; the number of extra sampling rounds is bounded here (the paper does not give one).
+            "max_resample_rounds": 3,
+            # Sec. 3.4 soft overlong punishment: the paper uses a 4,096-token buffer before a 20,480-token limit
+            # (a fifth of it). The buffer is in tokens and the limit is rollout.max_new_tokens, so no single
+            # number fits every run: set algorithm.overlong_buffer to about max_new_tokens / 5 to match it.
+            "overlong_buffer": 0,
+            "overlong_penalty": 1.0,
+            # Overlong *filtering* (masking truncated samples) is the ablation DAPO replaced with the soft penalty.
+            "mask_truncated": False,
             # Sec. 3.4 "Overlong Reward Shaping" (overlong filtering / soft overlong punishment with L_max = 20480,
             # L_cache = 4096) is NOT a config knob yet (mmrft.algorithms.overlong_penalty exists but the trainer
             # does not call it), so this preset does not include it.
@@ -171,6 +193,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "ppo_epochs": 1,
             "minibatches": 4,
             "filter_zero_variance": False,
+            "max_resample_rounds": 0,
+            "overlong_buffer": 0,
+            "overlong_penalty": 1.0,
+            "mask_truncated": False,
         },
     },
     # RLOO -- Ahmadian et al. 2024, "Back to Basics: Revisiting REINFORCE Style Optimization for Learning from Human
@@ -201,6 +227,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "ppo_epochs": 1,
             "minibatches": 1,
             "filter_zero_variance": False,
+            "max_resample_rounds": 0,
+            "overlong_buffer": 0,
+            "overlong_penalty": 1.0,
+            "mask_truncated": False,
         },
     },
     # REINFORCE++ -- Hu 2025, "REINFORCE++: A Simple and Efficient Approach for Aligning Large Language Models"
@@ -233,6 +263,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "ppo_epochs": 1,
             "minibatches": 1,
             "filter_zero_variance": False,
+            "max_resample_rounds": 0,
+            "overlong_buffer": 0,
+            "overlong_penalty": 1.0,
+            "mask_truncated": False,
         },
     },
     # PPO -- Schulman et al. 2017, "Proximal Policy Optimization Algorithms" (arXiv:1707.06347), as used for LLMs by
@@ -264,6 +298,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "ppo_epochs": 4,
             "minibatches": 4,
             "filter_zero_variance": False,
+            "max_resample_rounds": 0,
+            "overlong_buffer": 0,
+            "overlong_penalty": 1.0,
+            "mask_truncated": False,
         },
     },
 }

@@ -15,36 +15,43 @@ EXPECTED = {
         advantage="grpo", normalize_std=True, policy_loss="ppo_clip", loss_agg_mode="seq-mean-token-mean",
         clip_low=0.2, clip_high=0.2, dual_clip=None, kl_coef=0.04, kl_estimator="k3", entropy_coef=0.0,
         ppo_epochs=1, minibatches=1, filter_zero_variance=False,
+        max_resample_rounds=0, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
     ),
     "dr_grpo": dict(
         advantage="dr_grpo", normalize_std=False, policy_loss="ppo_clip", loss_agg_mode="seq-mean-token-sum-norm",
         clip_low=0.2, clip_high=0.2, dual_clip=None, kl_coef=0.0, kl_estimator="k3", entropy_coef=0.0,
         ppo_epochs=1, minibatches=1, filter_zero_variance=False,
+        max_resample_rounds=0, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
     ),
     "dapo": dict(
         advantage="grpo", normalize_std=True, policy_loss="ppo_clip", loss_agg_mode="token-mean",
         clip_low=0.2, clip_high=0.28, dual_clip=None, kl_coef=0.0, kl_estimator="k3", entropy_coef=0.0,
         ppo_epochs=1, minibatches=16, filter_zero_variance=True,
+        max_resample_rounds=3, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
     ),
     "gspo": dict(
         advantage="grpo", normalize_std=True, policy_loss="gspo", loss_agg_mode="seq-mean-token-mean",
         clip_low=3e-4, clip_high=4e-4, dual_clip=None, kl_coef=0.0, kl_estimator="k3", entropy_coef=0.0,
         ppo_epochs=1, minibatches=4, filter_zero_variance=False,
+        max_resample_rounds=0, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
     ),
     "rloo": dict(
         advantage="rloo", normalize_std=False, policy_loss="ppo_clip", loss_agg_mode="seq-mean-token-sum",
         clip_low=0.2, clip_high=0.2, dual_clip=None, kl_coef=0.0, kl_estimator="k3", entropy_coef=0.0,
         ppo_epochs=1, minibatches=1, filter_zero_variance=False,
+        max_resample_rounds=0, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
     ),
     "reinforce_pp": dict(
         advantage="reinforce_pp_baseline", normalize_std=False, policy_loss="ppo_clip", loss_agg_mode="token-mean",
         clip_low=0.2, clip_high=0.2, dual_clip=None, kl_coef=1e-3, kl_estimator="k2", entropy_coef=0.0,
         ppo_epochs=1, minibatches=1, filter_zero_variance=False,
+        max_resample_rounds=0, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
     ),
     "ppo": dict(
         advantage="gae", normalize_std=False, policy_loss="ppo_clip", loss_agg_mode="token-mean",
         clip_low=0.2, clip_high=0.2, dual_clip=None, kl_coef=0.02, kl_estimator="k3", entropy_coef=0.0,
         ppo_epochs=4, minibatches=4, filter_zero_variance=False,
+        max_resample_rounds=0, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
     ),
 }
 # The one advantage name a preset may use before the trainer supports it (PPO's critic has not landed).

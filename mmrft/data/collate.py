@@ -60,6 +60,26 @@ class PromptBatch:
         return PromptBatch([self.samples[i] for i in rows], inputs, [self.images_per_prompt[i] for i in rows])
 
 
+def concat_prompt_batches(batches: list[PromptBatch], pad_id: int) -> PromptBatch:
+    """One batch from several: per-token tensors left-padded to the longest prompt (pad id / 0), media rows
+    concatenated in order. Extra left padding changes nothing: positions count attended tokens only."""
+    if len(batches) == 1:
+        return batches[0]
+    length = max(b.prompt_len for b in batches)
+    inputs: dict[str, torch.Tensor] = {}
+    for key in batches[0].inputs:
+        parts = []
+        for b in batches:
+            t = b.inputs[key]
+            if t.dim() == 2 and t.shape[1] == b.prompt_len:  # per-token
+                fill = pad_id if key == "input_ids" else 0
+                t = torch.cat([t.new_full((t.shape[0], length - b.prompt_len), fill), t], dim=1)
+            parts.append(t)
+        inputs[key] = torch.cat(parts)
+    return PromptBatch([s for b in batches for s in b.samples], inputs,
+                       [c for b in batches for c in b.images_per_prompt])
+
+
 def encode_prompts(processor, samples: list[Sample], fmt: str = "r1", system: str | None = None) -> PromptBatch:
     texts, images, counts = [], [], []
     for s in samples:

@@ -9,7 +9,7 @@ from mmrft.data.collate import encode_prompts
 from mmrft.data.schema import Sample
 from mmrft.rollout.engine import SamplingParams
 from mmrft.rollout.hf import HFRolloutEngine
-from mmrft.train.scoring import Scorer
+from mmrft.rewards.scoring import Scorer
 
 
 @dataclass

@@ -59,7 +59,7 @@ import re
 from typing import List, Optional, Sequence, Tuple
 
 from mmrft.rewards.extract import answer_block
-from mmrft.rewards.grounding import BOX_FORMATS, _gold_box, _image_size, box_iou, parse_box, to_pixels
+from mmrft.rewards.grounding import _gold_box, box_convention, box_iou, parse_box, sample_metadata, to_pixels
 from mmrft.rewards.registry import register_reward
 
 __all__ = [
@@ -304,17 +304,8 @@ def _to_image(box: Box, fmt: str, size) -> Box:
 @register_reward("detection")
 def detection_reward(completion: str, sample: dict) -> float:
     """F1 of the predicted labelled boxes against the gold ones (greedy IoU matching)."""
-    if not isinstance(sample, dict) or "answer" not in sample:
-        raise ValueError("sample must be a dict with an 'answer' key")
-    md = sample.get("metadata") or {}
-    if not isinstance(md, dict):
-        raise ValueError("sample['metadata'] must be a dict")
-    fmt = md.get("box_format", "pixel")
-    if fmt not in BOX_FORMATS:
-        raise ValueError(f"unknown metadata['box_format'] {fmt!r}; expected one of {BOX_FORMATS}")
-    size = _image_size(md)
-    if fmt != "pixel" and size is None:
-        raise ValueError(f"box_format {fmt!r} needs metadata['image_size'] = [w, h]")
+    md = sample_metadata(sample)
+    fmt, size = box_convention(md)
     gold = _gold_detections(sample["answer"], md, size)
     threshold = _threshold(md)
     try:

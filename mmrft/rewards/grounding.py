@@ -138,24 +138,42 @@ def _gold_box(gold, md: dict, size) -> Box:
     return box
 
 
-@register_reward("iou")
-def iou_reward(completion: str, sample: dict) -> float:
-    """IoU of the predicted and gold boxes (or 0/1 against ``metadata['iou_threshold']``)."""
+def sample_metadata(sample: dict) -> dict:
+    """The sample's metadata dict; a malformed *sample* (not model output) is a ValueError."""
     if not isinstance(sample, dict) or "answer" not in sample:
         raise ValueError("sample must be a dict with an 'answer' key")
     md = sample.get("metadata") or {}
     if not isinstance(md, dict):
         raise ValueError("sample['metadata'] must be a dict")
+    return md
+
+
+def box_convention(md: dict) -> tuple[str, tuple | None]:
+    """(box_format, image_size) from metadata, checked: non-pixel formats need the image size."""
     fmt = md.get("box_format", "pixel")
     if fmt not in BOX_FORMATS:
         raise ValueError(f"unknown metadata['box_format'] {fmt!r}; expected one of {BOX_FORMATS}")
     size = _image_size(md)
     if fmt != "pixel" and size is None:
         raise ValueError(f"box_format {fmt!r} needs metadata['image_size'] = [w, h]")
-    gold = _gold_box(sample["answer"], md, size)
+    return fmt, size
+
+
+def optional_threshold(md: dict) -> float | None:
+    """metadata['iou_threshold'] if set (then scores become 0/1), else None."""
     threshold = md.get("iou_threshold")
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
         raise ValueError(f"metadata['iou_threshold'] must be a number, got {threshold!r}")
+    return threshold
+
+
+@register_reward("iou")
+def iou_reward(completion: str, sample: dict) -> float:
+    """IoU of the predicted and gold boxes (or 0/1 against ``metadata['iou_threshold']``)."""
+    md = sample_metadata(sample)
+    fmt, size = box_convention(md)
+    gold = _gold_box(sample["answer"], md, size)
+    threshold = optional_threshold(md)
     try:
         if not isinstance(completion, str):
             return 0.0

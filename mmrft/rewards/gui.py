@@ -46,7 +46,7 @@ import re
 from typing import Optional, Tuple
 
 from mmrft.rewards.detection import answer_region
-from mmrft.rewards.grounding import BOX_FORMATS, _gold_box, _image_size, to_pixels
+from mmrft.rewards.grounding import _gold_box, box_convention, sample_metadata, to_pixels
 from mmrft.rewards.registry import register_reward
 
 __all__ = ["gui_reward", "parse_action", "ACTIONS", "DIRECTIONS"]
@@ -231,17 +231,8 @@ def _gold_action(gold, md: dict, size):
 @register_reward("gui")
 def gui_reward(completion: str, sample: dict) -> float:
     """1.0 iff the predicted action matches the gold (click in box / same text / same direction)."""
-    if not isinstance(sample, dict) or "answer" not in sample:
-        raise ValueError("sample must be a dict with an 'answer' key")
-    md = sample.get("metadata") or {}
-    if not isinstance(md, dict):
-        raise ValueError("sample['metadata'] must be a dict")
-    fmt = md.get("box_format", "pixel")
-    if fmt not in BOX_FORMATS:
-        raise ValueError(f"unknown metadata['box_format'] {fmt!r}; expected one of {BOX_FORMATS}")
-    size = _image_size(md)
-    if fmt != "pixel" and size is None:
-        raise ValueError(f"box_format {fmt!r} needs metadata['image_size'] = [w, h]")
+    md = sample_metadata(sample)
+    fmt, size = box_convention(md)
     kind, target = _gold_action(sample["answer"], md, size)
     try:
         region = answer_region(completion)

@@ -36,6 +36,7 @@ from typing import Optional, Tuple
 
 from mmrft.rewards.detection import after_think
 from mmrft.rewards.extract import extract_answer
+from mmrft.rewards.grounding import optional_threshold, sample_metadata
 from mmrft.rewards.registry import register_reward
 
 __all__ = ["temporal_iou_reward", "parse_interval", "interval_iou"]
@@ -127,15 +128,9 @@ def _gold_interval(gold) -> Interval:
 @register_reward("temporal_iou")
 def temporal_iou_reward(completion: str, sample: dict) -> float:
     """IoU of the predicted and gold time intervals (or 0/1 against ``metadata['iou_threshold']``)."""
-    if not isinstance(sample, dict) or "answer" not in sample:
-        raise ValueError("sample must be a dict with an 'answer' key")
-    md = sample.get("metadata") or {}
-    if not isinstance(md, dict):
-        raise ValueError("sample['metadata'] must be a dict")
+    md = sample_metadata(sample)
     gold = _gold_interval(sample["answer"])
-    threshold = md.get("iou_threshold")
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
-        raise ValueError(f"metadata['iou_threshold'] must be a number, got {threshold!r}")
+    threshold = optional_threshold(md)
     try:
         if not isinstance(completion, str):
             return 0.0

@@ -7,7 +7,7 @@ from typing import Protocol
 
 import torch
 
-from mmrft.data.collate import PromptBatch
+from mmrft.data.collate import PromptBatch, concat_prompt_batches
 
 
 @dataclass
@@ -46,6 +46,31 @@ class Rollout:
     @property
     def lengths(self) -> torch.Tensor:
         return self.completion_mask.sum(dim=1).long()
+
+    def rows(self, groups: list[int]) -> list[int]:
+        return [g * self.n + j for g in groups for j in range(self.n)]
+
+    def select_groups(self, groups: list[int]) -> "Rollout":
+        rows = self.rows(groups)
+        return Rollout(self.prompts.select(groups), self.n, self.completion_ids[rows], self.completion_mask[rows],
+                       self.truncated[rows], [self.texts[i] for i in rows])
+
+
+def concat_rollouts(parts: list[Rollout], pad_id: int) -> Rollout:
+    """Rollouts of different prompt batches as one (completions right-padded to the longest)."""
+    if len(parts) == 1:
+        return parts[0]
+    t = max(p.completion_ids.shape[1] for p in parts)
+
+    def pad(x: torch.Tensor, fill) -> torch.Tensor:
+        return torch.cat([x, x.new_full((x.shape[0], t - x.shape[1]), fill)], dim=1)
+
+    return Rollout(
+        concat_prompt_batches([p.prompts for p in parts], pad_id), parts[0].n,
+        torch.cat([pad(p.completion_ids, pad_id) for p in parts]),
+        torch.cat([pad(p.completion_mask, 0) for p in parts]),
+        torch.cat([p.truncated for p in parts]), [x for p in parts for x in p.texts],
+    )
 
 
 class RolloutEngine(Protocol):

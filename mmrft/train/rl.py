@@ -14,21 +14,21 @@ import torch
 from tqdm.auto import tqdm
 
 from mmrft.algorithms import (
-    ADVANTAGE_ESTIMATORS, AGGREGATION_MODES, filter_groups, get_advantage_estimator, get_policy_loss,
+    ADVANTAGE_ESTIMATORS, AGGREGATION_MODES, get_advantage_estimator, get_policy_loss, overlong_filter_mask,
 )
-from mmrft.config import Config
+from mmrft.config import Config, import_plugins
 from mmrft.data.collate import encode_prompts
 from mmrft.data.sources import load_samples
 from mmrft.errors import ConfigError
 from mmrft.eval.runner import EvalResult, evaluate
 from mmrft.models.load import load_policy, resolve_device
-from mmrft.report.plots import plot_reward_accuracy
 from mmrft.rollout.engine import SamplingParams
 from mmrft.rollout.hf import HFRolloutEngine
 from mmrft.track.metrics import Tracker
 from mmrft.train.common import batches, make_optimizer, prepare_run_dir, save_model, seed_everything, set_threads
 from mmrft.train.forward import build_sequences
-from mmrft.train.scoring import Scorer
+from mmrft.train.sampling import StepSamples, sample_step
+from mmrft.rewards.scoring import Scorer
 from mmrft.train.update import batched_logprobs, policy_update, reference_context
 
 log = logging.getLogger("mmrft")
@@ -55,7 +55,9 @@ def _advantage_options(cfg: Config) -> dict:
     return {"normalize_std": cfg.algorithm.normalize_std} if cfg.algorithm.advantage == "grpo" else {}
 
 
-def _rollout_metrics(rollout, scores, keep: torch.Tensor) -> dict[str, float]:
+def _rollout_metrics(samples: StepSamples) -> dict[str, float]:
+    """What the policy did this step (every drawn completion), and what the group filter kept."""
+    rollout, scores = samples.drawn, samples.drawn_scores
     lengths = rollout.lengths.float()
     out = {
         "reward/mean": float(scores.totals.mean()),
@@ -65,7 +67,10 @@ def _rollout_metrics(rollout, scores, keep: torch.Tensor) -> dict[str, float]:
         "response_length/max": float(lengths.max()),
         "response_length/truncated": float(rollout.truncated.float().mean()),
         "reward/timeouts": float(scores.timeouts),
-        "filter/kept_fraction": float(keep.float().mean()),
+        "reward/overlong_penalty": float(samples.drawn_shaping.mean()),
+        "filter/groups_drawn": float(samples.groups_drawn),
+        "filter/groups_kept": float(samples.groups_kept),
+        "filter/rounds": float(samples.rounds),
     }
     for name, vals in scores.components.items():
         finite = [v for v in vals if not math.isnan(v)]
@@ -78,6 +83,7 @@ def train_rl(cfg: Config) -> dict:
     set_threads(cfg.trainer.threads)
     gen = seed_everything(cfg.trainer.seed)
     algo, ro = cfg.algorithm, cfg.rollout
+    import_plugins(cfg)
     check_algorithm(cfg)
     train = load_samples(cfg.data.train, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.train_limit)
     held_out = load_samples(cfg.data.eval, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.eval_limit) if cfg.data.eval else []
@@ -109,49 +115,58 @@ def train_rl(cfg: Config) -> dict:
 
     first = run_eval(0)
     batch_iter = batches(len(train), ro.prompts_per_step, gen)
+    pad_id = processor.tokenizer.pad_token_id
+
+    def draw():
+        return [train[i] for i in next(batch_iter)]
+
+    def encode(chunk):
+        return encode_prompts(processor, chunk, cfg.data.prompt_format, cfg.data.system_prompt).to(device)
+
     bar = tqdm(range(1, cfg.trainer.steps + 1), desc="GRPO" if algo.name == "grpo" else algo.name,
                disable=not cfg.trainer.progress, dynamic_ncols=True)
     last = first
     try:
         for step in bar:
             t0 = time.time()
-            # 1. a batch of prompts, G sampled completions each
-            chunk = [train[i] for i in next(batch_iter)]
-            prompts = encode_prompts(processor, chunk, cfg.data.prompt_format, cfg.data.system_prompt).to(device)
-            rollout = engine.generate(prompts, params)
-            t1 = time.time()
-            # 2. rewards, scored by program under a time limit
-            scores = scorer.score(rollout.texts, [s for s in chunk for _ in range(ro.group_size)])
+            timings: dict[str, float] = {}
+            # 1-2. prompts -> G completions each -> rewards scored by program (DAPO: refill dropped groups)
+            samples = sample_step(draw, encode, engine, params, scorer, algo, pad_id, timings)
             t2 = time.time()
-            # 3. advantages; groups without reward variance carry no signal and can be dropped (DAPO)
-            group_ids = rollout.group_ids
-            advantages = estimator(scores.totals, group_ids, **_advantage_options(cfg))
-            keep, _ = filter_groups(scores.totals, group_ids)
-            if not algo.filter_zero_variance:
-                keep = torch.ones_like(keep)
-            mask = rollout.completion_mask * keep.unsqueeze(1).float()
-            # 4. policy update (reference log-probs only when the KL term is on)
-            seqs = build_sequences(prompts, rollout.completion_ids, rollout.completion_mask, ro.group_size, engine.suppress)
-            ref_logp = None
-            if algo.kl_coef > 0:
-                ref, ctx = reference_context(model, ref_model)
-                with ctx:
-                    ref_logp = batched_logprobs(ref, seqs, ro.temperature, algo.micro_batch_size)
-            t3 = time.time()
-            update = {}
-            if mask.sum() > 0:
-                update = policy_update(
-                    model, opt, sched, seqs, mask.to(device), advantages.to(device), algo,
-                    temperature=ro.temperature, max_len=ro.max_new_tokens, max_grad_norm=cfg.trainer.max_grad_norm,
-                    ref_logp=ref_logp, generator=gen,
-                )
+            metrics = _rollout_metrics(samples)
+            rollout = samples.train
+            t3 = t2
+            if rollout is not None:
+                # 3. advantages from the rewards of the groups kept for training
+                advantages = estimator(samples.train_rewards, rollout.group_ids, **_advantage_options(cfg))
+                mask = rollout.completion_mask.clone()
+                if algo.mask_truncated:  # DAPO overlong filtering: truncated completions carry no gradient
+                    mask = mask * overlong_filter_mask(rollout.truncated).unsqueeze(1)
+                seqs = build_sequences(rollout.prompts.to(device), rollout.completion_ids, rollout.completion_mask,
+                                       ro.group_size, engine.suppress)
+                # 4. policy update (reference log-probs only when the KL term is on)
+                ref_logp = None
+                if algo.kl_coef > 0:
+                    ref, ctx = reference_context(model, ref_model)
+                    with ctx:
+                        ref_logp = batched_logprobs(ref, seqs, ro.temperature, algo.micro_batch_size)
+                t3 = time.time()
+                if mask.sum() > 0:
+                    update = policy_update(
+                        model, opt, sched, seqs, mask.to(device), advantages.to(device), algo,
+                        temperature=ro.temperature, max_len=ro.max_new_tokens,
+                        max_grad_norm=cfg.trainer.max_grad_norm, ref_logp=ref_logp, generator=gen,
+                    )
+                    metrics.update({f"actor/{k}": v for k, v in update.items()})
+                metrics["advantage/mean"] = float(advantages.mean())
+                metrics["advantage/std"] = float(advantages.std()) if len(advantages) > 1 else 0.0
+                if algo.mask_truncated:
+                    metrics["filter/truncated_masked"] = float(rollout.truncated.float().mean())
             t4 = time.time()
-            metrics = _rollout_metrics(rollout, scores, keep)
-            metrics.update({f"actor/{k}": v for k, v in update.items()})
             metrics.update({
-                "advantage/mean": float(advantages.mean()), "advantage/std": float(advantages.std()),
-                "lr": sched.get_last_lr()[0], "time/rollout": t1 - t0, "time/reward": t2 - t1,
-                "time/reference": t3 - t2, "time/update": t4 - t3, "time/step": t4 - t0,
+                "lr": sched.get_last_lr()[0], "time/rollout": timings.get("rollout", 0.0),
+                "time/reward": timings.get("reward", 0.0), "time/reference": t3 - t2, "time/update": t4 - t3,
+                "time/step": t4 - t0,
             })
             tracker.log(step, metrics)
             bar.set_postfix(reward=f"{metrics['reward/mean']:.2f}", acc=f"{metrics['accuracy']:.2f}")
@@ -162,8 +177,7 @@ def train_rl(cfg: Config) -> dict:
     finally:
         tracker.close()
         scorer.close()
-    plot = plot_reward_accuracy(run_dir)
     return {
-        "checkpoint": str(final), "plot": str(plot), "run_dir": str(run_dir),
+        "checkpoint": str(final), "run_dir": str(run_dir),
         "eval_before": first.per_task if first else None, "eval_after": last.per_task if last else None,
     }

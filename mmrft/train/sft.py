@@ -12,14 +12,14 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from mmrft.config import Config
+from mmrft.config import Config, import_plugins
 from mmrft.data.collate import encode_prompts, encode_targets
 from mmrft.data.sources import load_samples
 from mmrft.eval.runner import evaluate
 from mmrft.models.load import load_policy, resolve_device
 from mmrft.train.common import batches, make_optimizer, prepare_run_dir, save_model, seed_everything, set_threads
 from mmrft.train.forward import build_sequences, completion_logprobs
-from mmrft.train.scoring import Scorer
+from mmrft.rewards.scoring import Scorer
 from mmrft.track.metrics import Tracker
 
 log = logging.getLogger("mmrft")
@@ -37,6 +37,7 @@ def pad_right(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.T
 
 def train_sft(cfg: Config) -> dict:
     set_threads(cfg.trainer.threads)
+    import_plugins(cfg)
     gen = seed_everything(cfg.trainer.seed)
     samples = load_samples(cfg.data.train, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.train_limit)
     held_out = load_samples(cfg.data.eval, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.eval_limit) if cfg.data.eval else []

@@ -20,16 +20,17 @@ def test_grpo_raises_reward_on_counting(tmp_path):
     test = write_dataset("count", 100, tmp_path / "test", seed=3)
     sft = train_sft(load_config(None, [
         f"model.path={model}", f"data.train={labelled}", f"trainer.output_dir={tmp_path / 'sft'}",
-        "sft.steps=300", "sft.lr=1e-3", "trainer.progress=false",
+        "sft.steps=450", "sft.lr=1e-3", "trainer.progress=false",
     ]))
     res = train_rl(load_config(None, [
         f"model.path={sft['checkpoint']}", f"data.train={fresh}", f"data.eval={test}",
-        f"trainer.output_dir={tmp_path / 'rl'}", "trainer.steps=200", "trainer.lr=1e-4", "trainer.progress=false",
-        "rollout.max_new_tokens=16", "rewards.weights={task: 1.0}",
+        f"trainer.output_dir={tmp_path / 'rl'}", "trainer.steps=150", "trainer.lr=1e-4", "trainer.progress=false",
+        "rollout.max_new_tokens=32", "rewards.weights={task: 1.0}", "algorithm.name=grpo", "algorithm.kl_coef=0",
+        "algorithm.loss_agg_mode=token-mean",
     ]))
     rows = [json.loads(x) for x in (tmp_path / "rl" / "metrics.jsonl").read_text().splitlines()]
     reward = [r["reward/mean"] for r in rows if r["phase"] == "train"]
-    early, late = sum(reward[:50]) / 50, sum(reward[-50:]) / 50
+    early, late = sum(reward[:30]) / 30, sum(reward[-30:]) / 30
     before, after = res["eval_before"]["count"]["accuracy"], res["eval_after"]["count"]["accuracy"]
     assert late > early + 0.03, (early, late)
-    assert after > before, (before, after)
+    assert after >= before + 0.05, (before, after)

@@ -103,3 +103,31 @@ def test_shared_prefill_greedy_copies_equal_plain_greedy(tiny_model_dir, count_d
     t = plain.completion_ids.shape[1]
     assert torch.equal(shared.completion_ids[::2, :t], plain.completion_ids)
     assert torch.equal(shared.completion_ids[1::2, :t], plain.completion_ids)
+
+
+def test_concatenated_batches_left_pad_without_changing_logprobs(tiny_model_dir, count_data):
+    """Dynamic sampling concatenates rounds of different prompt lengths; extra left padding must change nothing."""
+    import dataclasses
+
+    from mmrft.data.collate import concat_prompt_batches
+    from mmrft.rollout.engine import concat_rollouts
+
+    samples = load_samples(count_data["train"])[:2]
+    longer = dataclasses.replace(samples[1], prompt=samples[1].prompt + " Look carefully at every part of it.")
+    model, proc = load_policy(ModelConfig(path=str(tiny_model_dir)))
+    engine = HFRolloutEngine(model, proc)
+    params = SamplingParams(n=2, max_new_tokens=6, temperature=1.0)
+    torch.manual_seed(0)
+    a = engine.generate(encode_prompts(proc, samples[:1]), params)
+    b = engine.generate(encode_prompts(proc, [longer]), params)
+    assert a.prompts.prompt_len < b.prompts.prompt_len
+    both = concat_rollouts([a, b], proc.tokenizer.pad_token_id)
+    assert both.prompts.prompt_len == b.prompts.prompt_len and both.texts == a.texts + b.texts
+    with torch.no_grad():
+        alone = [completion_logprobs(model, build_sequences(r.prompts, r.completion_ids, r.completion_mask, 2))[0]
+                 for r in (a, b)]
+        joint, _ = completion_logprobs(model, build_sequences(both.prompts, both.completion_ids, both.completion_mask, 2))
+    for i, (r, lp) in enumerate(zip((a, b), alone)):
+        m = r.completion_mask.bool()
+        rows = slice(2 * i, 2 * i + 2)
+        torch.testing.assert_close(joint[rows, : lp.shape[1]][m], lp[m], atol=2e-5, rtol=0)

@@ -37,7 +37,7 @@ def test_preset_runs_three_steps(tmp_path, tiny_model_dir, count_data, preset):
     if cfg.algorithm.ppo_epochs * cfg.algorithm.minibatches > 1:
         # off-policy minibatches: the ratio moves away from 1 after the first optimizer step
         assert any(r["actor/ratio_max"] > 1.0 or r["actor/ratio_min"] < 1.0 for r in train)
-    assert (tmp_path / preset / "reward_accuracy.png").is_file()
+    assert (tmp_path / preset / "final" / "model.safetensors").is_file()
 
 
 def test_ppo_preset_is_rejected_until_a_critic_exists(tmp_path, tiny_model_dir, count_data):

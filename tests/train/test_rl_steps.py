@@ -39,7 +39,7 @@ def test_full_weights(tmp_path, tiny_model_dir, count_data):
     assert "reward/tests.train.rewards_for_tests:shorter_is_better" in rows[0]
     assert _changed(tmp_path / "run" / "final", tiny_model_dir)
     for key in ("reward/mean", "actor/loss", "actor/grad_norm", "actor/entropy", "response_length/mean",
-                "time/rollout", "time/update", "actor/clip_frac"):
+                "time/rollout", "time/update", "actor/clip_frac", "filter/groups_kept"):
         assert key in rows[0], key
     assert set(res["eval_after"]) == {"count"}
     assert (tmp_path / "run" / "config.yaml").is_file()
@@ -56,3 +56,41 @@ def test_lora_with_kl_uses_disabled_adapter_as_reference(tmp_path, tiny_model_di
     assert cfg["model_type"] == "qwen2_vl"
     assert not (tmp_path / "run" / "final" / "adapter_config.json").exists()
     assert _changed(tmp_path / "run" / "final", tiny_model_dir)
+
+
+def test_dapo_overlong_shaping_and_filtering(tmp_path, tiny_model_dir, count_data):
+    # a random model rarely stops within 6 tokens: nearly every completion is truncated and penalised in full
+    _, rows = _run(tmp_path, tiny_model_dir, count_data, USER_REWARD, "rollout.max_new_tokens=6",
+                   "algorithm.overlong_buffer=3", "algorithm.overlong_penalty=0.5", "algorithm.mask_truncated=true",
+                   "algorithm.name=dapo")
+    for r in rows:
+        truncated = r["response_length/truncated"]
+        assert r["filter/truncated_masked"] == pytest.approx(truncated)
+        # lengths 6 == max_new_tokens give -0.5; shorter ones at most that; so the mean is <= -0.5 * truncated
+        assert r["reward/overlong_penalty"] <= -0.5 * truncated + 1e-6
+        assert r["reward/overlong_penalty"] < 0
+
+
+def test_user_estimator_from_imports(tmp_path, tiny_model_dir, count_data):
+    _, rows = _run(tmp_path, tiny_model_dir, count_data, USER_REWARD, "imports=[tests.train.plugin_for_tests]",
+                   "algorithm.advantage=centred_times_two")
+    assert len(rows) == 2 and all(r["advantage/std"] > 0 for r in rows)
+
+
+def test_missing_plugin_module_is_a_config_error(tmp_path, tiny_model_dir, count_data):
+    from mmrft.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="imports: cannot import 'no_such_module'"):
+        _run(tmp_path, tiny_model_dir, count_data, "imports=[no_such_module]")
+
+
+def test_dynamic_sampling_refills_dropped_groups(tmp_path, tiny_model_dir, count_data):
+    _, rows = _run(tmp_path, tiny_model_dir, count_data,
+                   "rewards.weights={'tests.train.rewards_for_tests:flat_for_even_ids': 1.0}",
+                   "algorithm.filter_zero_variance=true", "algorithm.max_resample_rounds=4", "trainer.steps=3")
+    for r in rows:
+        assert r["filter/groups_kept"] == 2  # prompts_per_step, refilled
+        assert r["filter/groups_drawn"] == 2 * r["filter/rounds"]
+        assert r["advantage/std"] > 0
+    # half the ids are even: over the run some of their groups were drawn, dropped and replaced
+    assert sum(r["filter/groups_drawn"] for r in rows) > sum(r["filter/groups_kept"] for r in rows)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 
 from mmrft.data.schema import Sample
-from mmrft.rewards import RewardRunner
+from mmrft.rewards.runner import RewardRunner
 
 log = logging.getLogger("mmrft.rewards")
 TASK = "task"  # in `rewards.weights`, stands for each sample's own reward
@@ -22,6 +22,17 @@ class Scores:
     components: dict[str, list[float]] = field(default_factory=dict)  # name -> [N] (NaN where not applied)
     timeouts: int = 0
     errors: list[str] = field(default_factory=list)
+
+    def select(self, rows: list[int]) -> "Scores":
+        return Scores(self.totals[rows], self.correct[rows], {k: [v[i] for i in rows] for k, v in self.components.items()},
+                      self.timeouts, list(self.errors))
+
+    @staticmethod
+    def concat(parts: list["Scores"]) -> "Scores":
+        names = {k for p in parts for k in p.components}
+        comps = {k: [x for p in parts for x in p.components.get(k, [float("nan")] * len(p.totals))] for k in names}
+        return Scores(torch.cat([p.totals for p in parts]), torch.cat([p.correct for p in parts]), comps,
+                      sum(p.timeouts for p in parts), [e for p in parts for e in p.errors])
 
 
 class Scorer:

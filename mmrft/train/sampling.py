@@ -1,0 +1,89 @@
+"""The sampling half of an RL step: draw prompts, roll out G completions each, score them; with DAPO's dynamic
+sampling, drop groups whose rewards are all equal (they carry no advantage) and draw more prompts until the batch
+is full or `algorithm.max_resample_rounds` extra rounds were spent (Yu et al. 2025, Sec. 3.2)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from mmrft.algorithms import filter_groups, overlong_penalty
+from mmrft.config import AlgorithmConfig
+from mmrft.data.collate import PromptBatch
+from mmrft.data.schema import Sample
+from mmrft.rewards.scoring import Scorer, Scores
+from mmrft.rollout.engine import Rollout, RolloutEngine, SamplingParams, concat_rollouts
+
+
+@dataclass
+class StepSamples:
+    """`train` holds the groups to learn from (None when every drawn group was dropped); `drawn` everything
+    sampled this step, for logging."""
+
+    train: Rollout | None
+    train_scores: Scores | None
+    train_rewards: torch.Tensor | None  # task rewards + shaping, what the advantage estimator sees
+    drawn: Rollout
+    drawn_scores: Scores
+    drawn_shaping: torch.Tensor
+    groups_drawn: int
+    groups_kept: int
+    rounds: int
+
+
+def sample_step(
+    draw: Callable[[], list[Sample]],
+    encode: Callable[[list[Sample]], PromptBatch],
+    engine: RolloutEngine,
+    params: SamplingParams,
+    scorer: Scorer,
+    algo: AlgorithmConfig,
+    pad_id: int,
+    timings: dict[str, float] | None = None,
+) -> StepSamples:
+    import time
+
+    want = None
+    drawn_parts: list[tuple[Rollout, Scores, torch.Tensor]] = []
+    kept_parts: list[tuple[Rollout, Scores, torch.Tensor]] = []
+    kept = 0
+    rounds = 1 + (algo.max_resample_rounds if algo.filter_zero_variance else 0)
+    timings = timings if timings is not None else {}
+    for _ in range(rounds):
+        chunk = draw()
+        want = want or len(chunk)
+        t0 = time.time()
+        rollout = engine.generate(encode(chunk), params)
+        t1 = time.time()
+        scores = scorer.score(rollout.texts, [s for s in chunk for _ in range(params.n)])
+        timings["rollout"] = timings.get("rollout", 0.0) + t1 - t0
+        timings["reward"] = timings.get("reward", 0.0) + time.time() - t1
+        shaping = torch.zeros_like(scores.totals)
+        if algo.overlong_buffer > 0:  # DAPO soft overlong punishment, part of the reward the advantage sees
+            shaping = overlong_penalty(rollout.lengths, params.max_new_tokens, algo.overlong_buffer,
+                                       algo.overlong_penalty)
+        drawn_parts.append((rollout, scores, shaping))
+        groups = list(range(len(chunk)))
+        if algo.filter_zero_variance:
+            keep, _ = filter_groups(scores.totals + shaping, rollout.group_ids)
+            groups = [g for g in groups if bool(keep[g * params.n])][: want - kept]
+        if groups:
+            rows = rollout.rows(groups)
+            kept_parts.append((rollout.select_groups(groups), scores.select(rows), shaping[rows]))
+            kept += len(groups)
+        if kept >= want:
+            break
+
+    drawn = concat_rollouts([p[0] for p in drawn_parts], pad_id)
+    drawn_scores = Scores.concat([p[1] for p in drawn_parts])
+    drawn_shaping = torch.cat([p[2] for p in drawn_parts])
+    train = train_scores = train_rewards = None
+    if kept_parts:
+        train = concat_rollouts([p[0] for p in kept_parts], pad_id)
+        train_scores = Scores.concat([p[1] for p in kept_parts])
+        train_rewards = train_scores.totals + torch.cat([p[2] for p in kept_parts])
+    return StepSamples(train, train_scores, train_rewards, drawn, drawn_scores, drawn_shaping,
+                       groups_drawn=sum(len(p[0].prompts.samples) for p in drawn_parts), groups_kept=kept,
+                       rounds=len(drawn_parts))
