@@ -8,7 +8,19 @@ continues at `text position + rope delta`. Other decoders use 1-D positions coun
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 import torch
+
+
+@contextlib.contextmanager
+def reusing_cache():
+    """Silence transformers 5.23's `past_key_values is deprecated, use cache` warning for our calls: its advice
+    is wrong there (`forward(cache=...)` is silently ignored, `generate(cache=...)` is rejected; see pyproject)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*`past_key_values` is deprecated", category=FutureWarning)
+        yield
 
 
 def base_model(model):

@@ -6,7 +6,7 @@ import torch
 
 from mmrft.data.collate import PromptBatch
 from mmrft.models.load import media_token_ids
-from mmrft.models.positions import base_model, prompt_positions, uses_mrope
+from mmrft.models.positions import base_model, prompt_positions, reusing_cache, uses_mrope
 from mmrft.rollout.engine import Rollout, SamplingParams, completion_mask_from_ids
 
 
@@ -64,4 +64,5 @@ class HFRolloutEngine:
         cache.batch_repeat_interleave(n)
         base_model(self.model).model.rope_deltas = deltas.repeat_interleave(n, dim=0)
         expanded = {k: inputs[k].repeat_interleave(n, dim=0) for k in head}
-        return self.model.generate(**expanded, past_key_values=cache, **common)
+        with reusing_cache():
+            return self.model.generate(**expanded, past_key_values=cache, **common)

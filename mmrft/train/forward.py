@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from mmrft.data.collate import PromptBatch
-from mmrft.models.positions import continue_positions, prompt_positions, supports_cache_reuse
+from mmrft.models.positions import continue_positions, prompt_positions, reusing_cache, supports_cache_reuse
 
 # Keys the processor returns per token; they are extended over the completion with zeros (plain text tokens).
 PER_TOKEN_KEYS = ("mm_token_type_ids", "token_type_ids")
@@ -104,7 +104,8 @@ def _logits_shared(model, batch: SequenceBatch) -> torch.Tensor:
     mask = torch.cat([prompt["attention_mask"].repeat_interleave(n, dim=0),
                       batch.completion_mask[:, :-1].to(prompt["attention_mask"].dtype)], dim=1)
     cont = continue_positions(pos, t - 1).repeat_interleave(n, dim=-2)
-    rest = model(input_ids=ids, attention_mask=mask, position_ids=cont, past_key_values=cache, use_cache=True)
+    with reusing_cache():
+        rest = model(input_ids=ids, attention_mask=mask, position_ids=cont, past_key_values=cache, use_cache=True)
     return torch.cat([first, rest.logits], dim=1)
 
 

@@ -73,9 +73,10 @@ def _rollout_metrics(samples: StepSamples) -> dict[str, float]:
         "filter/rounds": float(samples.rounds),
     }
     for name, vals in scores.components.items():
-        finite = [v for v in vals if not math.isnan(v)]
-        if finite:
-            out[f"reward/{name}"] = sum(finite) / len(finite)
+        finite = torch.tensor([v for v in vals if not math.isnan(v)])
+        if len(finite):
+            out[f"reward/{name}"] = float(finite.mean())
+            out[f"reward/{name}/std"] = float(finite.std()) if len(finite) > 1 else 0.0
     return out
 
 

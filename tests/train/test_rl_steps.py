@@ -37,6 +37,7 @@ def test_full_weights(tmp_path, tiny_model_dir, count_data):
     assert len(rows) == 2
     assert all(r["advantage/std"] > 0 for r in rows)
     assert "reward/tests.train.rewards_for_tests:shorter_is_better" in rows[0]
+    assert rows[0]["reward/tests.train.rewards_for_tests:shorter_is_better/std"] > 0
     assert _changed(tmp_path / "run" / "final", tiny_model_dir)
     for key in ("reward/mean", "actor/loss", "actor/grad_norm", "actor/entropy", "response_length/mean",
                 "time/rollout", "time/update", "actor/clip_frac", "filter/groups_kept"):
