@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from mmrft import atomic
 from mmrft.config import load_config
 from mmrft.data.prompts import prompt_corpus
 from mmrft.data.synthetic import task_corpus, write_dataset
@@ -35,12 +36,6 @@ RUNNABLE = [p for p in preset_names() if p != "ppo"]  # ppo needs a critic, not 
 # The shared budget (the demo's GRPO batch shape and learning rate); everything algorithmic comes from the preset.
 BUDGET = ["rollout.group_size=8", "rollout.prompts_per_step=8", "rollout.max_new_tokens=32",
           "rollout.temperature=1.0", "trainer.lr=1e-4", "data.prompt_format=r1"]
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _sft_checkpoint(out: Path) -> Path:
@@ -126,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"command": " ".join([sys.executable, *sys.argv]), "steps": args.steps, "seed": args.seed,
             "start_checkpoint": str(start), "n_test": N_TEST, "cpus": os.cpu_count(), "torch": torch.__version__,
             "python": platform.python_version()}
-    _write(out / "presets.json", json.dumps({"meta": meta, "results": results}, indent=2, default=str))
-    _write(out / "presets.md", "\n".join(table) + "\n")
+    atomic.write_text(out / "presets.json", json.dumps({"meta": meta, "results": results}, indent=2, default=str))
+    atomic.write_text(out / "presets.md", "\n".join(table) + "\n")
     _plot_curves(runs, out)
     print("\n".join(table))
     return 0

@@ -14,7 +14,7 @@ from mmrft.data.synthetic import task_corpus, write_dataset
 from mmrft.models.tiny import make_tiny_model
 from mmrft.report.plots import plot_reward_accuracy
 from mmrft.report.table import comparison_table
-from mmrft.train.common import write_atomic
+from mmrft import atomic
 from mmrft.train.rl import train_rl
 from mmrft.train.sft import train_sft
 
@@ -66,6 +66,6 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, overrides: list
     print(table)
     print(f"\nrun directory: {out}\nplot: {rl['plot']}\nfinal model: {rl['checkpoint']}\ntotal time: {minutes:.1f} min")
     result = {"before": before, "after": after, "minutes": minutes, "plot": rl["plot"], "checkpoint": rl["checkpoint"]}
-    write_atomic(out / "demo_results.json", json.dumps(result, indent=2))
-    write_atomic(out / "demo_table.txt", table + "\n")
+    atomic.write_text(out / "demo_results.json", json.dumps(result, indent=2))
+    atomic.write_text(out / "demo_table.txt", table + "\n")
     return result

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoModelForImageTextToText, PreTrainedTokenizerFast
 
+from mmrft import atomic
 from mmrft.models.processors import IMAGE_ONLY_PROCESSORS
 
 # Qwen2's special tokens (the ids of the real tokenizer differ; the names are what the processor and model use).
@@ -212,16 +211,8 @@ def make_tiny_model(
     model.generation_config.eos_token_id = config.text_config.eos_token_id
     processor = build_processor(arch, spec, tokenizer)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic.directory(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         processor.save_pretrained(tmp)
         (tmp / "mmrft_tiny.json").write_text(json.dumps({"arch": arch, "size": size, "seed": seed}, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

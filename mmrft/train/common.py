@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import math
-import os
 import random
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from mmrft import atomic
 from mmrft.config import Config, config_to_yaml
 from mmrft.errors import ConfigError
 
@@ -41,14 +41,8 @@ def prepare_run_dir(cfg: Config, name: str = "config.yaml") -> Path:
             (run_dir / f).unlink(missing_ok=True)
         shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(run_dir / name, config_to_yaml(cfg))
+    atomic.write_text(run_dir / name, config_to_yaml(cfg))
     return run_dir
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
@@ -97,20 +91,10 @@ def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[lis
 
 def save_model(model, processor, out: Path) -> Path:
     """Write a checkpoint that `from_pretrained` loads (LoRA adapters merged into a copy), atomically."""
-    out = Path(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        to_save = model
-        if hasattr(model, "merge_and_unload"):  # peft: a full checkpoint is what from_pretrained users expect
-            import copy
-
-            to_save = copy.deepcopy(model).merge_and_unload()
+    to_save = model
+    if hasattr(model, "merge_and_unload"):  # peft: a full checkpoint is what from_pretrained users expect
+        to_save = copy.deepcopy(model).merge_and_unload()
+    with atomic.directory(out) as tmp:
         to_save.save_pretrained(tmp, safe_serialization=True)
         processor.save_pretrained(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return Path(out)
