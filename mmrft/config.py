@@ -105,6 +105,9 @@ class RewardsConfig:
     default: str = _help("reward for samples whose row names none", "exact")
     timeout_s: float = _help("time limit per reward call in seconds", 5.0)
     workers: int = _help("reward worker processes (0 = in-process, for debugging)", 1)
+    on_error: str = _help(
+        "an exception in reward code: `log` (score 0, log it with the sample id, go on) | `raise` (stop the run)",
+        "log")
 
 
 @dataclass

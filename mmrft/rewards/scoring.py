@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import torch
 
 from mmrft.data.schema import Sample
+from mmrft.errors import MmrftError
 from mmrft.rewards.runner import RewardRunner
 
 log = logging.getLogger("mmrft.rewards")
@@ -35,8 +36,16 @@ class Scores:
                       sum(p.timeouts for p in parts), [e for p in parts for e in p.errors])
 
 
+class RewardError(MmrftError):
+    """Reward code raised on a sample and `rewards.on_error` is `raise`."""
+
+
 class Scorer:
-    def __init__(self, weights: dict[str, float], default: str = "exact", timeout_s: float = 5.0, workers: int = 1):
+    def __init__(self, weights: dict[str, float], default: str = "exact", timeout_s: float = 5.0, workers: int = 1,
+                 on_error: str = "log"):
+        if on_error not in ("log", "raise"):
+            raise MmrftError(f"rewards.on_error: {on_error!r} is not one of log, raise")
+        self.on_error = on_error
         self.weights = dict(weights) or {TASK: 1.0}
         self.default = default
         self.timeout_s = timeout_s
@@ -87,6 +96,8 @@ class Scorer:
                 col = components.setdefault(name, [float("nan")] * n)
                 for j, i in enumerate(idx):
                     col[i] = vals[j]
+        if errors and self.on_error == "raise":
+            raise RewardError(f"reward code failed ({len(errors)} of {n} completions); first: {errors[0]}")
         for e in errors:
             log.warning("reward error: %s", e)
         return Scores(totals, correct, components, timeouts, errors)

@@ -97,7 +97,8 @@ def train_rl(cfg: Config) -> dict:
     if algo.kl_coef > 0 and not cfg.model.lora.enabled:  # LoRA's reference is the base model, adapter disabled
         ref_model = copy.deepcopy(model).eval().requires_grad_(False)
     engine = HFRolloutEngine(model, processor)
-    scorer = Scorer(cfg.rewards.weights, cfg.rewards.default, cfg.rewards.timeout_s, cfg.rewards.workers)
+    scorer = Scorer(cfg.rewards.weights, cfg.rewards.default, cfg.rewards.timeout_s, cfg.rewards.workers,
+                    cfg.rewards.on_error)
     # one scheduler step per optimizer step: ppo_epochs x minibatches per RL step
     updates = cfg.trainer.steps * algo.ppo_epochs * algo.minibatches
     opt, sched = make_optimizer(model, cfg.trainer.lr, cfg.trainer.weight_decay, cfg.trainer.warmup_steps, updates,

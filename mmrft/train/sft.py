@@ -50,7 +50,8 @@ def train_sft(cfg: Config) -> dict:
     tracker = Tracker(run_dir)
     pad_id = processor.tokenizer.pad_token_id
     batch_iter = batches(len(samples), cfg.sft.batch_size, gen)
-    scorer = Scorer(cfg.rewards.weights, cfg.rewards.default, cfg.rewards.timeout_s, cfg.rewards.workers) if held_out else None
+    scorer = Scorer(cfg.rewards.weights, cfg.rewards.default, cfg.rewards.timeout_s, cfg.rewards.workers,
+                    cfg.rewards.on_error) if held_out else None
 
     def run_eval(step: int) -> dict | None:
         if not held_out:
