@@ -90,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     results, runs = {}, {}
     for name in args.presets:
         run_dir = out / name
+        done = run_dir / "benchmark.json"  # a finished preset is reused when the benchmark is re-run
+        key = {"steps": args.steps, "seed": args.seed, "start": str(start)}
+        if done.is_file() and json.loads(done.read_text()).get("key") == key:
+            results[name], runs[name] = json.loads(done.read_text())["result"], run_dir
+            print(f"{name}: reused {done}", flush=True)
+            continue
         cfg = load_config(None, [
             f"algorithm.name={name}", f"model.path={start}", f"data.train={fresh}", f"data.eval={test}",
             f"trainer.output_dir={run_dir}", "trainer.overwrite=true", f"trainer.steps={args.steps}",
@@ -109,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             "algorithm": vars(cfg.algorithm),
         }
         runs[name] = run_dir
+        atomic.write_text(done, json.dumps({"key": key, "result": results[name]}, default=str))
         print(f"{name}: {100 * results[name]['accuracy_before']:.1f}% -> {100 * results[name]['accuracy_after']:.1f}%"
               f" in {results[name]['seconds']:.0f} s", flush=True)
 

@@ -52,18 +52,18 @@ import logging
 import math
 import multiprocessing
 import multiprocessing.connection
-import os
 import signal
 import sys
 import threading
 import time
-import traceback
 import weakref
 from dataclasses import dataclass, field
 from multiprocessing.reduction import ForkingPickler
 from typing import Deque, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from mmrft.rewards import worker as worker_module
 from mmrft.rewards.compose import RewardSpec, build_reward
+from mmrft.rewards.worker import BOOTSTRAP, RewardTimeout, format_error, grade_one, raise_timeout, warmup
 
 __all__ = ["RewardRunner", "RewardBatch", "RewardTimeout", "DEFAULT_DROP_KEYS"]
 
@@ -79,13 +79,6 @@ DEFAULT_DROP_KEYS: Tuple[str, ...] = (
     "image_grid_thw",
     "video_grid_thw",
 )
-_MAX_ERROR_CHARS = 500
-
-
-class RewardTimeout(BaseException):
-    """Raised inside a reward call when its time limit expires."""
-
-
 @dataclass
 class RewardBatch:
     """Scores for one batch.  ``totals[i] = sum(weight[name] * components[name][i])``."""
@@ -96,103 +89,6 @@ class RewardBatch:
     errors: List[str] = field(default_factory=list)
     elapsed_s: float = 0.0
 
-
-# ----------------------------------------------------------------------------- grading core
-
-
-def _raise_timeout(signum, frame):
-    raise RewardTimeout()
-
-
-def _format_error(sample, name: str, exc: BaseException) -> str:
-    sid = sample.get("id") if isinstance(sample, dict) else None
-    try:
-        msg = f"{type(exc).__name__}: {exc}"
-    except Exception:  # an exception whose __str__ fails
-        msg = type(exc).__name__
-    if len(msg) > _MAX_ERROR_CHARS:
-        msg = msg[:_MAX_ERROR_CHARS] + "..."
-    return f"id={sid!r} reward={name}: {msg}"
-
-
-def _grade_one(items, completion, sample, timeout_s: float, use_timer: bool):
-    """Run every ``(name, fn)`` on one pair.  Returns ``(scores, n_timeouts, errors)``."""
-    scores: List[float] = []
-    n_timeouts = 0
-    errors: List[str] = []
-    for name, fn in items:
-        value = 0.0
-        try:
-            if use_timer:
-                signal.setitimer(signal.ITIMER_REAL, timeout_s)
-            try:
-                raw = fn(completion, sample)
-            finally:
-                if use_timer:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
-            raw = float(raw)
-            if not math.isfinite(raw):
-                raise ValueError(f"reward returned a non-finite score {raw!r}")
-            value = raw
-        except RewardTimeout:
-            n_timeouts += 1
-        except (Exception, SystemExit) as e:
-            errors.append(_format_error(sample, name, e))
-        scores.append(value)
-    return scores, n_timeouts, errors
-
-
-def _warmup(items) -> None:
-    """Call the optional ``fn.warmup()`` hooks (slow imports), outside any time limit."""
-    for name, fn in items:
-        hook = getattr(fn, "warmup", None)
-        if callable(hook):
-            try:
-                hook()
-            except Exception:
-                log.warning("warm-up of reward %r failed", name, exc_info=True)
-
-
-def _worker_main(conn, spec, timeout_s: float) -> None:
-    """Entry point of a grading worker (runs in the child's main thread)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
-    try:
-        reward = build_reward(spec)
-    except BaseException:
-        conn.send(("init_error", traceback.format_exc()))
-        conn.close()
-        return
-    items = list(reward.fns.items())
-    _warmup(items)
-    signal.signal(signal.SIGALRM, _raise_timeout)
-    conn.send(("ready", os.getpid()))
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return  # parent gone
-        except Exception:
-            conn.send(("batch_error", traceback.format_exc(limit=3)))
-            continue
-        if msg[0] == "close":
-            return
-        if msg[0] == "score":
-            for idx, completion, sample in msg[1]:
-                scores, n_timeouts, errors = _grade_one(items, completion, sample, timeout_s, True)
-                conn.send(("item", idx, scores, n_timeouts, errors))
-
-
-# Runs in the spawned child via builtins.exec, so that unpickling the process target
-# does not import the top-level package (and its heavy __init__) when FAST_START is set.
-_BOOTSTRAP = """
-import importlib, sys
-if FAST_START and ROOT_PKG not in sys.modules:
-    import importlib.machinery, importlib.util
-    _spec = importlib.machinery.ModuleSpec(ROOT_PKG, None, is_package=True)
-    _spec.submodule_search_locations = list(ROOT_PATH)
-    sys.modules[ROOT_PKG] = importlib.util.module_from_spec(_spec)
-importlib.import_module(RUNNER_MODULE)._worker_main(CONN, SPEC, TIMEOUT_S)
-"""
 
 
 # ----------------------------------------------------------------------------- parent side
@@ -279,7 +175,7 @@ class RewardRunner:
         for slot in self._slots:
             self._start(slot)
         if workers == 0:
-            _warmup(list(self.reward.fns.items()))
+            warmup(list(self.reward.fns.items()))
         _LIVE.add(self)
 
     # -- context manager / lifecycle -------------------------------------------------
@@ -320,9 +216,9 @@ class RewardRunner:
             "FAST_START": self.fast_start,
             "ROOT_PKG": root,
             "ROOT_PATH": list(getattr(sys.modules[root], "__path__", [])),
-            "RUNNER_MODULE": __name__,
+            "RUNNER_MODULE": worker_module.__name__,
         }
-        proc = self._ctx.Process(target=exec, args=(_BOOTSTRAP, env), name="mmrft-reward-worker", daemon=True)
+        proc = self._ctx.Process(target=exec, args=(BOOTSTRAP, env), name="mmrft-reward-worker", daemon=True)
         proc.start()
         child_conn.close()
         slot.proc, slot.conn, slot.ready = proc, parent_conn, False
@@ -377,7 +273,7 @@ class RewardRunner:
                 raise
             for idx, e in bad:
                 slot.pending.remove(idx)
-                state["errors"].append(_format_error(samples[idx], "*", TypeError(f"sample cannot be sent: {e}")))
+                state["errors"].append(format_error(samples[idx], "*", TypeError(f"sample cannot be sent: {e}")))
             if slot.pending:
                 self._send_pending(slot, samples, state)
             return
@@ -426,10 +322,10 @@ class RewardRunner:
         use_timer = threading.current_thread() is threading.main_thread()
         if use_timer and signal.getitimer(signal.ITIMER_REAL)[0] > 0:
             use_timer = False  # somebody else's timer is running; do not clobber it
-        old_handler = signal.signal(signal.SIGALRM, _raise_timeout) if use_timer else None
+        old_handler = signal.signal(signal.SIGALRM, raise_timeout) if use_timer else None
         try:
             for i, (completion, sample) in enumerate(zip(completions, samples)):
-                row, n_to, errs = _grade_one(items, completion, self._strip(sample), self.timeout_s, use_timer)
+                row, n_to, errs = grade_one(items, completion, self._strip(sample), self.timeout_s, use_timer)
                 scores[i] = row
                 state["timeouts"] += n_to
                 state["errors"].extend(errs)
@@ -508,7 +404,7 @@ class RewardRunner:
         elif kind == "batch_error":
             for idx in slot.pending:
                 state["errors"].append(
-                    _format_error(samples[idx], "*", RuntimeError(f"worker could not receive the batch: {msg[1]}"))
+                    format_error(samples[idx], "*", RuntimeError(f"worker could not receive the batch: {msg[1]}"))
                 )
             slot.pending.clear()
 
@@ -523,7 +419,7 @@ class RewardRunner:
             raise RuntimeError(f"reward worker exited during start-up (exit code {code})")
         idx = slot.pending.popleft()
         state["errors"].append(
-            _format_error(samples[idx], "*", RuntimeError(f"reward worker died (exit code {code}) on this item"))
+            format_error(samples[idx], "*", RuntimeError(f"reward worker died (exit code {code}) on this item"))
         )
         log.warning("reward worker died (exit code %s) grading item %d; restarting", code, idx)
         self._restart(slot)
