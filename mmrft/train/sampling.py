@@ -4,6 +4,7 @@ is full or `algorithm.max_resample_rounds` extra rounds were spent (Yu et al. 20
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,8 +44,6 @@ def sample_step(
     pad_id: int,
     timings: dict[str, float] | None = None,
 ) -> StepSamples:
-    import time
-
     want = None
     drawn_parts: list[tuple[Rollout, Scores, torch.Tensor]] = []
     kept_parts: list[tuple[Rollout, Scores, torch.Tensor]] = []

@@ -1,4 +1,3 @@
-import pytest
 import torch
 
 from mmrft.config import ModelConfig
@@ -109,7 +108,6 @@ def test_concatenated_batches_left_pad_without_changing_logprobs(tiny_model_dir,
     """Dynamic sampling concatenates rounds of different prompt lengths; extra left padding must change nothing."""
     import dataclasses
 
-    from mmrft.data.collate import concat_prompt_batches
     from mmrft.rollout.engine import concat_rollouts
 
     samples = load_samples(count_data["train"])[:2]
