@@ -32,7 +32,7 @@ from mmrft.track.metrics import read_metrics
 from mmrft.train.rl import train_rl
 from mmrft.train.sft import train_sft
 
-RUNNABLE = [p for p in preset_names() if p != "ppo"]  # ppo needs a critic, not available yet
+RUNNABLE = preset_names()
 # The shared budget (the demo's GRPO batch shape and learning rate); everything algorithmic comes from the preset.
 BUDGET = ["rollout.group_size=8", "rollout.prompts_per_step=8", "rollout.max_new_tokens=32",
           "rollout.temperature=1.0", "trainer.lr=1e-4", "data.prompt_format=r1"]

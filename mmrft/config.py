@@ -73,7 +73,8 @@ class RolloutConfig:
 class AlgorithmConfig:
     name: str = _help("preset name; the fields below are its knobs", "grpo")
     advantage: str = _help("advantage estimator (mmrft.algorithms.ADVANTAGE_ESTIMATORS)", "grpo")
-    normalize_std: bool = _help("divide group-centred rewards by the group std (grpo)", True)
+    normalize_std: bool = _help(
+        "grpo: divide group-centred rewards by the group std; gae (ppo): whiten advantages over the batch", True)
     policy_loss: str = _help("policy loss (mmrft.algorithms.POLICY_LOSSES)", "ppo_clip")
     loss_agg_mode: str = _help(
         "token-mean | seq-mean-token-mean | seq-mean-token-sum | seq-mean-token-sum-norm", "token-mean"
@@ -82,7 +83,10 @@ class AlgorithmConfig:
     clip_high: float = _help("upper ratio clip epsilon (DAPO clip-higher: 0.28)", 0.2)
     dual_clip: Optional[float] = _help("dual-clip bound for negative advantages (e.g. 3.0); None disables", None)
     kl_coef: float = _help("weight of the KL-to-reference loss term; 0 skips the reference model", 0.0)
-    kl_estimator: str = _help("k1 | k2 | k3", "k3")
+    kl_estimator: str = _help("k1 | k2 | k3 (for the loss term; a KL folded into the reward is k1)", "k3")
+    kl_in_reward: bool = _help(
+        "subtract kl_coef * k1 from the rewards (per token for gae, summed per completion otherwise) instead of "
+        "adding a KL loss term", False)
     entropy_coef: float = _help("entropy bonus weight", 0.0)
     ppo_epochs: int = _help("passes over each rollout batch", 1)
     minibatches: int = _help("optimizer steps per epoch over the rollout batch", 1)
@@ -95,6 +99,19 @@ class AlgorithmConfig:
         "rollout.max_new_tokens (0 disables)", 0)
     overlong_penalty: float = _help("penalty at the length limit for overlong_buffer", 1.0)
     mask_truncated: bool = _help("exclude completions that hit max_new_tokens from the loss (DAPO overlong filtering)", False)
+
+
+@dataclass
+class CriticConfig:
+    """The value model of PPO (used when algorithm.advantage is `gae`)."""
+
+    model_path: Optional[str] = _help(
+        "checkpoint the critic's backbone starts from; None: model.path (the critic starts as a copy of the policy, "
+        "as verl and OpenRLHF do); model.dtype/lora/freeze_vision apply to it too", None)
+    lr: Optional[float] = _help("critic learning rate (AdamW); None: trainer.lr", None)
+    value_clip: Optional[float] = _help("clip range of the value loss around the rollout's values; None: unclipped", 0.2)
+    gamma: float = _help("GAE discount", 1.0)
+    lam: float = _help("GAE lambda", 0.95)
 
 
 @dataclass
@@ -145,6 +162,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    critic: CriticConfig = field(default_factory=CriticConfig)
     rewards: RewardsConfig = field(default_factory=RewardsConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)

@@ -50,6 +50,7 @@ PRESET_KNOBS = (
     "dual_clip",
     "kl_coef",
     "kl_estimator",
+    "kl_in_reward",
     "entropy_coef",
     "ppo_epochs",
     "minibatches",
@@ -83,6 +84,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             # reference-model copy). This preset reproduces the paper it is named after.
             "kl_coef": 0.04,
             "kl_estimator": "k3",
+            "kl_in_reward": False,
             # No entropy bonus in Eq. 3.
             "entropy_coef": 0.0,
             # "The policy model only has a single update following each exploration stage": on-policy, one step.
@@ -116,6 +118,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             # over-optimise, and the paper's R1-Zero-style runs train without a reference policy.
             "kl_coef": 0.0,
             "kl_estimator": "k3",
+            "kl_in_reward": False,
             "entropy_coef": 0.0,
             # The paper changes the advantage and the aggregation, not GRPO's single on-policy update.
             "ppo_epochs": 1,
@@ -144,6 +147,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             # Sec. 2.3 "Removing KL Divergence": the KL term is excluded from the objective.
             "kl_coef": 0.0,
             "kl_estimator": "k3",
+            "kl_in_reward": False,
             "entropy_coef": 0.0,
             # Sec. 4.1: 512 prompts x 16 responses per rollout step, mini-batch 512, i.e. 16 gradient updates per
             # rollout step. Those off-policy steps are what clip-higher acts on (with one on-policy step the ratio
@@ -187,6 +191,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             # The GSPO objective (Eq. 5) has no KL term.
             "kl_coef": 0.0,
             "kl_estimator": "k3",
+            "kl_in_reward": False,
             "entropy_coef": 0.0,
             # Sec. 5.1: each batch of rollout data is partitioned into four minibatches for gradient updates;
             # without them the sequence ratio is 1 and the clip is inert.
@@ -219,9 +224,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             # The paper subtracts beta * KL(pi || pi_ref) from the sequence *reward* (an RLHF setting with a learned
             # reward model). mmrft's KL is a loss term, which is a different objective, so the preset does not
             # fake it: kl_coef = 0, as in the KL-free verifiable-reward recipes (DAPO, Dr.GRPO). Set
-            # algorithm.kl_coef > 0 to regularise with the loss-term KL.
+            # algorithm.kl_coef > 0 to regularise with the loss-term KL, or also algorithm.kl_in_reward=true for the
+            # paper's reward-side form (k1 summed over the completion, subtracted from its reward).
             "kl_coef": 0.0,
             "kl_estimator": "k3",
+            "kl_in_reward": False,
             "entropy_coef": 0.0,
             # On-policy REINFORCE: one gradient step per batch of samples.
             "ppo_epochs": 1,
@@ -257,6 +264,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             # --init_kl_coef 1e-3 --use_kl_loss --kl_estimator k2.
             "kl_coef": 1e-3,
             "kl_estimator": "k2",
+            "kl_in_reward": False,
             "entropy_coef": 0.0,
             # The paper prescribes no particular number of updates per rollout batch; one on-policy step (the
             # clip range then has no effect). Raise algorithm.minibatches for off-policy mini-batch updates.
@@ -270,15 +278,15 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         },
     },
     # PPO -- Schulman et al. 2017, "Proximal Policy Optimization Algorithms" (arXiv:1707.06347), as used for LLMs by
-    # Ziegler et al. 2019 (openai/lm-human-preferences) and Ouyang et al. 2022 (InstructGPT, arXiv:2203.02155).
-    # NOTE: PPO needs a learned critic (value head) for GAE; mmrft's trainer has none yet, so it rejects
-    # `advantage: gae` (not in ADVANTAGE_ESTIMATORS; mmrft.algorithms.gae has a per-token signature). The preset
-    # is defined now so configs can name it; it becomes usable when the critic lands.
+    # Ziegler et al. 2019 (openai/lm-human-preferences) and Ouyang et al. 2022 (InstructGPT, arXiv:2203.02155):
+    # a critic (value model, `critic:` block) gives per-token values, GAE turns the per-token rewards into
+    # advantages, and policy and critic are both updated for several epochs of minibatches per rollout batch.
     "ppo": {
         "algorithm": {
             # Generalised Advantage Estimation (Schulman et al. 2016) from the critic's per-token values.
             "advantage": "gae",
-            "normalize_std": False,
+            # lm-human-preferences whitens the GAE advantages over the batch (`whiten(advantages)`).
+            "normalize_std": True,
             "policy_loss": "ppo_clip",
             # lm-human-preferences takes the plain mean of the clipped loss over all response tokens.
             "loss_agg_mode": "token-mean",
@@ -286,11 +294,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "clip_low": 0.2,
             "clip_high": 0.2,
             "dual_clip": None,
-            # InstructGPT: beta = 0.02 per-token KL penalty in the *reward*. Until the critic work adds reward-side
-            # KL, the preset applies the same weight as a loss term with the k3 estimator (k1 as a loss term has
-            # zero expected gradient, so it would do nothing).
+            # InstructGPT: a per-token KL penalty in the *reward*, beta = 0.02, estimated as log pi - log pi_ref
+            # (k1) on the sampled tokens; the outcome reward is added on the last token.
             "kl_coef": 0.02,
-            "kl_estimator": "k3",
+            "kl_estimator": "k3",  # unused while kl_in_reward is on (the reward-side KL is k1)
+            "kl_in_reward": True,
             # No entropy bonus in LM fine-tuning (lm-human-preferences' loss is policy + value only).
             "entropy_coef": 0.0,
             # Several epochs of minibatch SGD per rollout batch is what defines PPO (Schulman et al. 2017, Alg. 1):
@@ -302,6 +310,12 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "overlong_buffer": 0,
             "overlong_penalty": 1.0,
             "mask_truncated": False,
+        },
+        "critic": {
+            # lm-human-preferences: gamma = 1, lam = 0.95, cliprange_value = 0.2.
+            "gamma": 1.0,
+            "lam": 0.95,
+            "value_clip": 0.2,
         },
     },
 }

@@ -28,6 +28,8 @@ __all__ = [
     "reinforce_pp",
     "reinforce_pp_baseline",
     "gae",
+    "outcome_token_rewards",
+    "masked_whiten",
     "broadcast_to_tokens",
 ]
 
@@ -210,6 +212,58 @@ def gae(
             advantages[:, t] = torch.where(m, adv_t, torch.zeros_like(adv_t))
         returns = torch.where(valid, advantages + values_, torch.zeros_like(values_))
     return advantages, returns
+
+
+def outcome_token_rewards(
+    rewards: Tensor, mask: Tensor, kl: Tensor | None = None, kl_coef: float = 0.0
+) -> Tensor:
+    """Per-token rewards for PPO from one outcome reward per completion (Ziegler et al. 2019; InstructGPT).
+
+    ``r_t = -kl_coef * kl_t + [t is the last valid token] * reward`` on valid tokens, 0 elsewhere. ``kl`` is the
+    per-token KL estimate to the reference policy (k1 = ``logp - ref_logp`` in those papers); without it, or with
+    ``kl_coef = 0``, only the last valid token carries a reward. A row with no valid token gets all zeros (its
+    reward is dropped: there is no token to carry it).
+
+    Shapes: ``rewards [N]``, ``mask [N, T]``, ``kl [N, T]`` -> ``[N, T]`` (dtype of ``rewards``), no autograd history.
+    """
+    if rewards.dim() != 1 or mask.dim() != 2 or rewards.shape[0] != mask.shape[0]:
+        raise ValueError(f"expected rewards [N] and mask [N, T], got {tuple(rewards.shape)} and {tuple(mask.shape)}")
+    if kl is not None and kl.shape != mask.shape:
+        raise ValueError(f"kl must have the mask's shape {tuple(mask.shape)}, got {tuple(kl.shape)}")
+    with torch.no_grad():
+        valid = mask.bool()
+        out = torch.zeros(mask.shape, dtype=rewards.dtype, device=rewards.device)
+        if kl is not None and kl_coef != 0:
+            out = torch.where(valid, -kl_coef * kl.detach().to(rewards.dtype), out)
+        positions = torch.arange(mask.shape[1], device=mask.device).expand_as(valid)
+        last = torch.where(valid, positions, torch.full_like(positions, -1)).max(dim=1).values  # -1: no token
+        rows = torch.nonzero(last >= 0).squeeze(1)
+        out[rows, last[rows]] += rewards.detach()[rows]
+    return out
+
+
+def masked_whiten(x: Tensor, mask: Tensor, shift_mean: bool = True, eps: float = 1e-8) -> Tensor:
+    """Normalise ``x`` over the valid entries of the whole batch: ``(x - mean) / sqrt(var + eps)`` (+ mean back
+    when ``shift_mean=False``), as PPO implementations whiten GAE advantages (lm-human-preferences `whiten`).
+
+    ``var`` is the *biased* (population) variance of the valid entries. Invalid entries are 0 in the output; with
+    fewer than 2 valid entries, or zero variance, the valid entries become ``x - mean`` (no division), not NaN.
+    """
+    if x.shape != mask.shape:
+        raise ValueError(f"x and mask must share a shape, got {tuple(x.shape)} and {tuple(mask.shape)}")
+    with torch.no_grad():
+        valid = mask.bool()
+        n = int(valid.sum())
+        if n == 0:
+            return torch.zeros_like(x)
+        vals = x.detach()[valid]
+        mean = vals.mean()
+        var = ((vals - mean) ** 2).mean()
+        centred = x.detach() - mean
+        out = centred / torch.sqrt(var + eps) if n > 1 and var > 0 else centred
+        if not shift_mean:
+            out = out + mean
+        return torch.where(valid, out, torch.zeros_like(out))
 
 
 def broadcast_to_tokens(adv: Tensor, mask: Tensor) -> Tensor:

@@ -109,6 +109,15 @@ def _logits_shared(model, batch: SequenceBatch) -> torch.Tensor:
     return torch.cat([first, rest.logits], dim=1)
 
 
+def completion_values(critic, batch: SequenceBatch, shared_prompt: bool | None = None) -> torch.Tensor:
+    """Values [B*n, T] of the states that predict each completion token, from a `mmrft.models.value.ValueModel`
+    (its one-channel "logits"), by the same two exact paths as the log-probs."""
+    if shared_prompt is None:
+        shared_prompt = batch.n > 1 and supports_cache_reuse(critic)
+    out = _logits_shared(critic, batch) if shared_prompt else _logits_expanded(critic, batch)
+    return out.squeeze(-1).float()
+
+
 def completion_logprobs(
     model, batch: SequenceBatch, temperature: float = 1.0, with_entropy: bool = False, shared_prompt: bool | None = None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mmrft.algorithms import (
-    ADVANTAGE_ESTIMATORS, AGGREGATION_MODES, get_advantage_estimator, get_policy_loss, overlong_filter_mask,
+    AGGREGATION_MODES, get_advantage_estimator, get_policy_loss, k1, masked_mean, overlong_filter_mask,
 )
 from mmrft.config import Config, import_plugins
 from mmrft.data.collate import encode_prompts
@@ -22,6 +22,7 @@ from mmrft.data.sources import load_samples
 from mmrft.errors import ConfigError
 from mmrft.eval.runner import EvalResult, evaluate
 from mmrft.models.load import load_policy, resolve_device
+from mmrft.models.value import load_critic
 from mmrft.rollout.engine import SamplingParams
 from mmrft.rollout.hf import HFRolloutEngine
 from mmrft.track.metrics import Tracker
@@ -29,18 +30,21 @@ from mmrft.train.common import batches, make_optimizer, prepare_run_dir, save_mo
 from mmrft.train.forward import build_sequences
 from mmrft.train.sampling import StepSamples, sample_step
 from mmrft.rewards.scoring import Scorer
+from mmrft.train.critic import batched_values, critic_update, gae_advantages
 from mmrft.train.update import batched_logprobs, policy_update, reference_context
 
 log = logging.getLogger("mmrft")
+
+# The advantage that needs a value model: per-token GAE from the critic (PPO), outside the outcome registry.
+CRITIC_ESTIMATOR = "gae"
 
 
 def check_algorithm(cfg: Config) -> None:
     """Fail before any work on names the registries do not know (the message lists the known ones)."""
     algo = cfg.algorithm
-    if algo.advantage == "gae":
-        raise ConfigError("algorithm.advantage=gae needs a value model (the PPO critic), which the trainer does not "
-                          "have yet; use an outcome estimator: " + ", ".join(ADVANTAGE_ESTIMATORS.names()))
     for key, lookup in (("advantage", get_advantage_estimator), ("policy_loss", get_policy_loss)):
+        if key == "advantage" and algo.advantage == CRITIC_ESTIMATOR:
+            continue
         try:
             lookup(getattr(algo, key))
         except KeyError as e:
@@ -88,7 +92,8 @@ def train_rl(cfg: Config) -> dict:
     check_algorithm(cfg)
     train = load_samples(cfg.data.train, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.train_limit)
     held_out = load_samples(cfg.data.eval, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.eval_limit) if cfg.data.eval else []
-    estimator = get_advantage_estimator(algo.advantage)
+    use_critic = algo.advantage == CRITIC_ESTIMATOR
+    estimator = None if use_critic else get_advantage_estimator(algo.advantage)
     run_dir = prepare_run_dir(cfg)
     device = resolve_device()
     model, processor = load_policy(cfg.model, device)
@@ -103,6 +108,12 @@ def train_rl(cfg: Config) -> dict:
     updates = cfg.trainer.steps * algo.ppo_epochs * algo.minibatches
     opt, sched = make_optimizer(model, cfg.trainer.lr, cfg.trainer.weight_decay, cfg.trainer.warmup_steps, updates,
                                 cfg.trainer.lr_schedule)
+    critic = critic_opt = critic_sched = None
+    if use_critic:
+        critic = load_critic(cfg, device)
+        critic.train()
+        critic_opt, critic_sched = make_optimizer(critic, cfg.critic.lr or cfg.trainer.lr, cfg.trainer.weight_decay,
+                                                  cfg.trainer.warmup_steps, updates, cfg.trainer.lr_schedule)
     tracker = Tracker(run_dir)
     params = SamplingParams(ro.group_size, ro.max_new_tokens, ro.temperature, ro.top_p, ro.top_k)
 
@@ -139,27 +150,52 @@ def train_rl(cfg: Config) -> dict:
             rollout = samples.train
             t3 = t2
             if rollout is not None:
-                # 3. advantages from the rewards of the groups kept for training
-                advantages = estimator(samples.train_rewards, rollout.group_ids, **_advantage_options(cfg))
+                # 3. advantages from the rewards of the groups kept for training (reference log-probs only when
+                #    a KL is used; old log-probs ahead of the update when the KL goes into the reward)
                 mask = rollout.completion_mask.clone()
                 if algo.mask_truncated:  # DAPO overlong filtering: truncated completions carry no gradient
                     mask = mask * overlong_filter_mask(rollout.truncated).unsqueeze(1)
+                mask = mask.to(device)
                 seqs = build_sequences(rollout.prompts.to(device), rollout.completion_ids, rollout.completion_mask,
                                        ro.group_size, engine.suppress)
-                # 4. policy update (reference log-probs only when the KL term is on)
-                ref_logp = None
+                ref_logp = old_logp = reward_kl = None
                 if algo.kl_coef > 0:
                     ref, ctx = reference_context(model, ref_model)
                     with ctx:
                         ref_logp = batched_logprobs(ref, seqs, ro.temperature, algo.micro_batch_size)
+                    if algo.kl_in_reward:
+                        old_logp = batched_logprobs(model, seqs, ro.temperature, algo.micro_batch_size)
+                        reward_kl = k1(old_logp, ref_logp) * mask
+                        metrics["kl/in_reward"] = float(masked_mean(reward_kl, mask))
+                rewards = samples.train_rewards.to(device)
+                if use_critic:
+                    old_values = batched_values(critic, seqs, algo.micro_batch_size)
+                    advantages, returns, _ = gae_advantages(
+                        rewards, old_values, mask, cfg.critic, whiten=algo.normalize_std, kl=reward_kl,
+                        kl_coef=algo.kl_coef)
+                else:
+                    if reward_kl is not None:  # sequence-level: the completion's summed KL leaves its reward
+                        rewards = rewards - algo.kl_coef * reward_kl.sum(dim=1)
+                    advantages = estimator(rewards, rollout.group_ids.to(device), **_advantage_options(cfg))
                 t3 = time.time()
+                # 4. policy update (and the critic's, for PPO)
                 if mask.sum() > 0:
                     update = policy_update(
-                        model, opt, sched, seqs, mask.to(device), advantages.to(device), algo,
+                        model, opt, sched, seqs, mask, advantages, algo,
                         temperature=ro.temperature, max_len=ro.max_new_tokens,
-                        max_grad_norm=cfg.trainer.max_grad_norm, ref_logp=ref_logp, generator=gen,
+                        max_grad_norm=cfg.trainer.max_grad_norm, ref_logp=ref_logp, old_logp=old_logp,
+                        generator=gen,
                     )
                     metrics.update({f"actor/{k}": v for k, v in update.items()})
+                    if use_critic:
+                        vf = critic_update(critic, critic_opt, critic_sched, seqs, mask, old_values, returns, algo,
+                                           cfg.critic, max_len=ro.max_new_tokens,
+                                           max_grad_norm=cfg.trainer.max_grad_norm, generator=gen)
+                        metrics.update({f"critic/{k}": v for k, v in vf.items()})
+                if use_critic:
+                    metrics["critic/values_before"] = float(masked_mean(old_values, mask))
+                    metrics["critic/returns"] = float(masked_mean(returns, mask))
+                    advantages = advantages[mask.bool()]  # token advantages: stats over valid tokens
                 metrics["advantage/mean"] = float(advantages.mean())
                 metrics["advantage/std"] = float(advantages.std()) if len(advantages) > 1 else 0.0
                 if algo.mask_truncated:
@@ -167,7 +203,7 @@ def train_rl(cfg: Config) -> dict:
             t4 = time.time()
             metrics.update({
                 "lr": sched.get_last_lr()[0], "time/rollout": timings.get("rollout", 0.0),
-                "time/reward": timings.get("reward", 0.0), "time/reference": t3 - t2, "time/update": t4 - t3,
+                "time/reward": timings.get("reward", 0.0), "time/prepare": t3 - t2, "time/update": t4 - t3,
                 "time/step": t4 - t0,
             })
             tracker.log(step, metrics)
@@ -176,6 +212,8 @@ def train_rl(cfg: Config) -> dict:
                 run_eval(step)
         last = run_eval(cfg.trainer.steps)
         final = save_model(model, processor, run_dir / "final")
+        if critic is not None:
+            critic.save(run_dir / "critic", processor)
     finally:
         tracker.close()
         scorer.close()

@@ -34,6 +34,30 @@ def micro_batches(groups: list[int], n: int, micro_batch_size: int) -> list[list
     return [groups[i : i + per] for i in range(0, len(groups), per)]
 
 
+def minibatch_schedule(
+    n_groups: int, epochs: int, minibatches: int, generator: torch.Generator | None = None
+) -> list[list[int]]:
+    """The group indices of every optimizer step: `epochs` passes, each shuffled and cut into `minibatches` parts
+    of ceil(n_groups / minibatches) groups. One epoch of one minibatch keeps the rollout order (on-policy)."""
+    single = epochs == 1 and minibatches == 1
+    size = -(-n_groups // minibatches)
+    plan = []
+    for _ in range(epochs):
+        order = list(range(n_groups)) if single else torch.randperm(n_groups, generator=generator).tolist()
+        plan.extend(order[i : i + size] for i in range(0, n_groups, size))
+    return plan
+
+
+def optimizer_step(params, optimizer, scheduler, max_grad_norm: float) -> tuple[float, bool]:
+    """Clip, step (skipped when the gradient is not finite), advance the schedule; (grad norm, stepped)."""
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    finite = bool(torch.isfinite(grad_norm))
+    if finite:
+        optimizer.step()
+    scheduler.step()
+    return float(grad_norm), finite
+
+
 @torch.no_grad()
 def batched_logprobs(model, seqs: SequenceBatch, temperature: float, micro: int) -> torch.Tensor:
     """Log-probs of every completion, in row order, micro-batch by micro-batch."""
@@ -56,65 +80,61 @@ def policy_update(
     max_len: int,
     max_grad_norm: float,
     ref_logp: torch.Tensor | None = None,
+    old_logp: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> dict[str, float]:
     """Runs `algo.ppo_epochs` x `algo.minibatches` optimizer steps; returns averaged metrics.
 
-    `advantages` is [N] (outcome) or [N, T]; `mask` [N, T]. Old log-probs: when there is exactly one optimizer step
-    the update is on-policy and the current log-probs (detached) serve, saving a forward pass.
+    `advantages` is [N] (outcome) or [N, T]; `mask` [N, T]. Old log-probs: given, or computed here before the first
+    step; when there is exactly one optimizer step the update is on-policy and the current log-probs (detached)
+    serve, saving a forward pass. The KL loss term is on when `algo.kl_coef > 0`, `ref_logp` is given and the KL is
+    not folded into the reward (`algo.kl_in_reward`).
     """
     loss_fn = get_policy_loss(algo.policy_loss)
     n_groups = seqs.num_groups
     adv = advantages if advantages.dim() == 2 else advantages.unsqueeze(1).expand_as(mask)
     single_step = algo.ppo_epochs == 1 and algo.minibatches == 1
-    old_logp = None if single_step else batched_logprobs(model, seqs, temperature, algo.micro_batch_size)
+    if old_logp is None and not single_step:
+        old_logp = batched_logprobs(model, seqs, temperature, algo.micro_batch_size)
     loss_opts = {"clip_low": algo.clip_low, "clip_high": algo.clip_high}
     if algo.policy_loss == "ppo_clip":
         loss_opts["dual_clip"] = algo.dual_clip
 
     sums: dict[str, float] = defaultdict(float)
     count = 0
-    for _ in range(algo.ppo_epochs):
-        order = list(range(n_groups)) if single_step else torch.randperm(n_groups, generator=generator).tolist()
-        mb_groups = -(-n_groups // algo.minibatches)
-        for mb_start in range(0, n_groups, mb_groups):
-            mb = order[mb_start : mb_start + mb_groups]
-            mb_rows = group_rows(mb, seqs.n)
-            num_tokens, num_seqs = aggregation_denominators(mask[mb_rows])
-            if num_tokens == 0:  # every group here was filtered out: no step (Adam's momentum would still move)
-                continue
-            optimizer.zero_grad(set_to_none=True)
-            for groups in micro_batches(mb, seqs.n, algo.micro_batch_size):
-                idx = group_rows(groups, seqs.n)
-                m = mask[idx]
-                logp, entropy = completion_logprobs(model, seqs.select_groups(groups), temperature, with_entropy=True)
-                old = logp.detach() if old_logp is None else old_logp[idx]
-                loss_mat, metrics = loss_fn(logp, old, adv[idx], m, **loss_opts)
-                if algo.kl_coef > 0 and ref_logp is not None:
-                    kl = kl_penalty(logp, ref_logp[idx], kind=algo.kl_estimator)
-                    loss_mat = loss_mat + algo.kl_coef * kl
-                    metrics["kl"] = float(masked_mean(kl.detach(), m))
-                if algo.entropy_coef > 0:
-                    loss_mat = loss_mat - algo.entropy_coef * entropy
-                loss = aggregate(
-                    loss_mat, m, algo.loss_agg_mode, num_tokens=num_tokens, num_seqs=num_seqs, max_len=max_len
-                )
-                loss.backward()
-                w = len(idx) / len(mb_rows)  # metrics of micro-batches weighted by their share of the minibatch
-                sums["loss"] += float(loss.detach())
-                sums["entropy"] += w * float(masked_mean(entropy.detach(), m))
-                for k, v in metrics.items():
-                    sums[k] += w * float(v)
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                [p for p in model.parameters() if p.requires_grad], max_grad_norm
+    params = [p for p in model.parameters() if p.requires_grad]
+    use_kl_loss = algo.kl_coef > 0 and ref_logp is not None and not algo.kl_in_reward
+    for mb in minibatch_schedule(n_groups, algo.ppo_epochs, algo.minibatches, generator):
+        mb_rows = group_rows(mb, seqs.n)
+        num_tokens, num_seqs = aggregation_denominators(mask[mb_rows])
+        if num_tokens == 0:  # every group here was filtered out: no step (Adam's momentum would still move)
+            continue
+        optimizer.zero_grad(set_to_none=True)
+        for groups in micro_batches(mb, seqs.n, algo.micro_batch_size):
+            idx = group_rows(groups, seqs.n)
+            m = mask[idx]
+            logp, entropy = completion_logprobs(model, seqs.select_groups(groups), temperature, with_entropy=True)
+            old = logp.detach() if old_logp is None else old_logp[idx]
+            loss_mat, metrics = loss_fn(logp, old, adv[idx], m, **loss_opts)
+            if use_kl_loss:
+                kl = kl_penalty(logp, ref_logp[idx], kind=algo.kl_estimator)
+                loss_mat = loss_mat + algo.kl_coef * kl
+                metrics["kl"] = float(masked_mean(kl.detach(), m))
+            if algo.entropy_coef > 0:
+                loss_mat = loss_mat - algo.entropy_coef * entropy
+            loss = aggregate(
+                loss_mat, m, algo.loss_agg_mode, num_tokens=num_tokens, num_seqs=num_seqs, max_len=max_len
             )
-            if torch.isfinite(grad_norm):
-                optimizer.step()
-            else:
-                sums["skipped_updates"] += 1
-            scheduler.step()
-            sums["grad_norm"] += float(grad_norm)
-            count += 1
+            loss.backward()
+            w = len(idx) / len(mb_rows)  # metrics of micro-batches weighted by their share of the minibatch
+            sums["loss"] += float(loss.detach())
+            sums["entropy"] += w * float(masked_mean(entropy.detach(), m))
+            for k, v in metrics.items():
+                sums[k] += w * float(v)
+        grad_norm, stepped = optimizer_step(params, optimizer, scheduler, max_grad_norm)
+        sums["skipped_updates"] += 0.0 if stepped else 1.0
+        sums["grad_norm"] += grad_norm
+        count += 1
     count = max(count, 1)
     out = {k: v / count for k, v in sums.items() if k != "skipped_updates"}
     out["skipped_updates"] = sums.get("skipped_updates", 0.0)

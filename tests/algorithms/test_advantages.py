@@ -137,3 +137,41 @@ def test_broadcast_to_tokens():
     assert_close(broadcast_to_tokens(adv, mask), t([[1.5, 1.5, 0], [0, 0, 0], [0.25, 0, 0.25]]))
     with pytest.raises(ValueError):
         broadcast_to_tokens(adv, mask[:2])
+
+
+def test_outcome_token_rewards_put_the_reward_on_the_last_valid_token():
+    from mmrft.algorithms import outcome_token_rewards
+
+    rewards = t([1.0, -2.0, 5.0, 0.5])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1]])
+    out = outcome_token_rewards(rewards, mask)
+    # row 2 has no valid token: its reward has nowhere to go
+    assert_close(out, t([[0, 0, 1, 0], [-2, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0.5]]))
+
+
+def test_outcome_token_rewards_subtract_the_kl_penalty_on_valid_tokens():
+    from mmrft.algorithms import outcome_token_rewards
+
+    rewards = t([1.0, 0.0])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    kl = t([[0.5, -1.0, 9.0], [0.1, 0.2, 0.3]])
+    out = outcome_token_rewards(rewards, mask, kl, kl_coef=0.1)
+    # row 0: -0.05, +0.1 + 1 (last valid), masked 9.0 ignored; row 1: -0.01, -0.02, -0.03 + 0
+    assert_close(out, t([[-0.05, 1.1, 0.0], [-0.01, -0.02, -0.03]]))
+    with pytest.raises(ValueError, match="kl must have"):
+        outcome_token_rewards(rewards, mask, kl[:, :2], kl_coef=0.1)
+
+
+def test_masked_whiten_hand_values():
+    from mmrft.algorithms import masked_whiten
+
+    x = t([[1.0, 3.0, 100.0], [5.0, 7.0, -50.0]])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 0]])
+    # valid 1, 3, 5, 7: mean 4, biased var (9 + 1 + 1 + 9) / 4 = 5
+    s = 5 ** 0.5
+    assert_close(masked_whiten(x, mask, eps=0.0), t([[-3 / s, -1 / s, 0], [1 / s, 3 / s, 0]]))
+    assert_close(masked_whiten(x, mask, shift_mean=False, eps=0.0), t([[-3 / s + 4, -1 / s + 4, 0], [1 / s + 4, 3 / s + 4, 0]]))
+    # one valid entry / constant entries: centred, never NaN
+    assert_close(masked_whiten(t([[2.0, 9.0]]), torch.tensor([[1, 0]])), t([[0.0, 0.0]]))
+    assert_close(masked_whiten(t([[2.0, 2.0]]), torch.tensor([[1, 1]])), t([[0.0, 0.0]]))
+    assert_close(masked_whiten(t([[2.0, 2.0]]), torch.tensor([[0, 0]])), t([[0.0, 0.0]]))

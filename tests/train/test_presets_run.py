@@ -5,11 +5,10 @@ import json
 import pytest
 
 from mmrft.config import load_config
-from mmrft.errors import ConfigError
 from mmrft.presets import preset_names
 from mmrft.train.rl import train_rl
 
-RUNNABLE = [p for p in preset_names() if p != "ppo"]
+RUNNABLE = preset_names()
 USER_REWARD = "rewards.weights={task: 1.0, 'tests.train.rewards_for_tests:shorter_is_better': 1.0}"
 
 
@@ -32,14 +31,27 @@ def test_preset_runs_three_steps(tmp_path, tiny_model_dir, count_data, preset):
     for r in train:
         assert r["advantage/std"] > 0
         assert "actor/loss" in r and r["actor/grad_norm"] == r["actor/grad_norm"]  # finite, not NaN
-    if cfg.algorithm.kl_coef > 0:
+    if cfg.algorithm.kl_coef > 0 and cfg.algorithm.kl_in_reward:
+        assert all("kl/in_reward" in r and "actor/kl" not in r for r in train)
+    elif cfg.algorithm.kl_coef > 0:
         assert all("actor/kl" in r for r in train)
+    if cfg.algorithm.advantage == "gae":  # PPO: the critic is trained and saved beside the policy
+        assert all(r["critic/vf_loss"] > 0 and r["critic/grad_norm"] > 0 for r in train)
+        assert (tmp_path / preset / "critic" / "value_head.safetensors").is_file()
     if cfg.algorithm.ppo_epochs * cfg.algorithm.minibatches > 1:
         # off-policy minibatches: the ratio moves away from 1 after the first optimizer step
         assert any(r["actor/ratio_max"] > 1.0 or r["actor/ratio_min"] < 1.0 for r in train)
     assert (tmp_path / preset / "final" / "model.safetensors").is_file()
 
 
-def test_ppo_preset_is_rejected_until_a_critic_exists(tmp_path, tiny_model_dir, count_data):
-    with pytest.raises(ConfigError, match="gae needs a value model"):
-        train_rl(_cfg(tmp_path, tiny_model_dir, count_data, "ppo"))
+
+def test_kl_folded_into_outcome_rewards(tmp_path, tiny_model_dir, count_data):
+    """algorithm.kl_in_reward with an outcome estimator: the summed k1 leaves each reward, no KL loss term."""
+    cfg = _cfg(tmp_path, tiny_model_dir, count_data, "rloo")
+    cfg.algorithm.kl_coef, cfg.algorithm.kl_in_reward = 0.05, True
+    train_rl(cfg)
+    rows = [json.loads(x) for x in (tmp_path / "rloo" / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in rows if r["phase"] == "train"]
+    assert all("kl/in_reward" in r and "actor/kl" not in r for r in train)
+    assert abs(train[0]["kl/in_reward"]) < 1e-6  # the policy is still the reference at step 1
+    assert abs(train[-1]["kl/in_reward"]) > 1e-4  # and has moved by step 3

@@ -1,0 +1,91 @@
+"""PPO's critic side of one RL step: values of a rollout batch, GAE advantages and returns, and the value update.
+
+The math is in `mmrft.algorithms` (`outcome_token_rewards`, `gae`, `masked_whiten`, `value_loss`, `aggregate`);
+this module runs it over a :class:`~mmrft.train.forward.SequenceBatch` with the same epochs x minibatches x
+micro-batches schedule as the policy update.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+
+from mmrft.algorithms import aggregate, aggregation_denominators, gae, masked_whiten, outcome_token_rewards, value_loss
+from mmrft.config import AlgorithmConfig, CriticConfig
+from mmrft.train.forward import SequenceBatch, completion_values
+from mmrft.train.update import group_rows, micro_batches, minibatch_schedule, optimizer_step
+
+
+@torch.no_grad()
+def batched_values(critic, seqs: SequenceBatch, micro: int) -> torch.Tensor:
+    """Critic values [N, T] of every completion, in row order, micro-batch by micro-batch."""
+    parts = [completion_values(critic, seqs.select_groups(groups))
+             for groups in micro_batches(list(range(seqs.num_groups)), seqs.n, micro)]
+    return torch.cat(parts)
+
+
+def gae_advantages(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    mask: torch.Tensor,
+    critic_cfg: CriticConfig,
+    *,
+    whiten: bool,
+    kl: torch.Tensor | None = None,
+    kl_coef: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(advantages [N, T], returns [N, T], token rewards [N, T]) for outcome `rewards` [N]: the reward on the last
+    completion token minus `kl_coef * kl` per token, then GAE with the critic's `values`; advantages whitened over
+    the batch when `whiten`. Returns are the critic's regression targets (not whitened)."""
+    token_rewards = outcome_token_rewards(rewards.to(values.dtype), mask, kl, kl_coef)
+    advantages, returns = gae(token_rewards, values, mask, gamma=critic_cfg.gamma, lam=critic_cfg.lam)
+    if whiten:
+        advantages = masked_whiten(advantages, mask)
+    return advantages, returns, token_rewards
+
+
+def critic_update(
+    critic,
+    optimizer,
+    scheduler,
+    seqs: SequenceBatch,
+    mask: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    algo: AlgorithmConfig,
+    critic_cfg: CriticConfig,
+    *,
+    max_len: int,
+    max_grad_norm: float,
+    generator: torch.Generator | None = None,
+) -> dict[str, float]:
+    """`algo.ppo_epochs` x `algo.minibatches` steps of the clipped value loss (aggregated like the policy loss,
+    with whole-minibatch denominators); returns averaged metrics (`vf_loss`, `vf_clip_frac`, `vf_mse`, ...)."""
+    sums: dict[str, float] = defaultdict(float)
+    count = 0
+    params = [p for p in critic.parameters() if p.requires_grad]
+    for mb in minibatch_schedule(seqs.num_groups, algo.ppo_epochs, algo.minibatches, generator):
+        mb_rows = group_rows(mb, seqs.n)
+        num_tokens, num_seqs = aggregation_denominators(mask[mb_rows])
+        if num_tokens == 0:
+            continue
+        optimizer.zero_grad(set_to_none=True)
+        for groups in micro_batches(mb, seqs.n, algo.micro_batch_size):
+            idx = group_rows(groups, seqs.n)
+            m = mask[idx]
+            values = completion_values(critic, seqs.select_groups(groups))
+            loss_mat, metrics = value_loss(values, old_values[idx], returns[idx], m, critic_cfg.value_clip)
+            loss = aggregate(loss_mat, m, algo.loss_agg_mode, num_tokens=num_tokens, num_seqs=num_seqs,
+                             max_len=max_len)
+            loss.backward()
+            w = len(idx) / len(mb_rows)
+            sums["vf_loss"] += float(loss.detach())
+            for k, v in metrics.items():
+                sums[k] += w * float(v)
+        grad_norm, stepped = optimizer_step(params, optimizer, scheduler, max_grad_norm)
+        sums["grad_norm"] += grad_norm
+        sums["skipped_updates"] += 0.0 if stepped else 1.0
+        count += 1
+    count = max(count, 1)
+    return {k: (v if k == "skipped_updates" else v / count) for k, v in sums.items()}
