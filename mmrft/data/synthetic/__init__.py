@@ -3,10 +3,8 @@
 Importing this package registers all tasks in :data:`SYNTHETIC_TASKS`.
 """
 
+from .scene import BASE_IMAGE_SIZE, COLOURS, SHAPE_KINDS
 from .base import (
-    BASE_IMAGE_SIZE,
-    COLOURS,
-    SHAPE_KINDS,
     SYNTHETIC_TASKS,
     SyntheticItem,
     SyntheticTask,

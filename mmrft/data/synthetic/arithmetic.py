@@ -16,7 +16,8 @@ import random
 
 from PIL import ImageDraw
 
-from .base import SyntheticTask, blank_image, load_font, register_task, scale
+from .base import SyntheticTask, register_task
+from .scene import blank_image, load_font, scale
 
 QUESTIONS = {
     "sum": "What is the sum of the two numbers in the image?",

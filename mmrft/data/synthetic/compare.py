@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 import random
 
-from .base import COLOURS, SHAPE_KINDS, SyntheticTask, area_of, place_objects, register_task, scale
+from .base import SyntheticTask, register_task
+from .scene import COLOURS, SHAPE_KINDS, area_of, place_objects, scale
 
 LETTERS = ("A", "B")
 QUESTIONS = {

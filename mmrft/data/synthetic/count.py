@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import random
 
-from .base import BASE_IMAGE_SIZE, COLOURS, SyntheticTask, grid_cell, place_objects, plural, register_task, scale
+from .base import SyntheticTask, register_task
+from .scene import BASE_IMAGE_SIZE, COLOURS, grid_cell, place_objects, plural, scale
 
 BASE_COLOURS = ("red", "green", "blue", "yellow")
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import random
 
-from .base import COLOURS, SHAPE_KINDS, SyntheticTask, place_objects, register_task, scale
+from .base import SyntheticTask, register_task
+from .scene import COLOURS, SHAPE_KINDS, place_objects, scale
 
 N_DISTRACTORS = {0: (0, 0), 1: (1, 2), 2: (3, 4)}
 
