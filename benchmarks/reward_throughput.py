@@ -132,26 +132,53 @@ def gen_count(rng: random.Random, i: int) -> Pair:
     return _wrap(rng, pred), _s(gold)
 
 
-_MATH = [
-    ("\\frac{3}{4}", ["0.75", "\\frac{3}{4}", "\\frac{6}{8}", "3/4", "\\frac{4}{3}"]),
-    ("2\\sqrt{2}", ["2\\sqrt{2}", "\\sqrt{8}", "2.8284", "2\\sqrt{3}"]),
-    ("12", ["12", "12.0", "\\boxed{12}", "13", "x = 12"]),
-    ("x^2 + 2x + 1", ["(x+1)^2", "x^2+2x+1", "x^2 + 1", "(x+1)(x+1)"]),
-    ("\\frac{\\pi}{3}", ["\\pi/3", "\\frac{\\pi}{3}", "60^\\circ", "\\frac{\\pi}{6}"]),
-    ("(1, 2)", ["(1, 2)", "(1,2)", "(2, 1)", "x=1, y=2"]),
-    ("\\{1, 2, 3\\}", ["\\{1,2,3\\}", "\\{3, 2, 1\\}", "\\{1, 2\\}"]),
-    ("-\\frac{1}{2}", ["-0.5", "-\\frac{1}{2}", "\\frac{-1}{2}", "\\frac{1}{2}"]),
-    ("5\\%", ["5\\%", "0.05", "5", "50\\%"]),
-    ("e^{2}", ["e^2", "e^{2}", "\\exp(2)", "2e"]),
-]
+def _math_gold(i: int) -> Tuple[str, List[str], List[str]]:
+    """A gold answer unique to item i, its equivalent spellings, and wrong answers (all distinct per i)."""
+    kind, k = i % 4, i // 4 + 2
+    if kind == 0:  # integer
+        n = 1000 + 7 * k
+        return str(n), [str(n), f"{n}.0", f"x = {n}"], [str(n + 1), str(2 * n), str(n - 10)]
+    if kind == 1:  # reduced fraction k/(2k+1)
+        a, b = k, 2 * k + 1
+        return (f"\\frac{{{a}}}{{{b}}}", [f"\\frac{{{a}}}{{{b}}}", f"{a}/{b}", f"\\dfrac{{{a}}}{{{b}}}", f"\\frac{{{2 * a}}}{{{2 * b}}}"],
+                [f"\\frac{{{b}}}{{{a}}}", f"\\frac{{{a + 1}}}{{{b}}}", f"{a}/{b + 2}"])
+    if kind == 2:  # radical k*sqrt(2)
+        return (f"{k}\\sqrt{{2}}", [f"{k}\\sqrt{{2}}", f"\\sqrt{{{2 * k * k}}}", f"{k} \\sqrt 2"],
+                [f"{k}\\sqrt{{3}}", f"{k + 1}\\sqrt{{2}}", f"\\sqrt{{{2 * k}}}"])
+    # polynomial (x + k)^2
+    return (f"x^2 + {2 * k}x + {k * k}", [f"(x+{k})^2", f"x^2+{2 * k}x+{k * k}", f"(x + {k})(x + {k})"],
+            [f"x^2 + {k * k}", f"(x-{k})^2", f"x^2+{k}x+{k * k}"])
 
 
 def gen_math(rng: random.Random, i: int) -> Pair:
-    gold, preds = rng.choice(_MATH)
-    pred = rng.choice(preds)
+    """Every item has its own gold, so no two (gold, answer) pairs repeat: the grader's cost without any reuse."""
+    gold, right, wrong = _math_gold(i)
+    pred = rng.choice(right) if rng.random() < 0.6 else rng.choice(wrong)
     if rng.random() < 0.5:
         pred = f"\\boxed{{{pred}}}"
     return _wrap(rng, pred), _s(gold)
+
+
+def rl_math_step(rng: random.Random, step: int, prompts: int, group: int, p_correct: float = 0.6) -> Pair:
+    """One RL step of math completions: `prompts` new golds x `group` sampled answers each. Within a group the
+    answers repeat the way sampled completions do: a correct answer mostly in its most common spelling, wrong
+    answers from a few candidates (about 3-4 distinct answers per group of 8)."""
+    comps, samples = [], []
+    for j in range(prompts):
+        gold, right, wrong = _math_gold(step * prompts + j)
+        for _ in range(group):
+            if rng.random() < p_correct:
+                pred = right[0] if rng.random() < 0.7 else rng.choice(right[1:])
+            else:
+                pred = rng.choice(wrong[:2])
+            comps.append(_wrap_answer_only(rng, pred))
+            samples.append(_s(gold))
+    return comps, samples
+
+
+def _wrap_answer_only(rng: random.Random, answer: str) -> str:
+    """A completion with reasoning and the answer in tags (what an R1-format policy writes)."""
+    return f"<think>{_reasoning(rng)}</think><answer>{answer}</answer>"
 
 
 def gen_format(rng: random.Random, i: int) -> Pair:
@@ -352,9 +379,10 @@ def bench_inprocess(name: str, comps: List[str], samples: List[dict]) -> dict:
     }
 
 
-def bench_runner(name: str, comps: List[str], samples: List[dict], batch_size: int, timeout_s: float) -> dict:
+def bench_runner(name: str, comps: List[str], samples: List[dict], batch_size: int, timeout_s: float,
+                 workers: int = 1) -> dict:
     t0 = time.perf_counter()
-    runner = RewardRunner(name, timeout_s=timeout_s, workers=1)
+    runner = RewardRunner(name, timeout_s=timeout_s, workers=workers)
     try:
         runner.score(comps[:1], samples[:1])  # wait until the worker is up and warm
         startup = time.perf_counter() - t0
@@ -382,6 +410,34 @@ def bench_runner(name: str, comps: List[str], samples: List[dict], batch_size: i
         "timeouts": timeouts,
         "errors": errors,
         "_scores": scores,
+    }
+
+
+def bench_rl_math(steps: int, prompts: int, group: int, workers: int, timeout_s: float, seed: int) -> dict:
+    """Math grading as an RL step sees it: batches of `prompts x group` completions, new golds every step."""
+    rng = random.Random(f"{seed}:math_rl")
+    batches = [rl_math_step(rng, k, prompts, group) for k in range(steps)]
+    distinct = [len({c.split("<answer>")[-1] for c in comps[g * group : (g + 1) * group]})
+                for comps, _ in batches for g in range(prompts)]
+    runner = RewardRunner("math", timeout_s=timeout_s, workers=workers)
+    try:
+        warm_c, warm_s = rl_math_step(random.Random("warm"), 10_000, 1, workers)
+        runner.score(warm_c, warm_s)  # workers up and warm (golds unlike any measured one)
+        latencies = []
+        for comps, samples in batches:
+            b0 = time.perf_counter()
+            runner.score(comps, samples)
+            latencies.append(time.perf_counter() - b0)
+    finally:
+        runner.close()
+    n = steps * prompts * group
+    return {
+        "steps": steps, "prompts": prompts, "group": group, "workers": workers, "n": n,
+        "distinct_answers_per_group_mean": round(statistics.fmean(distinct), 2),
+        "seconds": round(sum(latencies), 4),
+        "completions_per_s": round(n / sum(latencies), 1),
+        "step_ms_p50": round(1000 * statistics.median(latencies), 1),
+        "step_ms_max": round(1000 * max(latencies), 1),
     }
 
 
@@ -416,6 +472,9 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--timeout-s", type=float, default=5.0, help="RewardRunner per-call time limit")
     p.add_argument("--no-runner", action="store_true", help="only the in-process measurement")
+    p.add_argument("--workers", type=int, default=1, help="RewardRunner worker processes for the per-grader rows")
+    p.add_argument("--rl-steps", type=int, default=20,
+                   help="RL-shaped math measurement: steps of 8 prompts x 8 completions, with 1 and 2 workers (0: skip)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
@@ -438,7 +497,7 @@ def main(argv=None) -> int:
         row["inprocess"] = ip = bench_inprocess(name, comps, samples)
         ip_scores = ip.pop("_scores")
         if not args.no_runner:
-            row["runner"] = rr = bench_runner(name, comps, samples, args.batch_size, args.timeout_s)
+            row["runner"] = rr = bench_runner(name, comps, samples, args.batch_size, args.timeout_s, args.workers)
             rr_scores = rr.pop("_scores")
             row["runner"]["agree_with_inprocess"] = sum(a == b for a, b in zip(ip_scores, rr_scores))
         results[name] = row
@@ -449,6 +508,13 @@ def main(argv=None) -> int:
             f"{r.get('agree_with_inprocess', '-')}/{n}",
             flush=True,
         )
+    if args.rl_steps and "math" in names and not args.no_runner:
+        results["math_rl"] = {}
+        for workers in (1, 2):
+            r = results["math_rl"][f"workers_{workers}"] = bench_rl_math(
+                args.rl_steps, 8, 8, workers, args.timeout_s, args.seed)
+            print(f"math, RL-shaped steps of 8x8 ({r['distinct_answers_per_group_mean']} distinct answers per group),"
+                  f" {workers} worker(s): {r['completions_per_s']:,.0f}/s, step p50 {r['step_ms_p50']} ms", flush=True)
     try:
         machine["loadavg_end"] = os.getloadavg()
     except OSError:
@@ -464,7 +530,8 @@ def main(argv=None) -> int:
             "batch_size": args.batch_size,
             "timeout_s": args.timeout_s,
             "seed": args.seed,
-            "workers": 1,
+            "workers": args.workers,
+            "rl_steps": args.rl_steps,
         },
         "machine": machine,
         "wall_s": round(time.perf_counter() - t_start, 2),

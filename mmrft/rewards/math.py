@@ -10,7 +10,9 @@ Score 1.0 when ``math_verify.verify(gold, pred)`` holds, else 0.0.
   other form is the fallback when the first yields nothing.
 * ``gold`` (string or number) is wrapped in ``$…$`` unless it already has math
   delimiters or ``\\boxed``.  A gold math-verify cannot parse raises
-  ``ValueError`` (malformed sample).  Parsed golds are cached.
+  ``ValueError`` (malformed sample).  Parsed golds are cached, and so are
+  verdicts per (gold, extracted answer): each distinct answer of a group is
+  parsed and verified once.
 * Extracted answers longer than :data:`MAX_ANSWER_CHARS` score 0 without parsing.
 * Any exception while handling the model output -> 0.0.
 * ``math_reward.warmup()`` imports math-verify ahead of time (the runner calls
@@ -30,6 +32,7 @@ import logging
 import re
 import signal
 import threading
+from collections import OrderedDict
 from typing import Dict, List, Optional
 
 from mmrft.rewards.extract import extract_answer
@@ -44,6 +47,11 @@ _PROSE_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
 _DELIMITED_RE = re.compile(r"\$|\\\(|\\\[|\\boxed|\\fbox")
 _GOLD_CACHE: Dict[str, list] = {}
 _GOLD_CACHE_MAX = 4096
+# (gold, extracted answer) -> score. The G completions of a prompt mostly give the same few answers, so an RL step
+# parses and verifies each distinct answer once; math-verify is deterministic, so a cached verdict is the verdict.
+# Only finished verdicts are stored: a call cut off by a time limit raises past the store.
+_VERDICT_CACHE: "OrderedDict[tuple[str, str], float]" = OrderedDict()
+_VERDICT_CACHE_MAX = 65536
 _filter_installed = False
 
 
@@ -118,18 +126,26 @@ def math_reward(completion: str, sample: dict) -> float:
     if isinstance(gold, bool) or not isinstance(gold, (str, int, float)) or str(gold).strip() == "":
         raise ValueError(f"math gold answer must be a non-empty string or a number, got {gold!r}")
     timeout = _own_timeout()
-    gold_parsed = _parse_gold(str(gold).strip(), timeout)
+    gold_text = str(gold).strip()
+    gold_parsed = _parse_gold(gold_text, timeout)
     try:
         pred = extract_answer(completion)
         if pred is None or len(pred) > MAX_ANSWER_CHARS:
             return 0.0
+        key = (gold_text, pred)
+        cached = _VERDICT_CACHE.get(key)
+        if cached is not None:
+            _VERDICT_CACHE.move_to_end(key)
+            return cached
         pred_parsed = _parse_pred(pred, timeout)
-        if not pred_parsed:
-            return 0.0
         mv = _math_verify()
-        return 1.0 if mv.verify(gold_parsed, pred_parsed, timeout_seconds=timeout) else 0.0
+        score = 1.0 if pred_parsed and mv.verify(gold_parsed, pred_parsed, timeout_seconds=timeout) else 0.0
     except Exception:
         return 0.0
+    _VERDICT_CACHE[key] = score
+    if len(_VERDICT_CACHE) > _VERDICT_CACHE_MAX:
+        _VERDICT_CACHE.popitem(last=False)
+    return score
 
 
 def _warmup() -> None:

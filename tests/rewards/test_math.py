@@ -84,3 +84,47 @@ def test_math_verify_timeouts_only_in_main_thread_without_outer_timer():
     t.start()
     t.join()
     assert box == {"t": None}
+
+
+@pytest.fixture()
+def counted_parses(monkeypatch):
+    monkeypatch.setattr(math_mod, "_VERDICT_CACHE", type(math_mod._VERDICT_CACHE)())
+    calls = []
+    real = math_mod._parse_pred
+
+    def parse(text, timeout):
+        calls.append(text)
+        return real(text, timeout)
+
+    monkeypatch.setattr(math_mod, "_parse_pred", parse)
+    return calls
+
+
+def test_identical_answers_are_verified_once(counted_parses):
+    gold = {"answer": "\\frac{1}{2}"}
+    group = ["<think>half</think><answer>\\frac{1}{2}</answer>", "<think>so</think><answer>\\frac{1}{2}</answer>",
+             "<think>hmm</think><answer>0.5</answer>", "<think>no</think><answer>\\frac{1}{3}</answer>",
+             "The answer is \\boxed{0.5}"]
+    assert [math_reward(c, gold) for c in group] == [1.0, 1.0, 1.0, 0.0, 1.0]
+    assert counted_parses == ["\\frac{1}{2}", "0.5", "\\frac{1}{3}"]  # three distinct answers, three parses
+    # the verdict is per gold: the same answer to another question is graded afresh
+    assert math_reward(group[0], {"answer": "2"}) == 0.0
+    assert counted_parses[-1] == "\\frac{1}{2}" and len(counted_parses) == 4
+
+
+def test_verdict_cache_is_bounded_and_skips_interrupted_calls(counted_parses, monkeypatch):
+    monkeypatch.setattr(math_mod, "_VERDICT_CACHE_MAX", 3)
+    for k in range(6):
+        math_reward(f"<answer>{k}</answer>", {"answer": "3"})
+    assert list(math_mod._VERDICT_CACHE) == [("3", "3"), ("3", "4"), ("3", "5")]  # oldest evicted first
+
+    def hang(text, timeout):
+        raise math_mod_timeout()
+
+    class math_mod_timeout(BaseException):  # what a time limit raises inside the worker
+        pass
+
+    monkeypatch.setattr(math_mod, "_parse_pred", hang)
+    with pytest.raises(math_mod_timeout):
+        math_reward("<answer>7</answer>", {"answer": "3"})
+    assert ("3", "7") not in math_mod._VERDICT_CACHE
