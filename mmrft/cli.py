@@ -56,8 +56,15 @@ def _cmd_train(args) -> int:
     from mmrft.report.plots import plot_reward_accuracy
     from mmrft.train.rl import train_rl
 
+    if args.resume:  # `--resume RUN_DIR|auto` is `trainer.resume=...` (+ the run's directory as output_dir)
+        args.overrides = [*args.overrides, f"trainer.resume={args.resume}"]
+        if args.resume != "auto":
+            args.overrides.append(f"trainer.output_dir={args.resume}")
     res = train_rl(_load_cfg(args))
     res["plot"] = str(plot_reward_accuracy(res["run_dir"]))
+    if res["stopped_at"] is not None:
+        print(f"stopped at step {res['stopped_at']}; continue with: mmrft train {args.config} --resume {res['run_dir']}")
+        return 0
     if res["eval_before"] and res["eval_after"]:
         from mmrft.report.table import comparison_table
 
@@ -71,6 +78,106 @@ def _cmd_demo(args) -> int:
 
     run_demo(args.out, quick=args.quick, overrides=args.overrides)
     return 0
+
+
+def _parse_options(items: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--option {item!r}: expected key=value, e.g. box_format=norm1000")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _cmd_eval(args) -> int:
+    from mmrft.config import Config, import_plugins
+    from mmrft.eval.harness import evaluate_benchmark
+    from mmrft.eval.results import summary_line
+
+    import_plugins(Config(imports=list(args.imports)))  # user adapters register themselves on import
+    summary = evaluate_benchmark(
+        args.model, args.benchmark, args.data, split=args.split, limit=args.limit, samples=args.samples,
+        temperature=args.temperature, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+        prompt_format=args.format, options=_parse_options(args.option), out_dir=args.out, overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    print(summary_line(summary))
+    if args.out:
+        print(f"results: {args.out}/results.json, table: {args.out}/results.md")
+    return 0
+
+
+def _cmd_eval_compare(args) -> int:
+    from mmrft.eval.results import compare
+
+    table, _ = compare(args.run_a, args.run_b, n_resamples=args.resamples, confidence=args.confidence)
+    print(table, end="")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from mmrft.report.summary import write_report
+
+    png, md = write_report(args.runs, args.out)
+    print(f"plots: {png}\nsummary: {md}")
+    return 0
+
+
+def _cmd_view(args) -> int:
+    from mmrft.report.viewer import write_viewer
+
+    print(f"viewer: {write_viewer(args.run, args.out)}")
+    return 0
+
+
+def _report_parsers(sub) -> None:
+    s = sub.add_parser("report", help="PNG curves and a Markdown summary of one run, or several overlaid",
+                       description="Write report.png (reward, accuracy, length, KL, entropy, clip fraction by step) "
+                       "and report.md; with several runs the curves are overlaid.")
+    s.add_argument("runs", nargs="+", help="run directories")
+    s.add_argument("--out", help="output directory (default: the first run)")
+    s.set_defaults(fn=_cmd_report)
+    s = sub.add_parser("view", help="a self-contained HTML page of a run's rollout dumps",
+                       description="Browse the prompts, images and completions dumped every tracking.rollouts_every "
+                       "steps: RUN/viewer.html, no network needed to open it.")
+    s.add_argument("run", help="run directory")
+    s.add_argument("--out", help="HTML file (default RUN/viewer.html)")
+    s.set_defaults(fn=_cmd_view)
+
+
+def _eval_parsers(sub) -> None:
+    s = sub.add_parser("eval", help="evaluate a model on a benchmark with its official scoring",
+                       description="Run a model on a benchmark read from its released files; write results.json "
+                       "and results.md to --out. `mmrft eval compare RUN_A RUN_B` compares two runs.")
+    s.add_argument("--model", required=True, help="local model directory")
+    s.add_argument("--benchmark", required=True, help="adapter name (mathvista, mmmu, chartqa, synthetic, ...)")
+    s.add_argument("--data", required=True, help="directory holding the benchmark's released files")
+    s.add_argument("--split", help="split (default: the benchmark's usual evaluation split)")
+    s.add_argument("--limit", type=int, help="only the first N samples")
+    s.add_argument("--samples", type=int, default=1, help="completions per question: >1 gives pass@k and majority vote")
+    s.add_argument("--temperature", type=float, help="sampling temperature (default: greedy for 1 sample, else 1.0)")
+    s.add_argument("--max-new-tokens", type=int, default=512)
+    s.add_argument("--batch-size", type=int, default=16, help="questions per generation batch")
+    s.add_argument("--format", default="r1", choices=["r1", "plain"],
+                   help="r1 appends the <think>/<answer> instruction to the benchmark's prompt; plain does not")
+    s.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="adapter option, e.g. box_format=norm1000 for refcoco (repeatable)")
+    s.add_argument("--out", help="run directory: results + a per-sample cache that resumes an interrupted run")
+    s.add_argument("--overwrite", action="store_true", help="discard cached predictions in --out")
+    s.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import a module that registers your own benchmark adapter (repeatable)")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(fn=_cmd_eval)
+
+    c = sub.add_parser("eval-compare", help=argparse.SUPPRESS)
+    c.add_argument("run_a")
+    c.add_argument("run_b")
+    c.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples")
+    c.add_argument("--confidence", type=float, default=0.95)
+    c.set_defaults(fn=_cmd_eval_compare)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("config", help="YAML config file")
         s.add_argument("overrides", nargs="*", help="key.sub=value overrides")
         s.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+        if name == "train":
+            s.add_argument("--resume", metavar="RUN_DIR|auto",
+                           help="continue a run from its newest valid checkpoint (auto: trainer.output_dir, if any)")
         s.set_defaults(fn=fn)
 
     s = sub.add_parser("demo", help="tiny model + synthetic counting: SFT, then GRPO, held-out table",
@@ -115,10 +225,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quick", action="store_true", help="a few steps only (a smoke test of the whole path)")
     s.add_argument("overrides", nargs="*", help="overrides for the RL config, e.g. trainer.steps=100")
     s.set_defaults(fn=_cmd_demo)
+    _eval_parsers(sub)
+    _report_parsers(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["eval", "compare"]:  # `mmrft eval compare A B`
+        argv = ["eval-compare", *argv[2:]]
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     for noisy in ("httpx", "urllib3", "PIL", "matplotlib"):

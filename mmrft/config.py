@@ -8,12 +8,13 @@ dataclasses; this module turns its errors into one-line messages that name the k
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import yaml
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from mmrft.errors import ConfigError
@@ -150,7 +151,44 @@ class TrainerConfig:
     eval_every: int = _help("evaluate on data.eval every N steps (0: only before and after)", 0)
     log_every: int = _help("print a log line every N steps", 10)
     threads: int = _help("torch CPU threads (0: torch default)", 0)
-    progress: bool = _help("show progress bars", True)
+    progress: bool = _help("show progress bars (plain log lines every log_every steps when not a terminal)", True)
+    checkpoint_every: int = _help("save a resumable checkpoint every N RL steps (0: only on a stop signal)", 0)
+    keep_checkpoints: int = _help("keep the newest N checkpoints, delete older ones", 2)
+    resume: Optional[str] = _help(
+        "continue a run from its newest valid checkpoint: a run directory, or `auto` (trainer.output_dir if it "
+        "has one, else a fresh start)", None)
+    max_nonfinite_steps: int = _help(
+        "stop the run after this many RL steps in a row whose update was skipped for a non-finite gradient", 3)
+
+
+@dataclass
+class TrackingConfig:
+    tensorboard: bool = _help("write TensorBoard events to RUN/tensorboard (metrics.jsonl is always written)", True)
+    wandb: bool = _help("also log to Weights & Biases (needs `pip install wandb`)", False)
+    mlflow: bool = _help("also log to MLflow: MLFLOW_TRACKING_URI, else RUN/mlruns (needs `pip install mlflow`)", False)
+    project: str = _help("W&B project / MLflow experiment name", "mmrft")
+    run_name: Optional[str] = _help("run name in W&B / MLflow; None: the run directory's name", None)
+    rollouts_every: int = _help(
+        "dump the step's prompts, completions, extracted answers, rewards and advantages to RUN/rollouts/ every N "
+        "steps, for `mmrft view` (0: never)", 0)
+
+
+@dataclass
+class BenchmarkEvalConfig:
+    name: str = _help("benchmark adapter (see `mmrft eval --benchmark`)", "")
+    data: str = _help("directory with the benchmark's released files", "")
+    split: Optional[str] = _help("split; None: the benchmark's usual evaluation split", None)
+    limit: Optional[int] = _help("only the first N samples (keeps evaluation during training cheap)", None)
+    options: dict[str, Any] = _help("adapter options, e.g. {box_format: norm1000} for refcoco", factory=dict)
+
+
+@dataclass
+class EvalConfig:
+    benchmarks: list[BenchmarkEvalConfig] = _help(
+        "benchmarks scored (greedy) whenever the held-out data is: before RL, every trainer.eval_every steps, "
+        "after; results under RUN/eval/<name>/step_<N>/", factory=list)
+    max_new_tokens: Optional[int] = _help("generation budget; None: rollout.max_new_tokens", None)
+    batch_size: int = _help("questions per generation batch", 16)
 
 
 @dataclass
@@ -166,6 +204,8 @@ class Config:
     rewards: RewardsConfig = field(default_factory=RewardsConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 
 def _known_keys(cls, prefix: str = "") -> list[str]:
@@ -184,8 +224,41 @@ def _did_you_mean(key: str) -> str:
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
-def _explain(err: OmegaConfBaseException, origin: str) -> ConfigError:
-    key = getattr(err, "full_key", None) or ""
+def _list_fields(cls, prefix: str = "") -> list[tuple[str, type]]:
+    """(dotted path, item dataclass) of every list-of-dataclasses field, e.g. ("eval.benchmarks", BenchmarkEvalConfig)."""
+    import typing
+
+    out = []
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        hint = hints[f.name]
+        args = typing.get_args(hint)
+        if typing.get_origin(hint) is list and args and is_dataclass(args[0]):
+            out.append((prefix + f.name, args[0]))
+        elif is_dataclass(hint):
+            out.extend(_list_fields(hint, f"{prefix}{f.name}."))
+    return out
+
+
+def _locate_in_list(err: OmegaConfBaseException, user: Any, key: str) -> str:
+    """OmegaConf reports a bad field inside a list item without its path ('limit'); find it in the user's layer
+    ('eval.benchmarks[0].limit') by the item type and the offending value."""
+    if "." in key or user is None:
+        return key
+    item_type = getattr(err, "object_type", None)
+    bad = re.search(r"Value '(.*?)' of type", str(err))
+    for path, cls in _list_fields(Config):
+        if cls is not item_type:
+            continue
+        items = OmegaConf.select(user, path, default=None) if isinstance(user, DictConfig) else None
+        for i, item in enumerate(items or []):
+            if isinstance(item, DictConfig) and key in item and (bad is None or str(item[key]) == bad.group(1)):
+                return f"{path}[{i}].{key}"
+    return key
+
+
+def _explain(err: OmegaConfBaseException, origin: str, user: Any = None) -> ConfigError:
+    key = _locate_in_list(err, user, getattr(err, "full_key", None) or "")
     if isinstance(err, ConfigKeyError):
         return ConfigError(f"{origin}: unknown key '{key}'{_did_you_mean(key)}")
     if isinstance(err, ValidationError):
@@ -200,7 +273,7 @@ def _merge_user_layers(base, file_cfg, path: Path | None, overrides) -> Any:
         try:
             base = OmegaConf.merge(base, file_cfg)
         except OmegaConfBaseException as e:
-            raise _explain(e, str(path)) from None
+            raise _explain(e, str(path), file_cfg) from None
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected key.sub=value")

@@ -49,3 +49,13 @@ def test_file_errors(tmp_path):
     lst.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_config(lst)
+
+
+def test_wrong_type_in_a_file_names_the_file_and_key(tmp_path):
+    f = tmp_path / "wrong.yaml"
+    f.write_text("trainer:\n  steps: many\n")
+    with pytest.raises(ConfigError, match=r"wrong.yaml: bad value for 'trainer.steps'"):
+        load_config(f)
+    f.write_text("eval:\n  benchmarks:\n    - {name: mathvista, limit: lots}\n")
+    with pytest.raises(ConfigError, match=r"wrong.yaml: bad value for 'eval.benchmarks\[0\].limit'"):
+        load_config(f)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mmrft.data.collate import encode_prompts
 from mmrft.data.schema import Sample
@@ -69,3 +70,35 @@ def evaluate(
             progress(len(chunk))
     per_task = {t: {"accuracy": v["accuracy"] / v["n"], "reward": v["reward"] / v["n"], "n": v["n"]} for t, v in sums.items()}
     return EvalResult(dict(sorted(per_task.items())), records)
+
+
+def check_benchmarks(cfg) -> None:
+    """Fail before training on an `eval.benchmarks` entry that names no adapter or no data directory."""
+    from mmrft.errors import ConfigError
+    from mmrft.eval.benchmarks import BENCHMARKS
+
+    for i, b in enumerate(cfg.eval.benchmarks):
+        where = f"eval.benchmarks[{i}]"
+        if b.name not in BENCHMARKS:
+            raise ConfigError(f"{where}.name: unknown benchmark {b.name!r}; known: {', '.join(BENCHMARKS.names())}")
+        if not b.data or not Path(b.data).is_dir():
+            raise ConfigError(f"{where}.data: {b.data!r} is not a directory (the benchmark's released files)")
+
+
+def evaluate_benchmarks(cfg, model, processor, run_dir: Path, step: int) -> dict[str, float]:
+    """Greedy run of every `eval.benchmarks` entry on the current policy; results under
+    RUN/eval/<name>/step_<step>/; returns `{"bench/<name>/accuracy": ...}` for the tracker."""
+    from mmrft.eval.harness import evaluate_benchmark
+
+    out: dict[str, float] = {}
+    for b in cfg.eval.benchmarks:
+        summary = evaluate_benchmark(
+            cfg.model.path, b.name, b.data, split=b.split, limit=b.limit, options=dict(b.options),
+            max_new_tokens=cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens, batch_size=cfg.eval.batch_size,
+            prompt_format=cfg.data.prompt_format, system_prompt=cfg.data.system_prompt,
+            out_dir=str(Path(run_dir) / "eval" / b.name / f"step_{step}"), overwrite=True, progress=False,
+            model_and_processor=(model, processor),
+        )
+        out[f"bench/{b.name}/accuracy"] = summary["overall"]["accuracy"]
+        out[f"bench/{b.name}/skipped"] = float(summary["overall"]["n_skipped"])
+    return out

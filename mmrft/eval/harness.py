@@ -1,0 +1,265 @@
+"""Run a model on a benchmark: batched generation, judging under a time limit, per-sample results cached on disk.
+
+`RUN/predictions.jsonl` is the cache: a header line with the setup (model, benchmark, split, options, sampling),
+then one line per finished sample, appended and flushed batch by batch. Running the same command again reads it
+and generates only the samples it lacks, so an interrupted evaluation resumes where it stopped; a torn last line
+(the process killed mid-write) is ignored and that sample is redone. A different setup in the same RUN directory
+is refused rather than mixed in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from mmrft.data.collate import encode_prompts
+from mmrft.data.media import describe_ref, load_image
+from mmrft.data.schema import Sample
+from mmrft.errors import DataError, MmrftError
+from mmrft.eval.benchmarks.base import Benchmark, Judgement
+from mmrft.rewards.worker import RewardTimeout, raise_timeout
+from mmrft.rollout.engine import SamplingParams
+from mmrft.rollout.hf import HFRolloutEngine
+
+log = logging.getLogger("mmrft.eval")
+
+CACHE_FILE = "predictions.jsonl"
+
+
+@dataclass
+class EvalSetup:
+    """Everything that changes the predictions; a cache is reused only for an identical setup."""
+
+    model: str
+    benchmark: str
+    split: Optional[str]
+    options: dict[str, Any] = field(default_factory=dict)
+    samples: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+    prompt_format: str = "r1"
+    system_prompt: Optional[str] = None
+
+
+def judge_with_limit(bench: Benchmark, completion: str, sample: Sample, timeout_s: float) -> tuple[Judgement, bool]:
+    """`bench.judge` under a SIGALRM time limit (main thread only; elsewhere untimed). (judgement, timed out)."""
+    timed = threading.current_thread() is threading.main_thread() and timeout_s > 0
+    old = signal.signal(signal.SIGALRM, raise_timeout) if timed else None
+    try:
+        if timed:
+            signal.setitimer(signal.ITIMER_REAL, timeout_s)
+        try:
+            return bench.judge(completion, sample), False
+        finally:
+            if timed:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+    except RewardTimeout:
+        return Judgement(None, 0.0), True
+    except Exception as e:  # an adapter must not raise; if one does, the completion scores 0 and we say so
+        log.warning("benchmark %s: judge raised on sample %s: %s: %s", bench.name, sample.id, type(e).__name__, e)
+        return Judgement(None, 0.0), False
+    finally:
+        if timed:
+            signal.signal(signal.SIGALRM, old)
+
+
+def image_problem(sample: Sample) -> Optional[str]:
+    """None when every image of the sample decodes, else what is wrong (file and reason)."""
+    for ref in sample.images:
+        try:
+            load_image(ref)
+        except DataError as e:
+            return str(e)
+        except Exception as e:  # noqa: BLE001 - any decoder failure is a bad image
+            return f"not a readable image: {describe_ref(ref)}: {e}"
+    return None
+
+
+def read_cache(path: Path, setup: EvalSetup) -> dict[str, dict]:
+    """Records already in `path` for this setup (by sample id); {} when there is no cache."""
+    if not path.is_file():
+        return {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        header = json.loads(lines[0]) if lines else None
+    except json.JSONDecodeError:
+        header = None
+    if not isinstance(header, dict) or "setup" not in header:
+        raise MmrftError(f"{path}: not an mmrft evaluation cache (no setup header); use another --out directory")
+    if header["setup"] != json.loads(json.dumps(asdict(setup))):
+        diff = {k: (header["setup"].get(k), v) for k, v in asdict(setup).items() if header["setup"].get(k) != v}
+        raise MmrftError(f"{path} holds results of a different setup ({', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in diff.items())}); "
+                         "use another --out directory or --overwrite")
+    records = {}
+    for i, line in enumerate(lines[1:], start=2):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            log.warning("%s:%d: unreadable line (interrupted write?), that sample will be redone", path, i)
+            continue
+        records[rec["id"]] = rec
+    return records
+
+
+class _CacheWriter:
+    def __init__(self, path: Path, setup: EvalSetup, fresh: bool) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fresh or not path.is_file():
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(json.dumps({"setup": asdict(setup)}) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        else:  # drop a torn last line so appended records start on a line of their own
+            text = path.read_text(encoding="utf-8")
+            if text and not text.endswith("\n"):
+                tmp = path.with_name(f".{path.name}.tmp")
+                tmp.write_text(text[: text.rfind("\n") + 1], encoding="utf-8")
+                os.replace(tmp, path)
+        self._fh = path.open("a", encoding="utf-8")
+
+    def write(self, records: list[dict]) -> None:
+        for rec in records:
+            self._fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def run_benchmark(
+    model,
+    processor,
+    bench: Benchmark,
+    samples: list[Sample],
+    setup: EvalSetup,
+    *,
+    out_dir: Optional[Path] = None,
+    batch_size: int = 16,
+    judge_timeout_s: float = 5.0,
+    overwrite: bool = False,
+    progress: Optional[Callable[[int], None]] = None,
+) -> list[dict]:
+    """Generate `setup.samples` completions per sample, judge them, and return one record per sample in input
+    order: ``{"id", "categories", "answer", "completions", "extracted", "scores", "timeouts"}`` or, for a sample
+    whose image is missing or corrupt, ``{"id", "categories", "skipped": reason}``. With `out_dir`, records are
+    cached in ``out_dir/predictions.jsonl`` and reused on the next call with the same setup."""
+    cache_path = Path(out_dir) / CACHE_FILE if out_dir is not None else None
+    done = {} if cache_path is None or overwrite else read_cache(cache_path, setup)
+    writer = _CacheWriter(cache_path, setup, fresh=overwrite or not done) if cache_path is not None else None
+    todo = [s for s in samples if s.id not in done]
+    if done and progress is not None:
+        progress(len(samples) - len(todo))
+    engine = HFRolloutEngine(model, processor)
+    params = SamplingParams(n=setup.samples, max_new_tokens=setup.max_new_tokens, temperature=setup.temperature,
+                            top_p=setup.top_p)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            new: list[dict] = []
+            ok: list[Sample] = []
+            for s in chunk:
+                problem = image_problem(s)
+                if problem is None:
+                    ok.append(s)
+                else:
+                    log.warning("benchmark %s: sample %s skipped: %s", bench.name, s.id, problem)
+                    new.append({"id": s.id, "categories": s.metadata.get("categories", {}), "skipped": problem})
+            if ok:
+                batch = encode_prompts(processor, ok, setup.prompt_format, setup.system_prompt).to(device)
+                texts = engine.generate(batch, params).texts
+                for i, s in enumerate(ok):
+                    outs = texts[i * setup.samples : (i + 1) * setup.samples]
+                    judged = [judge_with_limit(bench, t, s, judge_timeout_s) for t in outs]
+                    new.append({
+                        "id": s.id, "categories": s.metadata.get("categories", {}), "answer": s.answer,
+                        "completions": outs, "extracted": [j.extracted for j, _ in judged],
+                        "scores": [float(j.score) for j, _ in judged], "timeouts": sum(t for _, t in judged),
+                    })
+            if writer is not None:
+                writer.write(new)
+            for rec in new:
+                done[rec["id"]] = rec
+            if progress is not None:
+                progress(len(chunk))
+    finally:
+        if writer is not None:
+            writer.close()
+        model.train(was_training)
+    return [done[s.id] for s in samples]
+
+
+def evaluate_benchmark(
+    model_path: str,
+    benchmark: str,
+    data_dir: str,
+    *,
+    split: Optional[str] = None,
+    limit: Optional[int] = None,
+    samples: int = 1,
+    temperature: Optional[float] = None,
+    top_p: float = 1.0,
+    max_new_tokens: int = 512,
+    batch_size: int = 16,
+    prompt_format: str = "r1",
+    system_prompt: Optional[str] = None,
+    options: Optional[dict[str, Any]] = None,
+    out_dir: Optional[str] = None,
+    overwrite: bool = False,
+    judge_timeout_s: float = 5.0,
+    progress: bool = True,
+    model_and_processor=None,
+) -> dict[str, Any]:
+    """`mmrft eval`: load the model and the benchmark, run, write `results.json` / `results.md` under `out_dir`,
+    return the summary (see `mmrft.eval.results.summarize`). Greedy for one sample; `samples > 1` samples at
+    `temperature` (default 1.0) for pass@k and majority voting."""
+    from tqdm.auto import tqdm
+
+    from mmrft.config import ModelConfig
+    from mmrft.eval.benchmarks.base import get_benchmark
+    from mmrft.eval.results import summarize, write_results
+    from mmrft.models.load import load_policy, resolve_device
+
+    if samples < 1:
+        raise MmrftError(f"--samples must be >= 1, got {samples}")
+    if temperature is None:
+        temperature = 0.0 if samples == 1 else 1.0
+    if samples > 1 and temperature <= 0:
+        raise MmrftError(f"--samples {samples} needs sampling: set --temperature > 0 (greedy gives identical samples)")
+    options = dict(options or {})
+    bench = get_benchmark(benchmark, **options)
+    split = split or bench.default_split
+    items = bench.load(Path(data_dir), split)
+    if limit is not None:
+        items = items[:limit]
+    if not items:
+        raise DataError(f"{data_dir}: benchmark {benchmark} (split {split}) has no samples")
+    if model_and_processor is None:
+        model, processor = load_policy(ModelConfig(path=model_path), resolve_device())
+    else:
+        model, processor = model_and_processor
+    setup = EvalSetup(model=str(model_path), benchmark=benchmark, split=split, options=options, samples=samples,
+                      temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                      prompt_format=prompt_format, system_prompt=system_prompt)
+    bar = tqdm(total=len(items), desc=benchmark, disable=not progress, dynamic_ncols=True)
+    try:
+        records = run_benchmark(model, processor, bench, items, setup, out_dir=Path(out_dir) if out_dir else None,
+                                batch_size=batch_size, judge_timeout_s=judge_timeout_s, overwrite=overwrite,
+                                progress=bar.update)
+    finally:
+        bar.close()
+    meta = {**asdict(setup), "title": bench.title, "data": str(data_dir), "limit": limit,
+            "deviations": bench.deviations, "categories": list(bench.categories)}
+    summary = summarize(records, meta, tuple(bench.categories))
+    if out_dir:
+        write_results(Path(out_dir), summary)
+    return summary
