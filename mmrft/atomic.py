@@ -10,13 +10,28 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write `text` to a temporary file beside `path`, then rename it over `path`."""
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to a temporary file beside `path`, flush it to disk, then rename it over `path`: a reader sees
+    the old file or the new one, never a part. On failure (disk full, permissions) the temporary file is removed
+    and `path` is untouched."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """`write_bytes` of `text` encoded as UTF-8."""
+    return write_bytes(path, text.encode("utf-8"))
 
 
 @contextlib.contextmanager

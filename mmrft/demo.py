@@ -57,6 +57,9 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, overrides: list
     ])
     rl = train_rl(rl_cfg)
     rl["plot"] = str(plot_reward_accuracy(rl["run_dir"]))
+    if rl["stopped_at"] is not None:
+        print(f"GRPO stopped at step {rl['stopped_at']} (checkpoint in {rl['run_dir']}); no results table")
+        return {"stopped_at": rl["stopped_at"], "run_dir": rl["run_dir"]}
     # The RL run evaluates its starting point (the SFT model) at step 0 with the same held-out set and decoding.
     before, after = rl["eval_before"], rl["eval_after"]
 

@@ -6,7 +6,6 @@ import copy
 import math
 import random
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,17 +28,25 @@ def set_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
-def prepare_run_dir(cfg: Config, name: str = "config.yaml") -> Path:
-    """Create the run directory and save the resolved config; refuse to mix two runs in one directory."""
+def prepare_run_dir(cfg: Config, name: str = "config.yaml", resuming: bool = False) -> Path:
+    """Create the run directory and save the resolved config; refuse to mix two runs in one directory.
+
+    A resumed run continues in its own directory (its metrics and checkpoints stay); its config is saved as
+    `config.resumed.yaml` beside the original."""
     run_dir = Path(cfg.trainer.output_dir)
+    if resuming:
+        atomic.write_text(run_dir / name.replace(".yaml", ".resumed.yaml"), config_to_yaml(cfg))
+        return run_dir
     if run_dir.exists() and (run_dir / "metrics.jsonl").exists() and not cfg.trainer.overwrite:
         raise ConfigError(
-            f"trainer.output_dir: {run_dir} already holds a run; choose another directory or set trainer.overwrite=true"
+            f"trainer.output_dir: {run_dir} already holds a run; choose another directory, set "
+            "trainer.overwrite=true, or continue it with trainer.resume=auto"
         )
     if run_dir.exists() and cfg.trainer.overwrite:
         for f in ("metrics.jsonl",):
             (run_dir / f).unlink(missing_ok=True)
-        shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
+        for d in ["tensorboard", "rollouts", *(p.name for p in run_dir.glob("checkpoint-*"))]:
+            shutil.rmtree(run_dir / d, ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic.write_text(run_dir / name, config_to_yaml(cfg))
     return run_dir
@@ -75,18 +82,41 @@ def make_optimizer(model, lr: float, weight_decay: float, warmup_steps: int, tot
     return opt, sched
 
 
-def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[list[int]]:
+class PromptSampler:
+    """Endless batches of dataset indices, a fresh permutation each epoch (drawn from `generator`).
+
+    `state_dict()` holds what is left of the current epoch's order, so a resumed run draws exactly the batches the
+    uninterrupted run would have (the generator's own state is checkpointed beside it)."""
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator) -> None:
+        if n == 0:
+            raise ConfigError("the training dataset is empty")
+        self.n, self.batch_size, self.generator = n, batch_size, generator
+        self.order: list[int] = []
+
+    def __iter__(self) -> "PromptSampler":
+        return self
+
+    def __next__(self) -> list[int]:
+        batch: list[int] = []
+        while len(batch) < self.batch_size:
+            if not self.order:
+                self.order = torch.randperm(self.n, generator=self.generator).tolist()
+            batch.append(self.order.pop(0))
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"n": self.n, "order": list(self.order)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["n"] != self.n:
+            raise ConfigError(f"the checkpoint was taken on a dataset of {state['n']} samples, this one has {self.n}")
+        self.order = list(state["order"])
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator) -> PromptSampler:
     """Endless batches of indices: a fresh permutation each epoch (drawn from `generator`)."""
-    if n == 0:
-        raise ConfigError("the training dataset is empty")
-    order: list[int] = []
-    while True:
-        batch = []
-        while len(batch) < batch_size:
-            if not order:
-                order = torch.randperm(n, generator=generator).tolist()
-            batch.append(order.pop(0))
-        yield batch
+    return PromptSampler(n, batch_size, generator)
 
 
 def save_model(model, processor, out: Path) -> Path:

@@ -1,42 +1,42 @@
-"""The RL loop: sample prompts -> G completions each -> rewards -> advantages -> policy update.
+"""The RL loop: sample prompts -> G completions each -> rewards -> advantages -> policy update; with evaluation,
+checkpoints that resume exactly, and a clean stop on SIGINT/SIGTERM.
 
-It orchestrates; the math lives in `mmrft.algorithms`, scoring in `mmrft.rewards`, sampling in `mmrft.rollout`.
+It orchestrates; the math lives in `mmrft.algorithms`, scoring in `mmrft.rewards`, sampling in `mmrft.rollout`,
+the update in `mmrft.train.learn`, checkpoints in `mmrft.train.state`.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import logging
 import math
+import sys
 import time
+from pathlib import Path
+from typing import Optional
 
 import torch
 from tqdm.auto import tqdm
 
-from mmrft.algorithms import (
-    AGGREGATION_MODES, get_advantage_estimator, get_policy_loss, k1, masked_mean, overlong_filter_mask,
-)
+from mmrft.algorithms import AGGREGATION_MODES, get_advantage_estimator, get_policy_loss
 from mmrft.config import Config, import_plugins
 from mmrft.data.collate import encode_prompts
 from mmrft.data.sources import load_samples
-from mmrft.errors import ConfigError
-from mmrft.eval.runner import EvalResult, evaluate
+from mmrft.errors import ConfigError, MmrftError
+from mmrft.eval.runner import EvalResult, check_benchmarks, evaluate, evaluate_benchmarks
 from mmrft.models.load import load_policy, resolve_device
-from mmrft.models.value import load_critic
+from mmrft.rewards.scoring import Scorer
 from mmrft.rollout.engine import SamplingParams
 from mmrft.rollout.hf import HFRolloutEngine
-from mmrft.track.metrics import Tracker
-from mmrft.train.common import batches, make_optimizer, prepare_run_dir, save_model, seed_everything, set_threads
-from mmrft.train.forward import build_sequences
+from mmrft.track.metrics import Tracker, read_metrics, truncate_metrics
+from mmrft.track.rollouts import ROLLOUT_DIR, rollout_rows, write_rollouts
+from mmrft.train.common import batches, prepare_run_dir, save_model, seed_everything, set_threads
+from mmrft.train.learn import CRITIC_ESTIMATOR, Learner, build_learner, learn_step
 from mmrft.train.sampling import StepSamples, sample_step
-from mmrft.rewards.scoring import Scorer
-from mmrft.train.critic import batched_values, critic_update, gae_advantages
-from mmrft.train.update import batched_logprobs, policy_update, reference_context
+from mmrft.train.signals import GracefulStop
+from mmrft.train.state import latest_checkpoint, load_checkpoint, save_checkpoint
 
 log = logging.getLogger("mmrft")
-
-# The advantage that needs a value model: per-token GAE from the critic (PPO), outside the outcome registry.
-CRITIC_ESTIMATOR = "gae"
 
 
 def check_algorithm(cfg: Config) -> None:
@@ -53,10 +53,6 @@ def check_algorithm(cfg: Config) -> None:
         raise ConfigError(f"algorithm.loss_agg_mode: {algo.loss_agg_mode!r} is not one of {', '.join(AGGREGATION_MODES)}")
     if cfg.rollout.group_size < 2 and algo.advantage in ("grpo", "dr_grpo", "rloo", "reinforce_pp_baseline"):
         raise ConfigError(f"rollout.group_size={cfg.rollout.group_size}: group baselines need at least 2 completions per prompt")
-
-
-def _advantage_options(cfg: Config) -> dict:
-    return {"normalize_std": cfg.algorithm.normalize_std} if cfg.algorithm.advantage == "grpo" else {}
 
 
 def _rollout_metrics(samples: StepSamples) -> dict[str, float]:
@@ -84,140 +80,187 @@ def _rollout_metrics(samples: StepSamples) -> dict[str, float]:
     return out
 
 
+def _dump_rollouts(run_dir: Path, step: int, samples: StepSamples, advantages: Optional[torch.Tensor], n: int) -> None:
+    """Every completion drawn this step (`mmrft.track.rollouts`), with the advantage of those trained on."""
+    trained = {}
+    if samples.train is not None and advantages is not None:
+        adv = advantages.detach().cpu().tolist()
+        trained = {s.id: adv[g * n : (g + 1) * n] for g, s in enumerate(samples.train.prompts.samples)}
+    drawn = samples.drawn
+    rows = rollout_rows(step, drawn.prompts.samples, n, drawn.texts, samples.drawn_scores, drawn.truncated,
+                        drawn.lengths, trained, run_dir / ROLLOUT_DIR / "images")
+    write_rollouts(run_dir, step, rows)
+
+
+def resume_checkpoint(cfg: Config) -> Optional[Path]:
+    """The checkpoint `trainer.resume` points at (None: start fresh). `auto` resumes trainer.output_dir when it has
+    a valid checkpoint; a run directory given explicitly must have one."""
+    resume = cfg.trainer.resume
+    if not resume:
+        return None
+    run = Path(cfg.trainer.output_dir if resume == "auto" else resume)
+    ckpt = latest_checkpoint(run) if run.is_dir() else None
+    if ckpt is None and resume != "auto":
+        raise ConfigError(f"trainer.resume: {run} has no usable checkpoint (checkpoint-<step>/ with a valid manifest)")
+    if ckpt is not None and run.resolve() != Path(cfg.trainer.output_dir).resolve():
+        raise ConfigError(f"trainer.resume: {run} is not trainer.output_dir ({cfg.trainer.output_dir}); a resumed run "
+                          "continues in its own directory: set trainer.output_dir to it")
+    return ckpt
+
+
+def _checkpoint_parts(learner: Learner, generator: torch.Generator) -> dict:
+    return {"policy": learner.model, "critic": learner.critic, "optimizers": learner.optimizers(),
+            "generator": generator}
+
+
+def _eval_from_metrics(run_dir: Path, held_out: list, step: int) -> Optional[EvalResult]:
+    """The held-out result logged at `step` by the interrupted run (for the before/after table of a resumed one)."""
+    rows = [r for r in read_metrics(run_dir) if r.get("phase") == "eval" and r["step"] == step]
+    if not rows or not held_out:
+        return None
+    counts: dict[str, int] = {}
+    for s in held_out:
+        counts[s.task] = counts.get(s.task, 0) + 1
+    per_task = {t: {"accuracy": rows[-1].get(f"eval/{t}/accuracy") or 0.0, "reward": rows[-1].get(f"eval/{t}/reward") or 0.0,
+                    "n": n} for t, n in sorted(counts.items())}
+    return EvalResult(per_task)
+
+
+class _Progress:
+    """A tqdm bar on a terminal; otherwise (logs, CI, schedulers) a plain line every `every` steps."""
+
+    def __init__(self, total: int, start: int, desc: str, enabled: bool, every: int) -> None:
+        self.tty = enabled and sys.stderr.isatty()
+        self.bar = tqdm(total=total, initial=start - 1, desc=desc, disable=not self.tty, dynamic_ncols=True)
+        self.total, self.every, self.t0, self.done = total, max(every, 1), time.time(), 0
+        self.enabled = enabled
+
+    def update(self, step: int, metrics: dict[str, float]) -> None:
+        self.done += 1
+        shown = {"reward": f"{metrics['reward/mean']:.3f}", "acc": f"{metrics['accuracy']:.3f}",
+                 "tok/s": f"{metrics.get('tokens/s', 0):.0f}"}
+        if self.tty:
+            self.bar.update(1)
+            self.bar.set_postfix(shown)
+        elif self.enabled and (step % self.every == 0 or step == self.total):
+            eta = (time.time() - self.t0) / self.done * (self.total - step)
+            log.info("step %d/%d  %s  ETA %dm%02ds", step, self.total, "  ".join(f"{k} {v}" for k, v in shown.items()),
+                     eta // 60, eta % 60)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def train_rl(cfg: Config) -> dict:
     set_threads(cfg.trainer.threads)
     gen = seed_everything(cfg.trainer.seed)
     algo, ro = cfg.algorithm, cfg.rollout
     import_plugins(cfg)
     check_algorithm(cfg)
+    check_benchmarks(cfg)
     train = load_samples(cfg.data.train, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.train_limit)
     held_out = load_samples(cfg.data.eval, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.eval_limit) if cfg.data.eval else []
-    use_critic = algo.advantage == CRITIC_ESTIMATOR
-    estimator = None if use_critic else get_advantage_estimator(algo.advantage)
-    run_dir = prepare_run_dir(cfg)
+    ckpt = resume_checkpoint(cfg)
+    run_dir = prepare_run_dir(cfg, resuming=ckpt is not None)
     device = resolve_device()
     model, processor = load_policy(cfg.model, device)
     model.train()
-    ref_model = None
-    if algo.kl_coef > 0 and not cfg.model.lora.enabled:  # LoRA's reference is the base model, adapter disabled
-        ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+    learner = build_learner(cfg, model, device)
+    sampler = batches(len(train), ro.prompts_per_step, gen)
+    start = 1
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, _checkpoint_parts(learner, gen))
+        sampler.load_state_dict(state["sampler"])
+        start = state["step"] + 1
+        truncate_metrics(run_dir, state["step"])
+        log.info("resuming %s from %s (step %d)", run_dir, ckpt.name, state["step"])
     engine = HFRolloutEngine(model, processor)
     scorer = Scorer(cfg.rewards.weights, cfg.rewards.default, cfg.rewards.timeout_s, cfg.rewards.workers,
                     cfg.rewards.on_error)
-    # one scheduler step per optimizer step: ppo_epochs x minibatches per RL step
-    updates = cfg.trainer.steps * algo.ppo_epochs * algo.minibatches
-    opt, sched = make_optimizer(model, cfg.trainer.lr, cfg.trainer.weight_decay, cfg.trainer.warmup_steps, updates,
-                                cfg.trainer.lr_schedule)
-    critic = critic_opt = critic_sched = None
-    if use_critic:
-        critic = load_critic(cfg, device)
-        critic.train()
-        critic_opt, critic_sched = make_optimizer(critic, cfg.critic.lr or cfg.trainer.lr, cfg.trainer.weight_decay,
-                                                  cfg.trainer.warmup_steps, updates, cfg.trainer.lr_schedule)
-    tracker = Tracker(run_dir)
+    tr = cfg.tracking
+    tracker = Tracker(run_dir, tensorboard=tr.tensorboard, purge_step=start if ckpt is not None else None,
+                      wandb=tr.wandb, mlflow=tr.mlflow, project=tr.project, run_name=tr.run_name,
+                      config=dataclasses.asdict(cfg))
     params = SamplingParams(ro.group_size, ro.max_new_tokens, ro.temperature, ro.top_p, ro.top_k)
 
     def run_eval(step: int) -> EvalResult | None:
-        if not held_out:
-            return None
-        res = evaluate(model, processor, held_out, scorer, fmt=cfg.data.prompt_format, system=cfg.data.system_prompt,
-                       batch_size=ro.eval_batch_size, max_new_tokens=ro.max_new_tokens)
+        metrics = evaluate_benchmarks(cfg, model, processor, run_dir, step) if cfg.eval.benchmarks else {}
+        res = None
+        if held_out:
+            res = evaluate(model, processor, held_out, scorer, fmt=cfg.data.prompt_format,
+                           system=cfg.data.system_prompt, batch_size=ro.eval_batch_size,
+                           max_new_tokens=ro.max_new_tokens)
+            metrics.update(res.flat())
         model.train()
-        tracker.log(step, res.flat(), "eval")
+        if metrics:
+            tracker.log(step, metrics, "eval")
         return res
 
-    first = run_eval(0)
-    batch_iter = batches(len(train), ro.prompts_per_step, gen)
-    pad_id = processor.tokenizer.pad_token_id
-
     def draw():
-        return [train[i] for i in next(batch_iter)]
+        return [train[i] for i in next(sampler)]
 
     def encode(chunk):
         return encode_prompts(processor, chunk, cfg.data.prompt_format, cfg.data.system_prompt).to(device)
 
-    bar = tqdm(range(1, cfg.trainer.steps + 1), desc="GRPO" if algo.name == "grpo" else algo.name,
-               disable=not cfg.trainer.progress, dynamic_ncols=True)
-    last = first
+    def checkpoint(step: int) -> Path:
+        state = {"sampler": sampler.state_dict(), "nonfinite_in_a_row": nonfinite}
+        return save_checkpoint(run_dir, step, _checkpoint_parts(learner, gen), state, cfg.trainer.keep_checkpoints)
+
+    first = run_eval(0) if start == 1 else _eval_from_metrics(run_dir, held_out, 0)
+    last, final, stopped, nonfinite = first, None, None, state.get("nonfinite_in_a_row", 0) if ckpt else 0
+    progress = _Progress(cfg.trainer.steps, start, "GRPO" if algo.name == "grpo" else algo.name,
+                         cfg.trainer.progress, cfg.trainer.log_every)
     try:
-        for step in bar:
-            t0 = time.time()
-            timings: dict[str, float] = {}
-            # 1-2. prompts -> G completions each -> rewards scored by program (DAPO: refill dropped groups)
-            samples = sample_step(draw, encode, engine, params, scorer, algo, pad_id, timings)
-            t2 = time.time()
-            metrics = _rollout_metrics(samples)
-            rollout = samples.train
-            t3 = t2
-            if rollout is not None:
-                # 3. advantages from the rewards of the groups kept for training (reference log-probs only when
-                #    a KL is used; old log-probs ahead of the update when the KL goes into the reward)
-                mask = rollout.completion_mask.clone()
-                if algo.mask_truncated:  # DAPO overlong filtering: truncated completions carry no gradient
-                    mask = mask * overlong_filter_mask(rollout.truncated).unsqueeze(1)
-                mask = mask.to(device)
-                seqs = build_sequences(rollout.prompts.to(device), rollout.completion_ids, rollout.completion_mask,
-                                       ro.group_size, engine.suppress)
-                ref_logp = old_logp = reward_kl = None
-                if algo.kl_coef > 0:
-                    ref, ctx = reference_context(model, ref_model)
-                    with ctx:
-                        ref_logp = batched_logprobs(ref, seqs, ro.temperature, algo.micro_batch_size)
-                    if algo.kl_in_reward:
-                        old_logp = batched_logprobs(model, seqs, ro.temperature, algo.micro_batch_size)
-                        reward_kl = k1(old_logp, ref_logp) * mask
-                        metrics["kl/in_reward"] = float(masked_mean(reward_kl, mask))
-                rewards = samples.train_rewards.to(device)
-                if use_critic:
-                    old_values = batched_values(critic, seqs, algo.micro_batch_size)
-                    advantages, returns, _ = gae_advantages(
-                        rewards, old_values, mask, cfg.critic, whiten=algo.normalize_std, kl=reward_kl,
-                        kl_coef=algo.kl_coef)
-                else:
-                    if reward_kl is not None:  # sequence-level: the completion's summed KL leaves its reward
-                        rewards = rewards - algo.kl_coef * reward_kl.sum(dim=1)
-                    advantages = estimator(rewards, rollout.group_ids.to(device), **_advantage_options(cfg))
-                t3 = time.time()
-                # 4. policy update (and the critic's, for PPO)
-                if mask.sum() > 0:
-                    update = policy_update(
-                        model, opt, sched, seqs, mask, advantages, algo,
-                        temperature=ro.temperature, max_len=ro.max_new_tokens,
-                        max_grad_norm=cfg.trainer.max_grad_norm, ref_logp=ref_logp, old_logp=old_logp,
-                        generator=gen,
-                    )
-                    metrics.update({f"actor/{k}": v for k, v in update.items()})
-                    if use_critic:
-                        vf = critic_update(critic, critic_opt, critic_sched, seqs, mask, old_values, returns, algo,
-                                           cfg.critic, max_len=ro.max_new_tokens,
-                                           max_grad_norm=cfg.trainer.max_grad_norm, generator=gen)
-                        metrics.update({f"critic/{k}": v for k, v in vf.items()})
-                if use_critic:
-                    metrics["critic/values_before"] = float(masked_mean(old_values, mask))
-                    metrics["critic/returns"] = float(masked_mean(returns, mask))
-                    advantages = advantages[mask.bool()]  # token advantages: stats over valid tokens
-                metrics["advantage/mean"] = float(advantages.mean())
-                metrics["advantage/std"] = float(advantages.std()) if len(advantages) > 1 else 0.0
-                if algo.mask_truncated:
-                    metrics["filter/truncated_masked"] = float(rollout.truncated.float().mean())
-            t4 = time.time()
-            metrics.update({
-                "lr": sched.get_last_lr()[0], "time/rollout": timings.get("rollout", 0.0),
-                "time/reward": timings.get("reward", 0.0), "time/prepare": t3 - t2, "time/update": t4 - t3,
-                "time/step": t4 - t0,
-            })
-            tracker.log(step, metrics)
-            bar.set_postfix(reward=f"{metrics['reward/mean']:.2f}", acc=f"{metrics['accuracy']:.2f}")
-            if cfg.trainer.eval_every and step % cfg.trainer.eval_every == 0 and step < cfg.trainer.steps:
-                run_eval(step)
-        last = run_eval(cfg.trainer.steps)
-        final = save_model(model, processor, run_dir / "final")
-        if critic is not None:
-            critic.save(run_dir / "critic", processor)
+        with GracefulStop() as stop:
+            for step in range(start, cfg.trainer.steps + 1):
+                t0 = time.time()
+                timings: dict[str, float] = {}
+                # 1-2. prompts -> G completions each -> rewards scored by program (DAPO: refill dropped groups)
+                samples = sample_step(draw, encode, engine, params, scorer, algo, processor.tokenizer.pad_token_id,
+                                      timings)
+                metrics = _rollout_metrics(samples)
+                advantages = None
+                if samples.train is not None:
+                    # 3-4. advantages, policy (and critic) update
+                    update, advantages = learn_step(cfg, learner, samples, engine.suppress, gen, device)
+                    metrics.update(update)
+                if cfg.tracking.rollouts_every and step % cfg.tracking.rollouts_every == 0:
+                    _dump_rollouts(run_dir, step, samples, advantages, ro.group_size)
+                metrics.update({
+                    "lr": learner.scheduler.get_last_lr()[0], "time/rollout": timings.get("rollout", 0.0),
+                    "time/reward": timings.get("reward", 0.0), "time/step": time.time() - t0,
+                    "tokens/s": float(samples.drawn.lengths.sum()) / max(timings.get("rollout", 0.0), 1e-9),
+                })
+                nonfinite = nonfinite + 1 if metrics.get("actor/skipped_updates", 0) > 0 else 0
+                tracker.log(step, metrics)
+                progress.update(step, metrics)
+                if nonfinite:
+                    log.warning("step %d: non-finite gradient, update skipped (%d in a row)", step, nonfinite)
+                if nonfinite >= cfg.trainer.max_nonfinite_steps:
+                    raise MmrftError(f"step {step}: {nonfinite} updates in a row skipped for non-finite gradients "
+                                     f"(trainer.max_nonfinite_steps={cfg.trainer.max_nonfinite_steps}); stopping. "
+                                     "Lower trainer.lr or check the rewards for NaN")
+                if cfg.trainer.eval_every and step % cfg.trainer.eval_every == 0 and step < cfg.trainer.steps:
+                    run_eval(step)
+                if stop.requested or (cfg.trainer.checkpoint_every and step % cfg.trainer.checkpoint_every == 0):
+                    path = checkpoint(step)
+                    log.info("checkpoint: %s", path)
+                if stop.requested:
+                    stopped = step
+                    log.warning("stopped at step %d (%s); continue with trainer.resume=%s", step, stop.requested,
+                                run_dir)
+                    break
+        if stopped is None:
+            last = run_eval(cfg.trainer.steps)
+            final = save_model(model, processor, run_dir / "final")
+            if learner.critic is not None:
+                learner.critic.save(run_dir / "critic", processor)
     finally:
+        progress.close()
         tracker.close()
         scorer.close()
     return {
-        "checkpoint": str(final), "run_dir": str(run_dir),
-        "eval_before": first.per_task if first else None, "eval_after": last.per_task if last else None,
+        "checkpoint": str(final) if final else None, "run_dir": str(run_dir), "stopped_at": stopped,
+        "eval_before": first.per_task if first else None,
+        "eval_after": last.per_task if last and stopped is None else None,
     }
