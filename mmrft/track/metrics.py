@@ -106,3 +106,14 @@ def truncate_metrics(run_dir: str | Path, last_step: int) -> None:
 
     rows = [r for r in read_metrics(run_dir) if r["step"] <= last_step]
     atomic.write_text(Path(run_dir) / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def restore_metrics(run_dir: str | Path, checkpoint: str | Path, last_step: int) -> None:
+    """Before a resumed run logs again: the metrics up to `last_step`, from the checkpoint's copy when it has one
+    (the run's own file may be gone or torn), else the run's file cut after `last_step`."""
+    from mmrft import atomic
+
+    saved = Path(checkpoint) / "metrics.jsonl"
+    if saved.is_file():
+        atomic.write_text(Path(run_dir) / "metrics.jsonl", saved.read_text())
+    truncate_metrics(run_dir, last_step)

@@ -28,7 +28,7 @@ from mmrft.models.load import load_policy, resolve_device
 from mmrft.rewards.scoring import Scorer
 from mmrft.rollout.engine import SamplingParams
 from mmrft.rollout.hf import HFRolloutEngine
-from mmrft.track.metrics import Tracker, read_metrics, truncate_metrics
+from mmrft.track.metrics import Tracker, read_metrics, restore_metrics
 from mmrft.track.rollouts import ROLLOUT_DIR, rollout_rows, write_rollouts
 from mmrft.train.common import batches, prepare_run_dir, save_model, seed_everything, set_threads
 from mmrft.train.learn import CRITIC_ESTIMATOR, Learner, build_learner, learn_step
@@ -172,7 +172,7 @@ def train_rl(cfg: Config) -> dict:
         state = load_checkpoint(ckpt, _checkpoint_parts(learner, gen))
         sampler.load_state_dict(state["sampler"])
         start = state["step"] + 1
-        truncate_metrics(run_dir, state["step"])
+        restore_metrics(run_dir, ckpt, state["step"])
         log.info("resuming %s from %s (step %d)", run_dir, ckpt.name, state["step"])
     engine = HFRolloutEngine(model, processor)
     scorer = Scorer(cfg.rewards.weights, cfg.rewards.default, cfg.rewards.timeout_s, cfg.rewards.workers,
@@ -252,6 +252,8 @@ def train_rl(cfg: Config) -> dict:
                     break
         if stopped is None:
             last = run_eval(cfg.trainer.steps)
+            if cfg.trainer.checkpoint_every and cfg.trainer.steps % cfg.trainer.checkpoint_every:
+                checkpoint(cfg.trainer.steps)  # the end of the run is resumable too (e.g. to train longer)
             final = save_model(model, processor, run_dir / "final")
             if learner.critic is not None:
                 learner.critic.save(run_dir / "critic", processor)

@@ -8,6 +8,7 @@ full disk never leaves a half checkpoint under that name, and the previous check
     optimizers.pt       optimizer and LR-scheduler states (`torch.load(weights_only=True)` reads it back)
     rng.safetensors     torch's global RNG and the trainer's generator
     state.json          step, Python and NumPy RNG states, the prompt sampler's position, counters
+    metrics.jsonl       the run's metrics up to this step
     manifest.json       every file's size and SHA-256, checked before a checkpoint is trusted
 
 `latest_checkpoint` returns the newest checkpoint whose manifest matches, warning about each newer one that does
@@ -178,6 +179,9 @@ def save_checkpoint(run_dir: Path, step: int, parts: dict[str, Any], state: dict
             tensors, plain = rng_state(parts["generator"])
             save_file(tensors, str(tmp / "rng.safetensors"))
             atomic.write_text(tmp / "state.json", json.dumps({"step": step, "rng": plain, **state}))
+            metrics = Path(run_dir) / "metrics.jsonl"
+            if metrics.is_file():  # the metrics so far: a resumed run restarts its log from this copy
+                shutil.copyfile(metrics, tmp / "metrics.jsonl")
             _write_manifest(tmp)
     except OSError as e:
         previous = [p for _, p in list_checkpoints(run_dir) if p != out]

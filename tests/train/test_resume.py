@@ -55,6 +55,8 @@ def test_resumed_run_repeats_the_uninterrupted_run(tmp_path, tiny_model_dir, cou
     victim = next((run / "checkpoint-000004" / "policy").glob("*.safetensors"))
     victim.write_bytes(victim.read_bytes()[:-10])
     shutil.rmtree(run / "final")
+    if preset == "ppo":  # the run's own log lost: the checkpoint's copy of the metrics restores steps 1-2
+        (run / "metrics.jsonl").unlink()
     with caplog.at_level(logging.WARNING, logger="mmrft"):
         res = train_rl(_cfg(tmp_path, tiny_model_dir, count_data, preset, *extra, "trainer.resume=auto"))
     assert "checkpoint-000004 is unusable" in caplog.text and "does not match its manifest" in caplog.text
@@ -136,3 +138,17 @@ def test_sigterm_finishes_the_step_and_leaves_a_loadable_checkpoint(tmp_path, ti
     step = json.loads((ckpt / "state.json").read_text())["step"]
     assert max(_train_rows(tmp_path / "run")) == step < 500
     AutoModelForImageTextToText.from_pretrained(str(ckpt / "policy"))  # a complete model, loadable on its own
+
+
+def test_progress_is_plain_log_lines_when_not_a_terminal(caplog):
+    from mmrft.train.rl import _Progress
+
+    p = _Progress(total=4, start=1, desc="grpo", enabled=True, every=2)
+    assert not p.tty  # pytest captures stderr
+    with caplog.at_level(logging.INFO, logger="mmrft"):
+        for step in range(1, 5):
+            p.update(step, {"reward/mean": 0.25 * step, "accuracy": 0.5, "tokens/s": 1234.0})
+    p.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and lines[0].startswith("step 2/4  reward 0.500  acc 0.500  tok/s 1234  ETA ")
+    assert lines[1].startswith("step 4/4  reward 1.000")
