@@ -61,6 +61,8 @@ def _cmd_train(args) -> int:
         if args.resume != "auto":
             args.overrides.append(f"trainer.output_dir={args.resume}")
     res = train_rl(_load_cfg(args))
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
+        return 0
     res["plot"] = str(plot_reward_accuracy(res["run_dir"]))
     if res["stopped_at"] is not None:
         print(f"stopped at step {res['stopped_at']}; continue with: mmrft train {args.config} --resume {res['run_dir']}")

@@ -47,7 +47,7 @@ def plot_reward_accuracy(run_dir: str | Path, out: str | Path | None = None, tit
     ax.legend(loc="lower right")
     ax.set_title(title or run_dir.name)
     fig.tight_layout()
-    tmp = out.with_suffix(".tmp.png")
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.png")
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
     os.replace(tmp, out)

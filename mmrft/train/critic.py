@@ -13,6 +13,7 @@ import torch
 
 from mmrft.algorithms import aggregate, aggregation_denominators, gae, masked_whiten, outcome_token_rewards, value_loss
 from mmrft.config import AlgorithmConfig, CriticConfig
+from mmrft.train.dist import SINGLE, DistContext, all_sum, global_masked_whiten, sum_gradients
 from mmrft.train.forward import SequenceBatch, completion_values
 from mmrft.train.update import group_rows, micro_batches, minibatch_schedule, optimizer_step
 
@@ -34,14 +35,15 @@ def gae_advantages(
     whiten: bool,
     kl: torch.Tensor | None = None,
     kl_coef: float = 0.0,
+    ctx: DistContext = SINGLE,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(advantages [N, T], returns [N, T], token rewards [N, T]) for outcome `rewards` [N]: the reward on the last
     completion token minus `kl_coef * kl` per token, then GAE with the critic's `values`; advantages whitened over
     the batch when `whiten`. Returns are the critic's regression targets (not whitened)."""
     token_rewards = outcome_token_rewards(rewards.to(values.dtype), mask, kl, kl_coef)
     advantages, returns = gae(token_rewards, values, mask, gamma=critic_cfg.gamma, lam=critic_cfg.lam)
-    if whiten:
-        advantages = masked_whiten(advantages, mask)
+    if whiten:  # over the whole batch: all ranks' tokens when data-parallel
+        advantages = global_masked_whiten(advantages, mask, ctx) if ctx.enabled else masked_whiten(advantages, mask)
     return advantages, returns, token_rewards
 
 
@@ -59,6 +61,7 @@ def critic_update(
     max_len: int,
     max_grad_norm: float,
     generator: torch.Generator | None = None,
+    ctx: DistContext = SINGLE,
 ) -> dict[str, float]:
     """`algo.ppo_epochs` x `algo.minibatches` steps of the clipped value loss (aggregated like the policy loss,
     with whole-minibatch denominators); returns averaged metrics (`vf_loss`, `vf_clip_frac`, `vf_mse`, ...)."""
@@ -67,7 +70,7 @@ def critic_update(
     params = [p for p in critic.parameters() if p.requires_grad]
     for mb in minibatch_schedule(seqs.num_groups, algo.ppo_epochs, algo.minibatches, generator):
         mb_rows = group_rows(mb, seqs.n)
-        num_tokens, num_seqs = aggregation_denominators(mask[mb_rows])
+        num_tokens, num_seqs = all_sum(aggregation_denominators(mask[mb_rows]), ctx)
         if num_tokens == 0:
             continue
         optimizer.zero_grad(set_to_none=True)
@@ -83,6 +86,7 @@ def critic_update(
             sums["vf_loss"] += float(loss.detach())
             for k, v in metrics.items():
                 sums[k] += w * float(v)
+        sum_gradients(params, ctx)
         grad_norm, stepped = optimizer_step(params, optimizer, scheduler, max_grad_norm)
         sums["grad_norm"] += grad_norm
         sums["skipped_updates"] += 0.0 if stepped else 1.0

@@ -18,6 +18,7 @@ from mmrft.config import Config
 from mmrft.models.value import load_critic
 from mmrft.train.common import make_optimizer
 from mmrft.train.critic import batched_values, critic_update, gae_advantages
+from mmrft.train.dist import SINGLE, DistContext, global_advantages
 from mmrft.train.forward import build_sequences
 from mmrft.train.sampling import StepSamples
 from mmrft.train.update import batched_logprobs, policy_update, reference_context
@@ -70,9 +71,11 @@ def _advantage_options(cfg: Config) -> dict:
 
 
 def learn_step(
-    cfg: Config, learner: Learner, samples: StepSamples, suppress: list[int], generator: torch.Generator, device
+    cfg: Config, learner: Learner, samples: StepSamples, suppress: list[int], generator: torch.Generator, device,
+    ctx: DistContext = SINGLE,
 ) -> tuple[dict[str, float], Optional[torch.Tensor]]:
-    """Update on `samples.train`; returns (metrics, one advantage per trained completion)."""
+    """Update on `samples.train` (this rank's share when data-parallel); returns (metrics, one advantage per
+    trained completion)."""
     algo, ro, model = cfg.algorithm, cfg.rollout, learner.model
     rollout = samples.train
     metrics: dict[str, float] = {}
@@ -86,8 +89,8 @@ def learn_step(
     # reference log-probs only when a KL is used; old log-probs ahead of the update when the KL enters the reward
     ref_logp = old_logp = reward_kl = None
     if algo.kl_coef > 0:
-        ref, ctx = reference_context(model, learner.ref_model)
-        with ctx:
+        ref, adapter_off = reference_context(model, learner.ref_model)
+        with adapter_off:
             ref_logp = batched_logprobs(ref, seqs, ro.temperature, algo.micro_batch_size)
         if algo.kl_in_reward:
             old_logp = batched_logprobs(model, seqs, ro.temperature, algo.micro_batch_size)
@@ -97,23 +100,23 @@ def learn_step(
     if learner.critic is not None:
         old_values = batched_values(learner.critic, seqs, algo.micro_batch_size)
         advantages, returns, _ = gae_advantages(rewards, old_values, mask, cfg.critic, whiten=algo.normalize_std,
-                                                kl=reward_kl, kl_coef=algo.kl_coef)
+                                                kl=reward_kl, kl_coef=algo.kl_coef, ctx=ctx)
     else:
         if reward_kl is not None:  # sequence-level: the completion's summed KL leaves its reward
             rewards = rewards - algo.kl_coef * reward_kl.sum(dim=1)
         estimator = get_advantage_estimator(algo.advantage)
-        advantages = estimator(rewards, rollout.group_ids.to(device), **_advantage_options(cfg))
+        advantages = global_advantages(estimator, rewards, rollout.group_ids.to(device), ctx, **_advantage_options(cfg))
     t1 = time.time()
     if mask.sum() > 0:
         update = policy_update(
             model, learner.optimizer, learner.scheduler, seqs, mask, advantages, algo, temperature=ro.temperature,
             max_len=ro.max_new_tokens, max_grad_norm=cfg.trainer.max_grad_norm, ref_logp=ref_logp,
-            old_logp=old_logp, generator=generator)
+            old_logp=old_logp, generator=generator, ctx=ctx)
         metrics.update({f"actor/{k}": v for k, v in update.items()})
         if learner.critic is not None:
             vf = critic_update(learner.critic, learner.critic_optimizer, learner.critic_scheduler, seqs, mask,
                                old_values, returns, algo, cfg.critic, max_len=ro.max_new_tokens,
-                               max_grad_norm=cfg.trainer.max_grad_norm, generator=generator)
+                               max_grad_norm=cfg.trainer.max_grad_norm, generator=generator, ctx=ctx)
             metrics.update({f"critic/{k}": v for k, v in vf.items()})
     per_completion = advantages if advantages.dim() == 1 else (advantages * mask).sum(1) / mask.sum(1).clamp(min=1)
     stats = advantages

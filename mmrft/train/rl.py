@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ from mmrft.rollout.hf import HFRolloutEngine
 from mmrft.track.metrics import Tracker, read_metrics, restore_metrics
 from mmrft.track.rollouts import ROLLOUT_DIR, rollout_rows, write_rollouts
 from mmrft.train.common import batches, prepare_run_dir, save_model, seed_everything, set_threads
+from mmrft.train.dist import any_rank, barrier, destroy, init_distributed, reduce_metrics, shard
 from mmrft.train.learn import CRITIC_ESTIMATOR, Learner, build_learner, learn_step
 from mmrft.train.sampling import StepSamples, sample_step
 from mmrft.train.signals import GracefulStop
@@ -151,8 +153,22 @@ class _Progress:
         self.bar.close()
 
 
+class _NoTracker:
+    """What ranks other than 0 log to: nothing (rank 0 logs the step's metrics combined over ranks)."""
+
+    def log(self, *args, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def train_rl(cfg: Config) -> dict:
-    set_threads(cfg.trainer.threads)
+    ctx = init_distributed()  # one process unless launched with torchrun
+    threads = cfg.trainer.threads
+    if ctx.enabled and threads == 0 and not torch.cuda.is_available():  # share the CPU cores between the ranks
+        threads = max(1, torch.get_num_threads() // int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world_size)))
+    set_threads(threads)
     gen = seed_everything(cfg.trainer.seed)
     algo, ro = cfg.algorithm, cfg.rollout
     import_plugins(cfg)
@@ -161,7 +177,10 @@ def train_rl(cfg: Config) -> dict:
     train = load_samples(cfg.data.train, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.train_limit)
     held_out = load_samples(cfg.data.eval, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.eval_limit) if cfg.data.eval else []
     ckpt = resume_checkpoint(cfg)
-    run_dir = prepare_run_dir(cfg, resuming=ckpt is not None)
+    if ctx.is_main:
+        run_dir = prepare_run_dir(cfg, resuming=ckpt is not None)
+    barrier(ctx)
+    run_dir = Path(cfg.trainer.output_dir)
     device = resolve_device()
     model, processor = load_policy(cfg.model, device)
     model.train()
@@ -172,18 +191,21 @@ def train_rl(cfg: Config) -> dict:
         state = load_checkpoint(ckpt, _checkpoint_parts(learner, gen))
         sampler.load_state_dict(state["sampler"])
         start = state["step"] + 1
-        restore_metrics(run_dir, ckpt, state["step"])
+        if ctx.is_main:
+            restore_metrics(run_dir, ckpt, state["step"])
         log.info("resuming %s from %s (step %d)", run_dir, ckpt.name, state["step"])
     engine = HFRolloutEngine(model, processor)
     scorer = Scorer(cfg.rewards.weights, cfg.rewards.default, cfg.rewards.timeout_s, cfg.rewards.workers,
                     cfg.rewards.on_error)
     tr = cfg.tracking
-    tracker = Tracker(run_dir, tensorboard=tr.tensorboard, purge_step=start if ckpt is not None else None,
+    tracker = _NoTracker() if not ctx.is_main else Tracker(run_dir, tensorboard=tr.tensorboard, purge_step=start if ckpt is not None else None,
                       wandb=tr.wandb, mlflow=tr.mlflow, project=tr.project, run_name=tr.run_name,
                       config=dataclasses.asdict(cfg))
     params = SamplingParams(ro.group_size, ro.max_new_tokens, ro.temperature, ro.top_p, ro.top_k)
 
     def run_eval(step: int) -> EvalResult | None:
+        if not ctx.is_main:  # rank 0 evaluates; the others wait at the next collective
+            return None
         metrics = evaluate_benchmarks(cfg, model, processor, run_dir, step) if cfg.eval.benchmarks else {}
         res = None
         if held_out:
@@ -196,20 +218,26 @@ def train_rl(cfg: Config) -> dict:
             tracker.log(step, metrics, "eval")
         return res
 
-    def draw():
-        return [train[i] for i in next(sampler)]
+    def draw():  # every rank draws the same global batch (same seed) and keeps its share of whole groups
+        return shard([train[i] for i in next(sampler)], ctx)
 
     def encode(chunk):
         return encode_prompts(processor, chunk, cfg.data.prompt_format, cfg.data.system_prompt).to(device)
 
-    def checkpoint(step: int) -> Path:
-        state = {"sampler": sampler.state_dict(), "nonfinite_in_a_row": nonfinite}
-        return save_checkpoint(run_dir, step, _checkpoint_parts(learner, gen), state, cfg.trainer.keep_checkpoints)
+    def checkpoint(step: int) -> Optional[Path]:
+        """Rank 0 writes it (the weights are the same on every rank); the others wait."""
+        path = None
+        if ctx.is_main:
+            state = {"sampler": sampler.state_dict(), "nonfinite_in_a_row": nonfinite}
+            path = save_checkpoint(run_dir, step, _checkpoint_parts(learner, gen), state, cfg.trainer.keep_checkpoints)
+            log.info("checkpoint: %s", path)
+        barrier(ctx)
+        return path
 
     first = run_eval(0) if start == 1 else _eval_from_metrics(run_dir, held_out, 0)
     last, final, stopped, nonfinite = first, None, None, state.get("nonfinite_in_a_row", 0) if ckpt else 0
     progress = _Progress(cfg.trainer.steps, start, "GRPO" if algo.name == "grpo" else algo.name,
-                         cfg.trainer.progress, cfg.trainer.log_every)
+                         cfg.trainer.progress and ctx.is_main, cfg.trainer.log_every)
     try:
         with GracefulStop() as stop:
             for step in range(start, cfg.trainer.steps + 1):
@@ -222,15 +250,16 @@ def train_rl(cfg: Config) -> dict:
                 advantages = None
                 if samples.train is not None:
                     # 3-4. advantages, policy (and critic) update
-                    update, advantages = learn_step(cfg, learner, samples, engine.suppress, gen, device)
+                    update, advantages = learn_step(cfg, learner, samples, engine.suppress, gen, device, ctx)
                     metrics.update(update)
-                if cfg.tracking.rollouts_every and step % cfg.tracking.rollouts_every == 0:
+                if cfg.tracking.rollouts_every and step % cfg.tracking.rollouts_every == 0 and ctx.is_main:
                     _dump_rollouts(run_dir, step, samples, advantages, ro.group_size)
                 metrics.update({
                     "lr": learner.scheduler.get_last_lr()[0], "time/rollout": timings.get("rollout", 0.0),
                     "time/reward": timings.get("reward", 0.0), "time/step": time.time() - t0,
                     "tokens/s": float(samples.drawn.lengths.sum()) / max(timings.get("rollout", 0.0), 1e-9),
                 })
+                metrics = reduce_metrics(metrics, ctx)
                 nonfinite = nonfinite + 1 if metrics.get("actor/skipped_updates", 0) > 0 else 0
                 tracker.log(step, metrics)
                 progress.update(step, metrics)
@@ -242,25 +271,28 @@ def train_rl(cfg: Config) -> dict:
                                      "Lower trainer.lr or check the rewards for NaN")
                 if cfg.trainer.eval_every and step % cfg.trainer.eval_every == 0 and step < cfg.trainer.steps:
                     run_eval(step)
-                if stop.requested or (cfg.trainer.checkpoint_every and step % cfg.trainer.checkpoint_every == 0):
-                    path = checkpoint(step)
-                    log.info("checkpoint: %s", path)
-                if stop.requested:
+                stopping = any_rank(stop.requested is not None, ctx)  # all ranks stop at the same step
+                if stopping or (cfg.trainer.checkpoint_every and step % cfg.trainer.checkpoint_every == 0):
+                    checkpoint(step)
+                if stopping:
                     stopped = step
-                    log.warning("stopped at step %d (%s); continue with trainer.resume=%s", step, stop.requested,
-                                run_dir)
+                    log.warning("stopped at step %d (%s); continue with trainer.resume=%s", step,
+                                stop.requested or "signal on another rank", run_dir)
                     break
         if stopped is None:
             last = run_eval(cfg.trainer.steps)
             if cfg.trainer.checkpoint_every and cfg.trainer.steps % cfg.trainer.checkpoint_every:
                 checkpoint(cfg.trainer.steps)  # the end of the run is resumable too (e.g. to train longer)
-            final = save_model(model, processor, run_dir / "final")
-            if learner.critic is not None:
-                learner.critic.save(run_dir / "critic", processor)
+            if ctx.is_main:
+                final = save_model(model, processor, run_dir / "final")
+                if learner.critic is not None:
+                    learner.critic.save(run_dir / "critic", processor)
+            barrier(ctx)
     finally:
         progress.close()
         tracker.close()
         scorer.close()
+        destroy(ctx)
     return {
         "checkpoint": str(final) if final else None, "run_dir": str(run_dir), "stopped_at": stopped,
         "eval_before": first.per_task if first else None,

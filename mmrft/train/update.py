@@ -13,6 +13,7 @@ import torch
 
 from mmrft.algorithms import aggregate, aggregation_denominators, get_policy_loss, kl_penalty, masked_mean
 from mmrft.config import AlgorithmConfig
+from mmrft.train.dist import SINGLE, DistContext, all_sum, sum_gradients
 from mmrft.train.forward import SequenceBatch, completion_logprobs
 
 
@@ -82,13 +83,15 @@ def policy_update(
     ref_logp: torch.Tensor | None = None,
     old_logp: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    ctx: DistContext = SINGLE,
 ) -> dict[str, float]:
     """Runs `algo.ppo_epochs` x `algo.minibatches` optimizer steps; returns averaged metrics.
 
     `advantages` is [N] (outcome) or [N, T]; `mask` [N, T]. Old log-probs: given, or computed here before the first
     step; when there is exactly one optimizer step the update is on-policy and the current log-probs (detached)
     serve, saving a forward pass. The KL loss term is on when `algo.kl_coef > 0`, `ref_logp` is given and the KL is
-    not folded into the reward (`algo.kl_in_reward`).
+    not folded into the reward (`algo.kl_in_reward`). With several processes (`ctx`), the aggregation denominators
+    are those of the whole minibatch over all ranks and gradients are summed over ranks before clipping.
     """
     loss_fn = get_policy_loss(algo.policy_loss)
     n_groups = seqs.num_groups
@@ -106,7 +109,7 @@ def policy_update(
     use_kl_loss = algo.kl_coef > 0 and ref_logp is not None and not algo.kl_in_reward
     for mb in minibatch_schedule(n_groups, algo.ppo_epochs, algo.minibatches, generator):
         mb_rows = group_rows(mb, seqs.n)
-        num_tokens, num_seqs = aggregation_denominators(mask[mb_rows])
+        num_tokens, num_seqs = all_sum(aggregation_denominators(mask[mb_rows]), ctx)
         if num_tokens == 0:  # every group here was filtered out: no step (Adam's momentum would still move)
             continue
         optimizer.zero_grad(set_to_none=True)
@@ -131,6 +134,7 @@ def policy_update(
             sums["entropy"] += w * float(masked_mean(entropy.detach(), m))
             for k, v in metrics.items():
                 sums[k] += w * float(v)
+        sum_gradients(params, ctx)
         grad_norm, stepped = optimizer_step(params, optimizer, scheduler, max_grad_norm)
         sums["skipped_updates"] += 0.0 if stepped else 1.0
         sums["grad_norm"] += grad_norm

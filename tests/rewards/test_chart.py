@@ -6,6 +6,7 @@ from mmrft.rewards import chart_reward, get_reward
 from mmrft.rewards.chart import relaxed_match
 
 from tests.rewards.test_extract import ADVERSARIAL
+from tests.rewards.hang_guard import HANG_GUARD_S
 
 
 def S(answer, **metadata):
@@ -108,4 +109,4 @@ def test_hostile_completions(name):
     t0 = time.perf_counter()
     assert chart_reward(ADVERSARIAL[name], S(17)) == 0.0
     assert chart_reward(ADVERSARIAL[name], S("Democrats")) == 0.0
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < HANG_GUARD_S

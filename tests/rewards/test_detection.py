@@ -7,6 +7,7 @@ from mmrft.rewards import detection_reward, get_reward
 from mmrft.rewards.detection import answer_region, match_detections, normalize_label, parse_detections
 
 from tests.rewards.test_extract import ADVERSARIAL
+from tests.rewards.hang_guard import HANG_GUARD_S
 
 TWO = [{"label": "red circle", "bbox": [10, 20, 30, 40]}, {"label": "cat", "bbox": [50, 50, 100, 100]}]
 ONE = [{"label": "dog", "bbox": [0, 0, 100, 100]}]
@@ -178,4 +179,4 @@ def test_hostile_completions(name):
     t0 = time.perf_counter()
     score = detection_reward(text, S())
     assert score == 0.0
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < HANG_GUARD_S

@@ -4,6 +4,7 @@ import time
 import pytest
 
 from mmrft.rewards.extract import extract_answer
+from tests.rewards.hang_guard import HANG_GUARD_S
 
 EXTRACT_ROWS = [
     # 1. answer tags win
@@ -82,7 +83,7 @@ ADVERSARIAL = _adversarial()
 def test_extract_is_fast_on_adversarial_inputs(name):
     t0 = time.perf_counter()
     extract_answer(ADVERSARIAL[name])
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < HANG_GUARD_S
 
 
 def test_nested_braces_are_matched():

@@ -4,6 +4,7 @@ import pytest
 
 from mmrft.rewards import box_iou, iou_reward
 from mmrft.rewards.grounding import parse_box
+from tests.rewards.hang_guard import HANG_GUARD_S
 
 GOLD = [10, 20, 30, 40]
 
@@ -105,4 +106,4 @@ def test_parse_box_is_fast_on_adversarial_inputs(text):
     t0 = time.perf_counter()
     parse_box(text)
     iou_reward(text, S())
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < HANG_GUARD_S

@@ -6,6 +6,7 @@ from mmrft.rewards import get_reward, gui_reward
 from mmrft.rewards.gui import parse_action
 
 from tests.rewards.test_extract import ADVERSARIAL
+from tests.rewards.hang_guard import HANG_GUARD_S
 
 CLICK = {"action": "click", "bbox": [100, 200, 300, 260]}  # a "Sign in" button
 TYPE = {"action": "type", "text": "weather in Paris"}
@@ -151,4 +152,4 @@ def test_hostile_completions(name):
     t0 = time.perf_counter()
     for gold in (CLICK, TYPE, SCROLL):
         assert gui_reward(HOSTILE[name], S(gold)) == 0.0
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < HANG_GUARD_S

@@ -57,7 +57,7 @@ def test_math_pathological_power_times_out(monkeypatch):
     monkeypatch.setattr(math_mod, "TIMEOUT_S", 1)
     t0 = time.perf_counter()
     assert math_reward("\\boxed{2^{2^{2^{2^{100}}}}}", S("3")) == 0.0
-    assert time.perf_counter() - t0 < 8
+    assert time.perf_counter() - t0 < 30  # cut off at 1 s per parse; would run for hours otherwise
 
 
 def test_math_works_off_the_main_thread():

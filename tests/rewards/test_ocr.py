@@ -7,6 +7,7 @@ from mmrft.rewards import get_reward, ocr_reward
 from mmrft.rewards.ocr import _lev_numpy, _lev_python, anls, levenshtein
 
 from tests.rewards.test_extract import ADVERSARIAL
+from tests.rewards.hang_guard import HANG_GUARD_S
 
 
 def S(answer, **metadata):
@@ -126,7 +127,7 @@ def test_anls_long_transcription_is_fast():
     pred = gold[:1500] + "x" + gold[1501:]
     t0 = time.perf_counter()
     assert anls(pred, [gold]) == pytest.approx(1 - 1 / 3000)
-    assert time.perf_counter() - t0 < 2.0
+    assert time.perf_counter() - t0 < HANG_GUARD_S
 
 
 @pytest.mark.parametrize("name", sorted(ADVERSARIAL))
@@ -134,4 +135,4 @@ def test_hostile_completions(name):
     t0 = time.perf_counter()
     assert ocr_reward(ADVERSARIAL[name], S("OPEN 24 HOURS")) == 0.0
     assert ocr_reward(ADVERSARIAL[name], S("line one\nline two")) == 0.0
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < HANG_GUARD_S

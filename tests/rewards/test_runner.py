@@ -68,14 +68,14 @@ def test_hanging_reward_times_out_and_the_rest_is_scored(reward, trigger):
     assert batch.components["count"] == [1.0, 1.0, 0.0, 1.0]
     assert batch.totals == [2.0, 1.0, 1.0, 2.0]
     assert batch.errors == []
-    assert elapsed < 0.5 + 3.0
+    assert elapsed < 30.0  # one call hangs for an hour: cut off at 0.5 s (slack for a loaded machine)
 
 
 def test_hanging_reward_in_process_times_out():
     with RewardRunner(U + "sleepy", timeout_s=0.3, workers=0) as runner:
         t0 = time.perf_counter()
         batch = runner.score(["fine", "sleep"], [S(0), S(1)])
-    assert time.perf_counter() - t0 < 2.0
+    assert time.perf_counter() - t0 < 30.0  # the reward sleeps for an hour: cut off at 0.3 s, plus slack
     assert batch.totals == [1.0, 0.0]
     assert batch.timeouts == 1
 
@@ -105,7 +105,7 @@ def test_watchdog_kills_a_worker_that_ignores_the_timeout():
         pid = runner.worker_pids[0]
         t0 = time.perf_counter()
         batch = runner.score(["a", "stubborn", "b", "c"], [S(i) for i in range(4)])
-        assert time.perf_counter() - t0 < 15
+        assert time.perf_counter() - t0 < 60  # hangs forever unless the watchdog kills it (1 s), plus slack
         assert runner.worker_pids[0] != pid  # restarted
         assert batch.totals == [1.0, 0.0, 1.0, 1.0]
         assert batch.timeouts == 1
@@ -181,7 +181,7 @@ def test_math_in_worker_with_outer_time_limit():
         pid = runner.worker_pids[0]
         t0 = time.perf_counter()
         batch = runner.score(comps, samples)
-        assert time.perf_counter() - t0 < 5
+        assert time.perf_counter() - t0 < 30  # the power tower would run for hours without the 1 s limit
         assert runner.worker_pids[0] == pid  # stopped by the per-call limit, not the watchdog
     assert batch.totals == [1.0, 0.0, 1.0]
     assert batch.timeouts == 1

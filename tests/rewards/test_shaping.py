@@ -13,6 +13,7 @@ from mmrft.rewards import (
 from mmrft.rewards.shaping import DEFAULT_MAX_CHARS
 
 from tests.rewards.test_extract import ADVERSARIAL
+from tests.rewards.hang_guard import HANG_GUARD_S
 
 
 def S(**metadata):
@@ -126,4 +127,4 @@ def test_hostile_completions_stay_in_range(name):
     t0 = time.perf_counter()
     for fn in (length_penalty, repetition_penalty):
         assert -1.0 <= fn(ADVERSARIAL[name], S()) <= 0.0
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < HANG_GUARD_S

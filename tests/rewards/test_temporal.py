@@ -6,6 +6,7 @@ from mmrft.rewards import get_reward, temporal_iou_reward
 from mmrft.rewards.temporal import interval_iou, parse_interval
 
 from tests.rewards.test_extract import ADVERSARIAL
+from tests.rewards.hang_guard import HANG_GUARD_S
 
 GOLD = [3.5, 7.0]
 
@@ -92,4 +93,4 @@ def test_hostile_completions(name):
     text = ADVERSARIAL.get(name) or {"ranges": "1 - " * 30_000, "colons": "1:" * 50_000}[name]
     t0 = time.perf_counter()
     assert temporal_iou_reward(text, S()) == 0.0
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < HANG_GUARD_S

@@ -1,0 +1,50 @@
+"""One rank of the data-parallel equality test (tests/train/test_dist.py): a policy update on this rank's share."""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import save_file
+
+from mmrft.algorithms import get_advantage_estimator
+from mmrft.config import AlgorithmConfig, ModelConfig
+from mmrft.data.collate import encode_prompts
+from mmrft.data.sources import load_samples
+from mmrft.models.load import load_policy
+from mmrft.train.dist import SINGLE, DistContext, global_advantages, shard
+from mmrft.train.forward import build_sequences
+from mmrft.train.update import policy_update
+
+
+def update_once(ctx: DistContext, model_dir: str, data: str, batch: dict, estimator: str, agg: str, out: str) -> None:
+    torch.manual_seed(0)
+    model, proc = load_policy(ModelConfig(path=model_dir))
+    model.train()
+    n, groups = batch["n"], shard(list(range(batch["groups"])), ctx)
+    rows = [g * n + j for g in groups for j in range(n)]
+    samples = load_samples(data)[: batch["groups"]]
+    prompts = encode_prompts(proc, [samples[g] for g in groups])
+    seqs = build_sequences(prompts, batch["ids"][rows], batch["mask"][rows], n, batch["suppress"])
+    local_ids = torch.arange(len(groups)).repeat_interleave(n)
+    adv = global_advantages(get_advantage_estimator(estimator), batch["rewards"][rows], local_ids, ctx)
+    # SGD: the weights move by exactly lr x the (summed) gradient. Adam's first step is lr x sign(g), which turns
+    # float-rounding noise in near-zero gradients into full steps and would hide what the test is about.
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    algo = AlgorithmConfig(loss_agg_mode=agg, micro_batch_size=n)  # one group per micro-batch: accumulation too
+    policy_update(model, opt, sched, seqs, batch["mask"][rows], adv, algo, temperature=1.0,
+                  max_len=batch["ids"].shape[1], max_grad_norm=1.0, ctx=ctx)
+    if ctx.is_main:
+        save_file({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}, out)
+
+
+def rank_main(rank: int, world: int, init_file: str, *args) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        update_once(DistContext(rank, world, rank), *args)
+    finally:
+        dist.destroy_process_group()
+
+
+def single(*args) -> None:
+    update_once(SINGLE, *args)
