@@ -35,16 +35,18 @@ Conventions every adapter follows:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Optional
 
 from mmrft.algorithms.registry import Registry
 from mmrft.data.schema import Sample
-from mmrft.errors import ConfigError
+from mmrft.errors import ConfigError, DataError
 from mmrft.rewards.extract import answer_block
 
-__all__ = ["Benchmark", "Judgement", "BENCHMARKS", "register_benchmark", "get_benchmark", "final_text"]
+__all__ = ["Benchmark", "Judgement", "BENCHMARKS", "register_benchmark", "get_benchmark", "final_text", "read_parquet",
+           "read_json"]
 
 
 @dataclass(frozen=True)
@@ -119,3 +121,21 @@ def final_text(completion: str) -> str:
     if "<think>" in low:
         return ""
     return completion.strip()
+
+
+def read_parquet(path: Path, columns: Optional[list[str]] = None) -> list[dict]:
+    """Rows of a released parquet file; DataError naming the file when it is not readable parquet."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path, columns=columns).to_pylist()
+    except Exception as e:  # pyarrow raises several types for a truncated / non-parquet file
+        raise DataError(f"{path}: cannot read parquet: {e}") from None
+
+
+def read_json(path: Path):
+    """A released JSON file; DataError naming the file when it is unreadable."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: cannot read JSON: {e}") from None

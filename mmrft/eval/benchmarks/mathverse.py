@@ -18,7 +18,6 @@ math-verify equivalence (:func:`mmrft.rewards.math.math_reward`).
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any, ClassVar, Optional
@@ -26,6 +25,7 @@ from typing import Any, ClassVar, Optional
 from mmrft.data.schema import Sample
 from mmrft.errors import DataError
 from mmrft.eval.benchmarks.base import Benchmark, Judgement, final_text, register_benchmark
+from mmrft.eval.benchmarks.base import read_json as _read_json, read_parquet as _read_parquet
 from mmrft.rewards.choice import named_options
 from mmrft.rewards.extract import extract_answer
 from mmrft.rewards.math import math_reward
@@ -199,17 +199,3 @@ def _image_refs(value: Any, base: Path, where: str) -> list:
     return [value]  # missing: reported by the runner with the sample id
 
 
-def _read_parquet(path: Path) -> list[dict]:
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.read_table(path).to_pylist()
-    except Exception as e:  # pyarrow raises several types for a truncated / non-parquet file
-        raise DataError(f"{path}: cannot read parquet: {e}") from None
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{path}: cannot read JSON: {e}") from None

@@ -26,6 +26,7 @@ from typing import Any, Optional
 from mmrft.data.schema import Sample
 from mmrft.errors import DataError
 from mmrft.eval.benchmarks.base import Benchmark, Judgement, final_text, register_benchmark
+from mmrft.eval.benchmarks.base import read_parquet as _read_parquet
 
 __all__ = ["MathVision", "build_prompt", "extract_model_answer", "is_equal"]
 
@@ -321,14 +322,6 @@ def _resolve(path: str, base: Path) -> str:
     the ``data/`` folder itself."""
     return path if (base / path).is_file() or not (base.parent / path).is_file() else str(base.parent / path)
 
-
-def _read_parquet(path: Path) -> list[dict]:
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.read_table(path).to_pylist()
-    except Exception as e:  # pyarrow raises several types for a truncated / non-parquet file
-        raise DataError(f"{path}: cannot read parquet: {e}") from None
 
 
 def _read_jsonl(path: Path) -> list[tuple[str, Any]]:
