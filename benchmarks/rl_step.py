@@ -320,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=list(FRAMEWORKS))
     ap.add_argument("--out", help="result JSON (default benchmarks/results/rl_step/rl_step_<size>.json)")
+    ap.add_argument("--mmrft-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra mmrft config override, e.g. rollout.share_prefill=false to measure an optimisation "
+                    "(repeatable; recorded in the JSON)")
     ap.add_argument("--model", help="start both frameworks from this checkpoint instead of the random --size model "
                     "(e.g. runs/demo/sft/final, whose rewards are informative); --size still sets the image size")
     args = ap.parse_args(argv)
@@ -335,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     model_dir, data_dir, model_info = prepare(args.size, n_rows, workdir, args.model)
     order = prompt_order(n_rows, total_steps, args.prompts, args.seed)
     spec = {"model": str(model_dir.resolve()), "data": str(data_dir.resolve()), "prompts": args.prompts,
+            "mmrft_set": list(args.mmrft_set),
             "group": args.group, "max_new_tokens": args.max_new_tokens, "temperature": 1.0, "lr": args.lr,
             "threads": args.threads, "seed": args.seed, "warmup": args.warmup, "steps": args.steps,
             "order": order}

@@ -70,6 +70,7 @@ def main(spec_path: str, result_path: str) -> int:
         "trainer.max_grad_norm=1.0", f"trainer.seed={spec['seed']}", f"trainer.threads={spec['threads']}",
         "trainer.eval_every=0", "trainer.checkpoint_every=0", "trainer.progress=false",
         "tracking.tensorboard=false", "tracking.rollouts_every=0",
+        *spec.get("mmrft_set", []),  # --mmrft-set: e.g. switch an optimisation off to measure it
     ])
     rl.train_rl(cfg)
 

@@ -68,6 +68,12 @@ class RolloutConfig:
     top_p: float = _help("nucleus sampling", 1.0)
     top_k: int = _help("top-k sampling; 0 disables", 0)
     eval_batch_size: int = _help("prompts per greedy evaluation batch", 64)
+    share_prefill: bool = _help(
+        "prefill each prompt (and encode its image) once and repeat its KV cache for the G samples; false: "
+        "`generate(num_return_sequences=G)`, which prefills every copy (same samples, for measuring)", True)
+    share_prompt_forward: bool = _help(
+        "training forward: each prompt once, its KV cache repeated for the G completions (same log-probs); false: "
+        "the G full sequences (for measuring; activation checkpointing always uses the full sequences)", True)
 
 
 @dataclass

@@ -35,6 +35,7 @@ class SequenceBatch:
     # tokens generation never samples (media placeholders): masked out of the training distribution as well, so
     # the log-probs are those of the distribution the completions were actually drawn from
     suppressed_ids: tuple[int, ...] = ()
+    share_prompt: bool = True  # False: always score the expanded sequences (see rollout.share_prompt_forward)
 
     @property
     def size(self) -> int:
@@ -47,7 +48,7 @@ class SequenceBatch:
     def select_groups(self, groups: list[int]) -> "SequenceBatch":
         rows = [g * self.n + j for g in groups for j in range(self.n)]
         return SequenceBatch(self.prompts.select(groups), self.completion_ids[rows], self.completion_mask[rows],
-                             self.n, self.suppressed_ids)
+                             self.n, self.suppressed_ids, self.share_prompt)
 
     def expanded_inputs(self) -> dict[str, torch.Tensor]:
         """Model inputs of the B*n full sequences (prompt repeated n times, then the completion)."""
@@ -64,9 +65,9 @@ class SequenceBatch:
 
 def build_sequences(
     prompts: PromptBatch, completion_ids: torch.Tensor, completion_mask: torch.Tensor, n: int,
-    suppressed_ids: list[int] | tuple[int, ...] = (),
+    suppressed_ids: list[int] | tuple[int, ...] = (), share_prompt: bool = True,
 ) -> SequenceBatch:
-    return SequenceBatch(prompts, completion_ids, completion_mask, n, tuple(suppressed_ids))
+    return SequenceBatch(prompts, completion_ids, completion_mask, n, tuple(suppressed_ids), share_prompt)
 
 
 def _finish(logits: torch.Tensor, targets: torch.Tensor, batch: SequenceBatch, temperature: float, with_entropy: bool):
@@ -113,7 +114,7 @@ def completion_values(critic, batch: SequenceBatch, shared_prompt: bool | None =
     """Values [B*n, T] of the states that predict each completion token, from a `mmrft.models.value.ValueModel`
     (its one-channel "logits"), by the same two exact paths as the log-probs."""
     if shared_prompt is None:
-        shared_prompt = batch.n > 1 and supports_cache_reuse(critic)
+        shared_prompt = batch.share_prompt and batch.n > 1 and supports_cache_reuse(critic)
     out = _logits_shared(critic, batch) if shared_prompt else _logits_expanded(critic, batch)
     return out.squeeze(-1).float()
 
@@ -124,6 +125,6 @@ def completion_logprobs(
     """Log-probs [B*n, T] of the completion tokens under `model` at `temperature` (the sampling distribution), and
     optionally the token entropy [B*n, T]. `shared_prompt=None` picks the shared-prompt path when it applies."""
     if shared_prompt is None:
-        shared_prompt = batch.n > 1 and supports_cache_reuse(model)
+        shared_prompt = batch.share_prompt and batch.n > 1 and supports_cache_reuse(model)
     logits = _logits_shared(model, batch) if shared_prompt else _logits_expanded(model, batch)
     return _finish(logits, batch.completion_ids, batch, temperature, with_entropy)

@@ -85,7 +85,7 @@ def learn_step(
         mask = mask * overlong_filter_mask(rollout.truncated).unsqueeze(1)
     mask = mask.to(device)
     seqs = build_sequences(rollout.prompts.to(device), rollout.completion_ids, rollout.completion_mask,
-                           ro.group_size, suppress)
+                           ro.group_size, suppress, share_prompt=ro.share_prompt_forward)
     # reference log-probs only when a KL is used; old log-probs ahead of the update when the KL enters the reward
     ref_logp = old_logp = reward_kl = None
     if algo.kl_coef > 0:

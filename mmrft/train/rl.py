@@ -194,7 +194,7 @@ def train_rl(cfg: Config) -> dict:
         if ctx.is_main:
             restore_metrics(run_dir, ckpt, state["step"])
         log.info("resuming %s from %s (step %d)", run_dir, ckpt.name, state["step"])
-    engine = HFRolloutEngine(model, processor)
+    engine = HFRolloutEngine(model, processor, share_prefill=ro.share_prefill)
     scorer = Scorer(cfg.rewards.weights, cfg.rewards.default, cfg.rewards.timeout_s, cfg.rewards.workers,
                     cfg.rewards.on_error)
     tr = cfg.tracking

@@ -129,3 +129,23 @@ def test_concatenated_batches_left_pad_without_changing_logprobs(tiny_model_dir,
         m = r.completion_mask.bool()
         rows = slice(2 * i, 2 * i + 2)
         torch.testing.assert_close(joint[rows, : lp.shape[1]][m], lp[m], atol=2e-5, rtol=0)
+
+
+def test_share_prompt_switch_picks_the_expanded_path(tiny_model_dir, count_data, monkeypatch):
+    """rollout.share_prompt_forward=false reaches the forward through the SequenceBatch (for measuring)."""
+    import mmrft.train.forward as fwd
+
+    samples = load_samples(count_data["train"])[:2]
+    model, proc = load_policy(ModelConfig(path=str(tiny_model_dir)))
+    prompts = encode_prompts(proc, samples)
+    rollout = HFRolloutEngine(model, proc).generate(prompts, SamplingParams(n=2, max_new_tokens=4))
+    seqs = build_sequences(prompts, rollout.completion_ids, rollout.completion_mask, 2, share_prompt=False)
+    assert seqs.select_groups([1]).share_prompt is False
+
+    def no_sharing(*a, **k):
+        raise AssertionError("the shared-prompt path ran although it was switched off")
+
+    monkeypatch.setattr(fwd, "_logits_shared", no_sharing)
+    with torch.no_grad():
+        logp, _ = completion_logprobs(model, seqs.select_groups([1, 0]))
+    assert logp.shape == (4, rollout.completion_ids.shape[1])
