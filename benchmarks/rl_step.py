@@ -336,7 +336,10 @@ def main(argv: list[str] | None = None) -> int:
     total_steps = args.warmup + args.steps
     n_rows = max(256, total_steps * args.prompts)
     model_dir, data_dir, model_info = prepare(args.size, n_rows, workdir, args.model)
-    order = prompt_order(n_rows, total_steps, args.prompts, args.seed)
+    # the sampler runs over the whole data file, which an earlier, longer run may have made bigger than n_rows
+    with open(data_dir / "data.jsonl", encoding="utf-8") as fh:
+        n_data = sum(1 for line in fh if line.strip())
+    order = prompt_order(n_data, total_steps, args.prompts, args.seed)
     spec = {"model": str(model_dir.resolve()), "data": str(data_dir.resolve()), "prompts": args.prompts,
             "mmrft_set": list(args.mmrft_set),
             "group": args.group, "max_new_tokens": args.max_new_tokens, "temperature": 1.0, "lr": args.lr,
