@@ -130,7 +130,7 @@ def read_parquet(path: Path, columns: Optional[list[str]] = None) -> list[dict]:
     try:
         return pq.read_table(path, columns=columns).to_pylist()
     except Exception as e:  # pyarrow raises several types for a truncated / non-parquet file
-        raise DataError(f"{path}: cannot read parquet: {e}") from None
+        raise DataError(f"{path}: cannot read parquet file: {e}") from None
 
 
 def read_json(path: Path):

@@ -29,6 +29,7 @@ from typing import Any, Optional
 
 from mmrft.data.schema import Sample
 from mmrft.errors import DataError
+from mmrft.eval.benchmarks.base import read_parquet
 from mmrft.eval.benchmarks.base import Benchmark, Judgement, final_text, register_benchmark
 from mmrft.rewards.extract import extract_answer
 from mmrft.rewards.math import MAX_ANSWER_CHARS, math_reward
@@ -173,14 +174,9 @@ class Geometry3K(Benchmark):
 
     # ------------------------------------------------------------------ HF parquet layout
     def _load_hf(self, files: list[Path]) -> list[Sample]:
-        import pyarrow.parquet as pq
-
         samples: list[Sample] = []
         for path in files:
-            try:
-                rows = pq.read_table(path).to_pylist()
-            except Exception as e:  # pyarrow raises several types
-                raise DataError(f"cannot read parquet file {path}: {e}") from None
+            rows = read_parquet(path)
             for i, row in enumerate(rows):
                 samples.append(self._hf_sample(row, path, len(samples), i))
         return samples

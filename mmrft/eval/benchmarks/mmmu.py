@@ -25,6 +25,7 @@ from typing import Any, Optional, Union
 
 from mmrft.data.schema import Sample
 from mmrft.errors import DataError
+from mmrft.eval.benchmarks.base import read_parquet
 from mmrft.eval.benchmarks.base import Benchmark, Judgement, final_text, register_benchmark
 from mmrft.rewards.extract import last_boxed
 
@@ -205,8 +206,6 @@ class MMMU(Benchmark):
     default_split = "validation"
 
     def load(self, data_dir: Path, split: Optional[str] = None) -> list[Sample]:
-        import pyarrow.parquet as pq
-
         split = split or self.default_split
         data_dir = Path(data_dir)
         if not data_dir.is_dir():
@@ -218,10 +217,7 @@ class MMMU(Benchmark):
                             f"parquet files found: {found or 'none'}")
         samples: list[Sample] = []
         for path in files:
-            try:
-                rows = pq.read_table(path).to_pylist()
-            except Exception as e:  # pyarrow raises several types
-                raise DataError(f"cannot read parquet file {path}: {e}") from None
+            rows = read_parquet(path)
             subject = path.parent.name
             for i, row in enumerate(rows):
                 samples.append(self._sample(row, subject, path, i))

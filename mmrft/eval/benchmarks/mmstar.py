@@ -24,6 +24,7 @@ from typing import Any, Optional, Union
 
 from mmrft.data.schema import Sample
 from mmrft.errors import DataError
+from mmrft.eval.benchmarks.base import read_parquet
 from mmrft.eval.benchmarks.base import Benchmark, Judgement, final_text, register_benchmark
 
 __all__ = ["MMStar", "can_infer", "can_infer_option", "can_infer_text", "parse_inline_options"]
@@ -117,8 +118,6 @@ class MMStar(Benchmark):
     default_split = "val"
 
     def load(self, data_dir: Path, split: Optional[str] = None) -> list[Sample]:
-        import pyarrow.parquet as pq
-
         split = split or self.default_split
         data_dir = Path(data_dir)
         path = data_dir / "mmstar.parquet"
@@ -127,10 +126,7 @@ class MMStar(Benchmark):
         if not path.is_file():
             found = sorted(p.name for p in data_dir.iterdir()) if data_dir.is_dir() else []
             raise DataError(f"MMStar file not found: {path}; files in {data_dir}: {found or 'none'}")
-        try:
-            rows = pq.read_table(path).to_pylist()
-        except Exception as e:  # pyarrow raises several types
-            raise DataError(f"cannot read parquet file {path}: {e}") from None
+        rows = read_parquet(path)
         return [self._sample(row, path, i) for i, row in enumerate(rows)]
 
     def _sample(self, row: dict, path: Path, i: int) -> Sample:

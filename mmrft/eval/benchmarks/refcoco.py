@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Optional
 
 from mmrft.data.schema import Sample
 from mmrft.errors import ConfigError, DataError
+from mmrft.eval.benchmarks.base import read_parquet
 from mmrft.eval.benchmarks.base import Benchmark, Judgement, final_text, register_benchmark
 from mmrft.rewards.extract import answer_block
 from mmrft.rewards.grounding import box_iou, parse_box, to_pixels
@@ -142,7 +143,7 @@ class RefCOCOFamily(Benchmark):
             if missing:
                 raise DataError(f"{path}: missing column(s) {missing} (columns: {sorted(schema_names)})")
             cols = [c for c in (*_COLUMNS, "file_name", "iscrowd") if c in schema_names]
-            rows = pq.read_table(path, columns=cols).to_pylist()
+            rows = read_parquet(path, columns=cols)
         except DataError:
             raise
         except Exception as e:
