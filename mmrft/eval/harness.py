@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from mmrft import atomic
 from mmrft.data.collate import encode_prompts
 from mmrft.data.media import describe_ref, load_image
 from mmrft.data.schema import Sample
@@ -112,15 +113,11 @@ class _CacheWriter:
     def __init__(self, path: Path, setup: EvalSetup, fresh: bool) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         if fresh or not path.is_file():
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(json.dumps({"setup": asdict(setup)}) + "\n", encoding="utf-8")
-            os.replace(tmp, path)
+            atomic.write_text(path, json.dumps({"setup": asdict(setup)}) + "\n")
         else:  # drop a torn last line so appended records start on a line of their own
             text = path.read_text(encoding="utf-8")
             if text and not text.endswith("\n"):
-                tmp = path.with_name(f".{path.name}.tmp")
-                tmp.write_text(text[: text.rfind("\n") + 1], encoding="utf-8")
-                os.replace(tmp, path)
+                atomic.write_text(path, text[: text.rfind("\n") + 1])
         self._fh = path.open("a", encoding="utf-8")
 
     def write(self, records: list[dict]) -> None:
