@@ -242,25 +242,35 @@ def outcome_token_rewards(
     return out
 
 
-def masked_whiten(x: Tensor, mask: Tensor, shift_mean: bool = True, eps: float = 1e-8) -> Tensor:
+def masked_whiten(
+    x: Tensor, mask: Tensor, shift_mean: bool = True, eps: float = 1e-8,
+    stats: tuple[int, float, float] | None = None,
+) -> Tensor:
     """Normalise ``x`` over the valid entries of the whole batch: ``(x - mean) / sqrt(var + eps)`` (+ mean back
     when ``shift_mean=False``), as PPO implementations whiten GAE advantages (lm-human-preferences `whiten`).
 
     ``var`` is the *biased* (population) variance of the valid entries. Invalid entries are 0 in the output; with
     fewer than 2 valid entries, or zero variance, the valid entries become ``x - mean`` (no division), not NaN.
+    ``stats = (count, mean, var)`` replaces the statistics of ``x``'s own valid entries (e.g. those of a batch
+    split over data-parallel processes).
     """
     if x.shape != mask.shape:
         raise ValueError(f"x and mask must share a shape, got {tuple(x.shape)} and {tuple(mask.shape)}")
     with torch.no_grad():
         valid = mask.bool()
-        n = int(valid.sum())
-        if n == 0:
-            return torch.zeros_like(x)
-        vals = x.detach()[valid]
-        mean = vals.mean()
-        var = ((vals - mean) ** 2).mean()
+        if stats is None:
+            n = int(valid.sum())
+            if n == 0:
+                return torch.zeros_like(x)
+            vals = x.detach()[valid]
+            mean = vals.mean()
+            var = ((vals - mean) ** 2).mean()
+        else:
+            n, mean, var = stats
+            if n == 0:
+                return torch.zeros_like(x)
         centred = x.detach() - mean
-        out = centred / torch.sqrt(var + eps) if n > 1 and var > 0 else centred
+        out = centred / torch.sqrt(torch.as_tensor(var + eps, dtype=centred.dtype)) if n > 1 and var > 0 else centred
         if not shift_mean:
             out = out + mean
         return torch.where(valid, out, torch.zeros_like(out))

@@ -20,6 +20,8 @@ from typing import Any, Sequence
 import torch
 import torch.distributed as dist
 
+from mmrft.algorithms import masked_whiten
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -110,18 +112,13 @@ def global_advantages(estimator, rewards: torch.Tensor, group_ids: torch.Tensor,
     return adv[start : start + len(rewards)].to(rewards.device)
 
 
-def global_masked_whiten(x: torch.Tensor, mask: torch.Tensor, ctx: DistContext, eps: float = 1e-8) -> torch.Tensor:
-    """`mmrft.algorithms.masked_whiten` with the mean and (biased) variance of the valid entries of all ranks."""
-    valid = mask.bool()
-    vals = x.detach()[valid].double()
+def global_masked_whiten(x: torch.Tensor, mask: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """`mmrft.algorithms.masked_whiten` with the count, mean and (biased) variance of the valid entries of all
+    ranks."""
+    vals = x.detach()[mask.bool()].double()
     n, s, ss = all_sum([vals.numel(), vals.sum(), (vals * vals).sum()], ctx)
-    if n == 0:
-        return torch.zeros_like(x)
-    mean = s / n
-    var = max(ss / n - mean * mean, 0.0)
-    centred = x.detach() - mean
-    out = centred / (var + eps) ** 0.5 if n > 1 and var > 0 else centred
-    return torch.where(valid, out, torch.zeros_like(out))
+    mean = s / n if n else 0.0
+    return masked_whiten(x, mask, stats=(int(n), mean, max(ss / n - mean * mean, 0.0) if n else 0.0))
 
 
 def barrier(ctx: DistContext) -> None:

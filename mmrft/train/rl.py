@@ -177,10 +177,10 @@ def train_rl(cfg: Config) -> dict:
     train = load_samples(cfg.data.train, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.train_limit)
     held_out = load_samples(cfg.data.eval, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.eval_limit) if cfg.data.eval else []
     ckpt = resume_checkpoint(cfg)
-    if ctx.is_main:
-        run_dir = prepare_run_dir(cfg, resuming=ckpt is not None)
-    barrier(ctx)
     run_dir = Path(cfg.trainer.output_dir)
+    if ctx.is_main:  # the others wait until the directory and its config exist
+        prepare_run_dir(cfg, resuming=ckpt is not None)
+    barrier(ctx)
     device = resolve_device()
     model, processor = load_policy(cfg.model, device)
     model.train()
@@ -198,9 +198,9 @@ def train_rl(cfg: Config) -> dict:
     scorer = Scorer(cfg.rewards.weights, cfg.rewards.default, cfg.rewards.timeout_s, cfg.rewards.workers,
                     cfg.rewards.on_error)
     tr = cfg.tracking
-    tracker = _NoTracker() if not ctx.is_main else Tracker(run_dir, tensorboard=tr.tensorboard, purge_step=start if ckpt is not None else None,
-                      wandb=tr.wandb, mlflow=tr.mlflow, project=tr.project, run_name=tr.run_name,
-                      config=dataclasses.asdict(cfg))
+    tracker = _NoTracker() if not ctx.is_main else Tracker(
+        run_dir, tensorboard=tr.tensorboard, purge_step=start if ckpt is not None else None, wandb=tr.wandb,
+        mlflow=tr.mlflow, project=tr.project, run_name=tr.run_name, config=dataclasses.asdict(cfg))
     params = SamplingParams(ro.group_size, ro.max_new_tokens, ro.temperature, ro.top_p, ro.top_k)
 
     def run_eval(step: int) -> EvalResult | None:

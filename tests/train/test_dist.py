@@ -81,3 +81,16 @@ def test_torchrun_two_processes_train_end_to_end(tmp_path, tiny_model_dir, count
     assert all(r["filter/groups_drawn"] == 4 for r in train)  # 2 groups per rank, summed
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
     assert (tmp_path / "run" / "checkpoint-000002" / "manifest.json").is_file()
+
+
+def test_whitening_with_given_statistics_equals_whitening_with_own():
+    """The data-parallel whitening passes all ranks' (count, mean, var) into the same masked_whiten; with one
+    rank's statistics it must reproduce masked_whiten exactly in value."""
+    from mmrft.algorithms import masked_whiten
+    from mmrft.train.dist import SINGLE, global_masked_whiten
+
+    x = torch.tensor([[1.0, 3.0, 100.0], [5.0, 7.0, -50.0]], dtype=torch.float64)
+    mask = torch.tensor([[1, 1, 0], [1, 1, 0]])
+    torch.testing.assert_close(global_masked_whiten(x, mask, SINGLE), masked_whiten(x, mask))
+    assert masked_whiten(x, mask, stats=(4, 4.0, 5.0), eps=0.0)[0, 0].item() == pytest.approx(-3 / 5 ** 0.5)
+    assert torch.equal(global_masked_whiten(x, torch.zeros_like(mask), SINGLE), torch.zeros_like(x))
