@@ -5,6 +5,8 @@
 | `id`       | str (ints are converted)               | yes      |             |
 | `prompt`   | non-empty str                          | yes      |             |
 | `images`   | list of paths / `{"bytes", "path"}`    | no       | `[]`        |
+| `videos`   | list of video refs (below)             | no       | `[]`        |
+| `audios`   | list of paths / `{"bytes", "path"}`    | no       | `[]`        |
 | `answer`   | str, int, float, or list of numbers    | yes      |             |
 | `task`     | non-empty str                          | no       | `"default"` |
 | `reward`   | str, or dict name -> weight            | no       | `None`      |
@@ -13,6 +15,12 @@
 Unknown top-level fields are kept in `metadata` (an explicit `metadata` key wins on a clash).
 Image paths are resolved against the data file's directory; embedded images (the layout of the
 HF `datasets.Image` feature) are kept as `{"bytes": b"...", "path": str | None}` dicts.
+
+A video ref is a video file path (mp4, webm, mkv, mov, avi; decoded with PyAV), a directory of frame images
+(sorted by name), or a dict `{"path": dir_or_file, "fps": float}` / `{"frames": [paths...], "fps": float}`; `fps`
+is the frame rate of a frame directory/list (default 1 frame per second). Audio refs are paths to anything
+`soundfile` reads (wav, flac, ogg, ...) or embedded `{"bytes", "path"}` dicts (the HF `datasets.Audio` layout).
+The prompt refers to the media in order: images first, then videos, then audio clips.
 """
 
 from __future__ import annotations
@@ -26,9 +34,11 @@ from typing import Any, Union
 from mmrft.errors import DataError
 
 ImageRef = Union[str, dict]
+VideoRef = Union[str, dict]
+AudioRef = Union[str, dict]
 Answer = Union[str, int, float, list]
 
-FIELDS = ("id", "prompt", "images", "answer", "task", "reward", "metadata")
+FIELDS = ("id", "prompt", "images", "videos", "audios", "answer", "task", "reward", "metadata")
 REQUIRED = ("id", "prompt", "answer")
 
 
@@ -50,6 +60,8 @@ class Sample:
     prompt: str
     answer: Answer
     images: list[ImageRef] = field(default_factory=list)
+    videos: list[VideoRef] = field(default_factory=list)
+    audios: list[AudioRef] = field(default_factory=list)
     task: str = "default"
     reward: str | dict[str, float] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -92,6 +104,8 @@ class Sample:
             raise bad("answer", "a string, int, float or list of numbers", answer)
 
         images = _parse_images(row.get("images"), Path(base_dir), where)
+        videos = _parse_videos(row.get("videos"), Path(base_dir), where)
+        audios = _parse_images(row.get("audios"), Path(base_dir), where, name="audios", kind="audio file")
 
         task = row.get("task")
         if task is None:
@@ -120,7 +134,7 @@ class Sample:
         extras = {k: v for k, v in row.items() if k not in FIELDS}
         metadata = {**extras, **metadata}
 
-        return cls(id=sid, prompt=prompt, answer=answer, images=images, task=task,
+        return cls(id=sid, prompt=prompt, answer=answer, images=images, videos=videos, audios=audios, task=task,
                    reward=reward, metadata=metadata, source=where)
 
     def reward_view(self) -> dict[str, Any]:
@@ -128,47 +142,107 @@ class Sample:
         answer = list(self.answer) if isinstance(self.answer, list) else self.answer
         return {"id": self.id, "answer": answer, "task": self.task, "metadata": dict(self.metadata)}
 
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The media kinds this sample carries, in prompt order: a subset of ("image", "video", "audio")."""
+        kinds = (("image", self.images), ("video", self.videos), ("audio", self.audios))
+        return tuple(kind for kind, refs in kinds if refs)
+
     def to_row(self, base_dir: Path | str | None = None) -> dict[str, Any]:
-        """Inverse of :meth:`from_row`. With `base_dir`, image paths are written relative to it."""
-        images: list[ImageRef] = []
-        for ref in self.images:
+        """Inverse of :meth:`from_row`. With `base_dir`, media paths are written relative to it."""
+
+        def rel(ref: Any) -> Any:
             if isinstance(ref, str) and base_dir is not None:
-                ref = os.path.relpath(ref, base_dir)
-            elif isinstance(ref, dict):
+                return os.path.relpath(ref, base_dir)
+            if isinstance(ref, dict):
                 ref = dict(ref)
-            images.append(ref)
-        return {
+                if isinstance(ref.get("path"), str) and base_dir is not None and ref.get("bytes") is None:
+                    ref["path"] = os.path.relpath(ref["path"], base_dir)
+                if isinstance(ref.get("frames"), list):
+                    ref["frames"] = [rel(f) for f in ref["frames"]]
+            return ref
+
+        row = {
             "id": self.id,
             "prompt": self.prompt,
-            "images": images,
+            "images": [rel(ref) for ref in self.images],
             "answer": list(self.answer) if isinstance(self.answer, list) else self.answer,
             "task": self.task,
             "reward": dict(self.reward) if isinstance(self.reward, dict) else self.reward,
             "metadata": dict(self.metadata),
         }
+        if self.videos:
+            row["videos"] = [rel(ref) for ref in self.videos]
+        if self.audios:
+            row["audios"] = [rel(ref) for ref in self.audios]
+        return row
 
 
-def _parse_images(value: Any, base_dir: Path, where: str) -> list[ImageRef]:
+def _resolve_path(item: Any, base_dir: Path, prefix: str, kind: str) -> str:
+    if not isinstance(item, str) or not item:
+        raise DataError(f"{prefix}: expected a {kind} path, got {repr(item) if isinstance(item, str) else _type_name(item)}")
+    if item.startswith(("http://", "https://")):
+        raise DataError(f"{prefix}: remote URLs are not supported, download the file first: {item}")
+    return os.path.abspath(os.path.join(base_dir, os.path.expanduser(item)))
+
+
+def _as_list(value: Any, where: str, name: str, kind: str) -> list:
     if value is None:
         return []
     if not isinstance(value, (list, tuple)):
-        hint = " (wrap a single path in a list)" if isinstance(value, str) else ""
-        raise DataError(f"{where}: field 'images': expected a list of image paths, got {_type_name(value)}{hint}")
+        hint = " (wrap a single path in a list)" if isinstance(value, (str, dict)) else ""
+        raise DataError(f"{where}: field '{name}': expected a list of {kind} paths, got {_type_name(value)}{hint}")
+    return list(value)
+
+
+def _parse_images(value: Any, base_dir: Path, where: str, name: str = "images", kind: str = "image") -> list[ImageRef]:
+    """Image (or audio) refs: paths resolved against `base_dir`, embedded `{"bytes", "path"}` dicts kept."""
     out: list[ImageRef] = []
-    for i, item in enumerate(value):
-        prefix = f"{where}: field 'images': item {i}"
+    for i, item in enumerate(_as_list(value, where, name, kind)):
+        prefix = f"{where}: field '{name}': item {i}"
         if isinstance(item, dict):
             data, path = item.get("bytes"), item.get("path")
             if data is not None:
                 if not isinstance(data, (bytes, bytearray, memoryview)) or not len(data):
-                    raise DataError(f"{prefix}: expected non-empty image bytes, got {_type_name(data)}")
+                    raise DataError(f"{prefix}: expected non-empty {kind} bytes, got {_type_name(data)}")
                 out.append({"bytes": bytes(data), "path": path if isinstance(path, str) else None})
                 continue
             item = path  # {"bytes": None, "path": "..."}: a plain path
         if not isinstance(item, str) or not item:
-            raise DataError(f"{prefix}: expected an image path or a {{'bytes': ..., 'path': ...}} dict, "
+            raise DataError(f"{prefix}: expected an {kind} path or a {{'bytes': ..., 'path': ...}} dict, "
                             f"got {repr(item) if isinstance(item, str) else _type_name(item)}")
-        if item.startswith(("http://", "https://")):
-            raise DataError(f"{prefix}: remote image URLs are not supported, download the file first: {item}")
-        out.append(os.path.abspath(os.path.join(base_dir, os.path.expanduser(item))))
+        out.append(_resolve_path(item, base_dir, prefix, kind))
+    return out
+
+
+def _parse_videos(value: Any, base_dir: Path, where: str) -> list[VideoRef]:
+    """Video refs: a path (file or frame directory), or `{"path"|"frames": ..., "fps": float}`."""
+    out: list[VideoRef] = []
+    for i, item in enumerate(_as_list(value, where, "videos", "video")):
+        prefix = f"{where}: field 'videos': item {i}"
+        if isinstance(item, str):
+            out.append(_resolve_path(item, base_dir, prefix, "video"))
+            continue
+        if not isinstance(item, dict):
+            raise DataError(f"{prefix}: expected a video path or a {{'path'|'frames': ..., 'fps': ...}} dict, "
+                            f"got {_type_name(item)}")
+        ref: dict[str, Any] = {}
+        fps = item.get("fps")
+        if fps is not None:
+            if not _is_number(fps) or fps <= 0:
+                raise DataError(f"{prefix}: key 'fps': expected a positive number, got {fps!r}")
+            ref["fps"] = float(fps)
+        if item.get("frames") is not None:
+            frames = item["frames"]
+            if not isinstance(frames, (list, tuple)) or not frames:
+                raise DataError(f"{prefix}: key 'frames': expected a non-empty list of image paths, "
+                                f"got {_type_name(frames)}")
+            ref["frames"] = [_resolve_path(f, base_dir, f"{prefix}: frame {j}", "frame image")
+                             for j, f in enumerate(frames)]
+        elif item.get("path") is not None:
+            ref["path"] = _resolve_path(item["path"], base_dir, prefix, "video")
+        else:
+            raise DataError(f"{prefix}: a video dict needs 'path' (file or frame directory) or 'frames' (list of "
+                            f"image paths), got keys {sorted(item)}")
+        out.append(ref)
     return out

@@ -31,17 +31,21 @@ _Row = tuple[str, Path, Any]
 
 
 def load_samples(path: str | Path, *, skip_bad_rows: bool = False, check_images: bool = True,
-                 limit: int | None = None) -> list[Sample]:
+                 limit: int | None = None, max_video_seconds: float | None = None,
+                 max_audio_seconds: float | None = None) -> list[Sample]:
     """Load and validate a dataset. See :func:`load_samples_report`."""
-    return load_samples_report(path, skip_bad_rows=skip_bad_rows, check_images=check_images, limit=limit)[0]
+    return load_samples_report(path, skip_bad_rows=skip_bad_rows, check_images=check_images, limit=limit,
+                               max_video_seconds=max_video_seconds, max_audio_seconds=max_audio_seconds)[0]
 
 
 def load_samples_report(path: str | Path, *, skip_bad_rows: bool = False, check_images: bool = True,
-                        limit: int | None = None) -> tuple[list[Sample], list[str]]:
+                        limit: int | None = None, max_video_seconds: float | None = None,
+                        max_audio_seconds: float | None = None) -> tuple[list[Sample], list[str]]:
     """Load and validate a dataset; return ``(samples, skipped)``.
 
-    A bad row (malformed JSON, missing field, wrong type, duplicate id, missing or unreadable image
-    when `check_images`) raises DataError naming the file, line/row and field, unless
+    A bad row (malformed JSON, missing field, wrong type, duplicate id, missing or unreadable image, video or
+    audio file, or one longer than `max_video_seconds` / `max_audio_seconds`, when `check_images`) raises
+    DataError naming the file, line/row and field, unless
     `skip_bad_rows`: then it is left out, logged on the ``mmrft.data`` logger, and its message is
     appended to `skipped`. `limit` stops after that many good samples. A dataset with no good
     sample is an error.
@@ -66,6 +70,7 @@ def load_samples_report(path: str | Path, *, skip_bad_rows: bool = False, check_
                                 f"(first used at {first_seen[sample.id]})")
             if check_images:
                 _check_images(sample, image_errors)
+                _check_time_media(sample, max_video_seconds, max_audio_seconds)
         except DataError as e:
             if not skip_bad_rows:
                 raise
@@ -80,6 +85,26 @@ def load_samples_report(path: str | Path, *, skip_bad_rows: bool = False, check_
         detail = f"all {n_rows} rows were bad and skipped" if skipped else "it contains no rows"
         raise DataError(f"dataset {path} is empty: {detail}")
     return samples, skipped
+
+
+def _check_time_media(sample: Sample, max_video_seconds: float | None, max_audio_seconds: float | None) -> None:
+    """Videos and audio exist, are readable and not over-long (headers, and a video's first frame)."""
+    if sample.videos:
+        from mmrft.data.video import check_video
+
+        for i, ref in enumerate(sample.videos):
+            try:
+                check_video(ref, max_seconds=max_video_seconds)
+            except DataError as e:
+                raise DataError(f"{sample.source}: field 'videos': item {i}: {e}") from None
+    if sample.audios:
+        from mmrft.data.audio import check_audio
+
+        for i, ref in enumerate(sample.audios):
+            try:
+                check_audio(ref, max_seconds=max_audio_seconds)
+            except DataError as e:
+                raise DataError(f"{sample.source}: field 'audios': item {i}: {e}") from None
 
 
 def _check_images(sample: Sample, cache: dict[str, DataError | None]) -> None:

@@ -20,7 +20,11 @@ from typing import Sequence
 
 from PIL import Image
 
+from mmrft.data.clips import AudioClip, VideoClip
+
 from .scene import BACKGROUND, BASE_IMAGE_SIZE, blank_image, draw_objects
+
+MODALITIES = ("image", "multi_image", "video", "audio")
 
 __all__ = [
     "SYNTHETIC_TASKS",
@@ -32,6 +36,7 @@ __all__ = [
     "item_rng",
     "item_to_row",
     "register_task",
+    "save_item_media",
     "task_corpus",
     "write_dataset",
 ]
@@ -47,15 +52,23 @@ class SyntheticItem:
     ``metadata`` always holds ``scene`` (JSON description of everything drawn),
     ``difficulty``, ``image_size`` (``[w, h]``) and ``rationale`` (a short
     reasoning hint that never contains the answer), plus task-specific keys.
+
+    The media depend on the task's ``modality``: ``image`` (one picture),
+    ``images`` (``multi_image``: several, referenced in order by the prompt),
+    ``video`` (a :class:`~mmrft.data.clips.VideoClip`) or ``audio`` (an
+    :class:`~mmrft.data.clips.AudioClip`). Unused ones are ``None`` / empty.
     """
 
     id: str
     prompt: str
-    image: Image.Image
-    answer: str | list[int]
+    image: Image.Image | None
+    answer: str | list[int] | list[float]
     task: str
     reward: str
     metadata: dict = field(default_factory=dict)
+    images: list[Image.Image] = field(default_factory=list)
+    video: VideoClip | None = None
+    audio: AudioClip | None = None
 
 
 # ------------------------------------------------------------------- task base
@@ -73,12 +86,15 @@ class SyntheticTask:
     name: str = ""
     reward: str = ""
     difficulties: range = range(1)
+    # what :meth:`render` returns: image -> PIL image, multi_image -> list of PIL images, video -> VideoClip,
+    # audio -> AudioClip
+    modality: str = "image"
 
     # -- to implement ---------------------------------------------------------
     def sample_scene(self, rng: random.Random, difficulty: int, image_size: int) -> dict:
         raise NotImplementedError
 
-    def render(self, scene: dict, image_size: int) -> Image.Image:
+    def render(self, scene: dict, image_size: int) -> Image.Image | list[Image.Image] | VideoClip | AudioClip:
         return draw_objects(blank_image(image_size), scene["objects"])
 
     def prompt(self, scene: dict) -> str:
@@ -111,10 +127,17 @@ class SyntheticTask:
         *,
         render: bool = True,
     ) -> SyntheticItem:
-        """Generate one item. With ``render=False`` the image is a 1x1 placeholder."""
+        """Generate one item. With ``render=False`` an image task's image is a 1x1 placeholder and other
+        modalities' media are left empty (for text-only uses such as tokenizer corpora)."""
         self.check_difficulty(difficulty)
         scene = self.sample_scene(rng, difficulty, image_size)
-        image = self.render(scene, image_size) if render else Image.new("RGB", (1, 1), BACKGROUND)
+        media: dict = {"image": None}
+        if self.modality == "image":
+            media["image"] = self.render(scene, image_size) if render else Image.new("RGB", (1, 1), BACKGROUND)
+        elif render:
+            rendered = self.render(scene, image_size)
+            key = {"multi_image": "images", "video": "video", "audio": "audio"}[self.modality]
+            media[key] = list(rendered) if key == "images" else rendered
         metadata = {
             "scene": scene,
             "difficulty": difficulty,
@@ -125,11 +148,11 @@ class SyntheticTask:
         return SyntheticItem(
             id=f"{self.name}-d{difficulty}-{index:06d}",
             prompt=self.prompt(scene),
-            image=image,
             answer=self.solve(scene),
             task=self.name,
             reward=self.reward,
             metadata=metadata,
+            **media,
         )
 
     def __repr__(self) -> str:
@@ -186,16 +209,51 @@ def generate_items(
     return [_generate_one(task, i, seed, difficulty, image_size) for i in range(n)]
 
 
-def item_to_row(item: SyntheticItem, image_relpath: str) -> dict:
-    return {
+def item_to_row(item: SyntheticItem, image_relpath: str | list[str] = (), *, videos: list[str] = (),
+                audios: list[str] = ()) -> dict:
+    """The dataset row of `item` whose media were saved at the given paths (relative to the data file)."""
+    images = [image_relpath] if isinstance(image_relpath, str) else list(image_relpath)
+    row = {
         "id": item.id,
         "prompt": item.prompt,
-        "images": [image_relpath],
+        "images": images,
         "answer": item.answer,
         "task": item.task,
         "reward": item.reward,
         "metadata": item.metadata,
     }
+    if videos:
+        row["videos"] = list(videos)
+    if audios:
+        row["audios"] = list(audios)
+    return row
+
+
+def save_item_media(item: SyntheticItem, out: Path) -> dict:
+    """Write `item`'s media under `out` (images/*.png, videos/*.mp4, audio/*.wav); returns item_to_row's
+    keyword arguments (paths relative to `out`)."""
+    if item.video is not None:
+        from mmrft.data.video import write_video
+
+        rel = f"videos/{item.id}.mp4"
+        (out / "videos").mkdir(parents=True, exist_ok=True)
+        write_video(item.video, out / rel)
+        return {"videos": [rel]}
+    if item.audio is not None:
+        from mmrft.data.audio import write_audio
+
+        rel = f"audio/{item.id}.wav"
+        (out / "audio").mkdir(parents=True, exist_ok=True)
+        write_audio(item.audio, out / rel)
+        return {"audios": [rel]}
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    pictures = item.images if item.images else [item.image]
+    rels = []
+    for k, im in enumerate(pictures):
+        rel = f"images/{item.id}.png" if len(pictures) == 1 and not item.images else f"images/{item.id}_{k}.png"
+        im.save(out / rel, format="PNG")
+        rels.append(rel)
+    return {"image_relpath": rels}
 
 
 def write_dataset(
@@ -206,7 +264,8 @@ def write_dataset(
     difficulty: int = 0,
     image_size: int = BASE_IMAGE_SIZE,
 ) -> Path:
-    """Write ``out_dir/data.jsonl`` and ``out_dir/images/<id>.png``; return the jsonl path.
+    """Write ``out_dir/data.jsonl`` and the media (``images/<id>.png``, ``images/<id>_<k>.png`` for multi-image
+    tasks, ``videos/<id>.mp4``, ``audio/<id>.wav``); return the jsonl path.
 
     ``task`` may be a list of task names: items are then interleaved
     round-robin (item ``j`` is item ``j // k`` of task ``j % k``). The jsonl is
@@ -218,15 +277,12 @@ def write_dataset(
     for t in tasks:
         get_task(t).check_difficulty(difficulty)
     out = Path(out_dir)
-    img_dir = out / "images"
-    img_dir.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     rows = []
     for j in range(n):
         name = tasks[j % len(tasks)]
         item = _generate_one(name, j // len(tasks), seed, difficulty, image_size)
-        rel = f"images/{item.id}.png"
-        item.image.save(out / rel, format="PNG")
-        rows.append(item_to_row(item, rel))
+        rows.append(item_to_row(item, **save_item_media(item, out)))
     path = out / "data.jsonl"
     fd, tmp = tempfile.mkstemp(prefix=".data.jsonl.", suffix=".tmp", dir=out)
     try:
