@@ -17,7 +17,7 @@ from .base import (
     task_corpus,
     write_dataset,
 )
-from . import arithmetic, compare, count, ground  # noqa: F401  (registration side effects)
+from . import arithmetic, audio, compare, count, ground, multi_image, video  # noqa: F401  (registration side effects)
 from .arithmetic import ArithmeticTask
 from .compare import CompareTask
 from .count import CountTask
