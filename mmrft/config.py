@@ -56,6 +56,17 @@ class DataConfig:
     system_prompt: Optional[str] = _help("system message; None keeps the chat template's default", None)
     skip_bad_rows: bool = _help("report and skip malformed rows instead of stopping", False)
     train_limit: Optional[int] = _help("use only the first N training samples (e.g. few labels for SFT)", None)
+    video_fps: float = _help("frames sampled per second of video", 2.0)
+    video_max_frames: int = _help("at most this many frames per video (spread over the whole video)", 16)
+    video_min_frames: int = _help("at least this many frames per video", 2)
+    video_max_pixels: Optional[int] = _help("downsize video frames to at most this many pixels (w*h)", None)
+    max_video_seconds: Optional[float] = _help("reject longer videos with an error naming the file", 600.0)
+    max_audio_seconds: Optional[float] = _help(
+        "reject longer audio with an error naming the file; None: the model's feature-extractor window", None)
+    video_time_hint: bool = _help("tell the model each video's duration and frame rate in the prompt text", True)
+    box_convention: str = _help(
+        "family: rewrite pixel boxes of grounding samples into the model family's convention (Qwen2-VL 0-1000, "
+        "Qwen2.5-VL resized pixels) | data: keep the data's boxes", "family")
 
 
 @dataclass

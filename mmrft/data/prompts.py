@@ -15,12 +15,18 @@ def prompt_corpus(weight: int = 200) -> list[str]:
     return [R1_INSTRUCTION] * weight
 
 
-def build_messages(prompt: str, num_images: int, fmt: str = "r1", system: str | None = None) -> list[dict]:
-    """Chat messages in the `transformers` multimodal layout: `{"type": "image"}` placeholders then text."""
+def build_messages(prompt: str, num_images: int, fmt: str = "r1", system: str | None = None, *,
+                   num_videos: int = 0, num_audios: int = 0, hints: list[str] = ()) -> list[dict]:
+    """Chat messages in the `transformers` multimodal layout: `{"type": "image"}`, `{"type": "video"}` and
+    `{"type": "audio"}` placeholders in that order, then `hints` (e.g. a video's timing) and the text."""
     if fmt not in PROMPT_FORMATS:
         raise ValueError(f"unknown prompt format {fmt!r}; expected one of {', '.join(PROMPT_FORMATS)}")
     text = prompt if fmt == "plain" else f"{prompt}\n{R1_INSTRUCTION}"
+    if hints:
+        text = "\n".join([*hints, text])
     content: list[dict] = [{"type": "image"} for _ in range(num_images)]
+    content += [{"type": "video"} for _ in range(num_videos)]
+    content += [{"type": "audio"} for _ in range(num_audios)]
     content.append({"type": "text", "text": text})
     messages: list[dict] = []
     if system is not None:

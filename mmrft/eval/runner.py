@@ -6,7 +6,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mmrft.data.collate import encode_prompts
+from mmrft.data.collate import MediaOptions, encode_prompts
+from mmrft.models.families import family_of
 from mmrft.data.schema import Sample
 from mmrft.rollout.engine import SamplingParams
 from mmrft.rollout.hf import HFRolloutEngine
@@ -47,6 +48,7 @@ def evaluate(
     batch_size: int = 64,
     max_new_tokens: int = 32,
     progress=None,
+    media: MediaOptions | None = None,
 ) -> EvalResult:
     engine = HFRolloutEngine(model, processor)
     params = SamplingParams(n=1, max_new_tokens=max_new_tokens, temperature=0.0)
@@ -55,7 +57,7 @@ def evaluate(
     device = next(model.parameters()).device
     for start in range(0, len(samples), batch_size):
         chunk = samples[start : start + batch_size]
-        rollout = engine.generate(encode_prompts(processor, chunk, fmt, system).to(device), params)
+        rollout = engine.generate(encode_prompts(processor, chunk, fmt, system, media, family_of(model).layout or None).to(device), params)
         scores = scorer.score(rollout.texts, chunk)
         for i, s in enumerate(chunk):
             agg = sums[s.task]

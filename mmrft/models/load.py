@@ -6,14 +6,16 @@ import os
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoModelForMultimodalLM, AutoProcessor
 
 from mmrft.config import ModelConfig
 from mmrft.errors import ConfigError
+from mmrft.models.families import family_of
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-# Module-name fragments of the vision tower and projector across the families we load (Qwen2-VL: `visual`).
-VISION_MODULE_KEYS = ("visual", "vision_tower", "vision_model", "multi_modal_projector", "mm_projector")
+# The Auto class for every family: transformers' multimodal-LM mapping holds every image-text-to-text model and the
+# audio-text ones (Qwen2-Audio, Voxtral, ...), with the same classes for the former.
+AUTO_MODEL = AutoModelForMultimodalLM
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -45,10 +47,12 @@ def load_processor(path: str):
 
 
 def freeze_vision(model: torch.nn.Module) -> int:
-    """Turn off gradients for the vision tower and projector; returns how many tensors were frozen."""
+    """Turn off gradients for the media encoders (vision/audio tower) and projector named by the model's family;
+    returns how many tensors were frozen."""
+    keys = family_of(model).tower_keys
     n = 0
     for name, param in model.named_parameters():
-        if any(key in name for key in VISION_MODULE_KEYS):
+        if any(key in name for key in keys):
             param.requires_grad_(False)
             n += 1
     return n
@@ -60,7 +64,7 @@ def load_policy(cfg: ModelConfig, device: torch.device | str = "cpu"):
     if cfg.dtype not in DTYPES:
         raise ConfigError(f"model.dtype: {cfg.dtype!r} is not one of {', '.join(DTYPES)}")
     processor = load_processor(str(path))
-    model = AutoModelForImageTextToText.from_pretrained(str(path), dtype=DTYPES[cfg.dtype])
+    model = AUTO_MODEL.from_pretrained(str(path), dtype=DTYPES[cfg.dtype])
     model.to(device)
     if cfg.freeze_vision:
         freeze_vision(model)
@@ -81,12 +85,18 @@ def load_policy(cfg: ModelConfig, device: torch.device | str = "cpu"):
     return model, processor
 
 
-def media_token_ids(processor) -> list[int]:
+def media_token_ids(processor, model=None) -> list[int]:
     """Ids of media placeholder tokens: a sampled one breaks the next forward ("image features and tokens do not
-    match"), so generation suppresses them."""
+    match"), so generation suppresses them. The family's declared tokens plus whatever the processor names."""
     tok = processor.tokenizer
     names = ["<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>"]
-    names += [getattr(processor, "image_token", ""), getattr(processor, "video_token", "")]
+    if model is not None:
+        names += list(family_of(model).placeholder_tokens)
+    for attr in ("image_token", "video_token", "audio_token", "boi_token", "eoi_token", "audio_bos_token",
+                 "audio_eos_token", "fake_image_token", "global_image_token", "image_break_token", "image_end_token"):
+        value = getattr(processor, attr, None) or getattr(tok, attr, None)
+        if isinstance(value, str):
+            names.append(value)
     ids = set()
     for name in names:
         if not name:

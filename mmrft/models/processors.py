@@ -1,9 +1,11 @@
-"""Image-only processors for machines without torchvision.
+"""Processors for machines without torchvision (the "image-only" names are kept for saved checkpoints).
 
 transformers' `Qwen2VLProcessor` (and its Qwen2.5-VL twin) always builds a video processor, and every stock video
 processor needs torchvision, which the CPU-only install of mmrft does not have. The image processors themselves have
 a PIL backend that `AutoImageProcessor` picks when torchvision is missing. So for the tiny local models we save a
-processor whose `processor_class` is one of the subclasses below: they take only `image_processor` and `tokenizer`.
+processor whose `processor_class` is one of the subclasses below: they take only `image_processor` and `tokenizer`,
+and handle videos (already decoded frames, see `mmrft.data.video`) with `video_frames.FramesVideoProcessor`, which
+derives the video patches from the image processor.
 
 They are registered with `AutoProcessor` when `mmrft` is imported, under their own class names, so a real checkpoint
 whose files say `"processor_class": "Qwen2VLProcessor"` still gets the stock processor (with its video processor,
@@ -16,7 +18,10 @@ from __future__ import annotations
 from transformers import AutoProcessor, PretrainedConfig
 from transformers.models.qwen2_5_vl.processing_qwen2_5_vl import Qwen2_5_VLProcessor
 from transformers.models.qwen2_vl.processing_qwen2_vl import Qwen2VLProcessor
+from transformers.models.qwen3_vl.processing_qwen3_vl import Qwen3VLProcessor
 from transformers.processing_utils import ProcessorMixin
+
+from mmrft.models.video_frames import FramesVideoProcessor
 
 
 def _image_only_init(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
@@ -30,20 +35,34 @@ def _image_only_init(self, image_processor=None, tokenizer=None, chat_template=N
         self.video_token
     )
     ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template, **kwargs)
+    # not a saved attribute: rebuilt from the image processor on every load
+    self.video_processor = FramesVideoProcessor(image_processor)
 
 
 class Qwen2VLImageOnlyProcessor(Qwen2VLProcessor):
-    """`Qwen2VLProcessor` without the video processor (images and text only; no torchvision needed)."""
+    """`Qwen2VLProcessor` with frame-based videos instead of the torchvision video processor."""
 
     def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
         _image_only_init(self, image_processor, tokenizer, chat_template, **kwargs)
 
 
 class Qwen2_5_VLImageOnlyProcessor(Qwen2_5_VLProcessor):
-    """`Qwen2_5_VLProcessor` without the video processor (images and text only; no torchvision needed)."""
+    """`Qwen2_5_VLProcessor` with frame-based videos instead of the torchvision video processor."""
 
     def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
         _image_only_init(self, image_processor, tokenizer, chat_template, **kwargs)
+
+
+class Qwen3VLImageOnlyProcessor(Qwen3VLProcessor):
+    """`Qwen3VLProcessor` without the torchvision video processor (images and text)."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        _image_only_init(self, image_processor, tokenizer, chat_template, **kwargs)
+        del self.video_processor  # Qwen3-VL's video prompt (per-frame timestamps) is not built from frames here
+        self.vision_start_token = getattr(tokenizer, "vision_start_token", "<|vision_start|>")
+        self.vision_end_token = getattr(tokenizer, "vision_end_token", "<|vision_end|>")
+        self.vision_start_token_id = tokenizer.convert_tokens_to_ids(self.vision_start_token)
+        self.vision_end_token_id = tokenizer.convert_tokens_to_ids(self.vision_end_token)
 
 
 class _ImageOnlyProcessorKey(PretrainedConfig):
@@ -56,13 +75,19 @@ class _ImageOnlyProcessorKey25(PretrainedConfig):
     model_type = "mmrft_image_only_processor_2_5"
 
 
+class _ImageOnlyProcessorKey3(PretrainedConfig):
+    model_type = "mmrft_image_only_processor_3"
+
+
 IMAGE_ONLY_PROCESSORS = {
     "qwen2_vl": Qwen2VLImageOnlyProcessor,
     "qwen2_5_vl": Qwen2_5_VLImageOnlyProcessor,
+    "qwen3_vl": Qwen3VLImageOnlyProcessor,
 }
 
 
 def register_image_only_processors() -> None:
     """Make `AutoProcessor.from_pretrained` resolve the image-only processor class names (idempotent)."""
-    for key, cls in ((_ImageOnlyProcessorKey, Qwen2VLImageOnlyProcessor), (_ImageOnlyProcessorKey25, Qwen2_5_VLImageOnlyProcessor)):
+    for key, cls in ((_ImageOnlyProcessorKey, Qwen2VLImageOnlyProcessor), (_ImageOnlyProcessorKey25, Qwen2_5_VLImageOnlyProcessor),
+                     (_ImageOnlyProcessorKey3, Qwen3VLImageOnlyProcessor)):
         AutoProcessor.register(key, cls, exist_ok=True)

@@ -18,7 +18,9 @@ If several boxes are present the first one counts.  Boxes are
 
 * ``"pixel"`` (default) — already pixels;
 * ``"norm1"`` — fractions 0–1 of width/height;
-* ``"norm1000"`` — 0–1000 (Qwen2-VL style).
+* ``"norm1000"`` — 0–1000 (Qwen2-VL style);
+* ``"model_pixel"`` — pixels of the image as the model saw it after the processor's resize (Qwen2.5-VL style),
+  given by ``metadata["model_image_size"] = [w', h']``.
 
 The gold box (``sample["answer"]``: list/tuple of four numbers, or a string in
 any of the forms above) is in pixels unless ``metadata["answer_box_format"]``
@@ -39,10 +41,10 @@ from typing import Optional, Sequence, Tuple
 from mmrft.rewards.extract import extract_answer
 from mmrft.rewards.registry import register_reward
 
-__all__ = ["iou_reward", "box_iou", "parse_box", "to_pixels"]
+__all__ = ["iou_reward", "box_iou", "model_image_size", "parse_box", "to_pixels"]
 
 Box = Tuple[float, float, float, float]
-BOX_FORMATS = ("pixel", "norm1", "norm1000")
+BOX_FORMATS = ("pixel", "norm1", "norm1000", "model_pixel")
 
 _N = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _SEP = r"\s*,\s*"
@@ -94,21 +96,28 @@ def parse_box(text: str) -> Optional[Box]:
     return None
 
 
-def _image_size(md: dict) -> Optional[Tuple[float, float]]:
-    size = md.get("image_size")
+def _image_size(md: dict, key: str = "image_size") -> Optional[Tuple[float, float]]:
+    size = md.get(key)
     if size is None:
         return None
     try:
         w, h = (float(v) for v in size)
     except (TypeError, ValueError):
-        raise ValueError(f"metadata['image_size'] must be [width, height], got {size!r}") from None
+        raise ValueError(f"metadata[{key!r}] must be [width, height], got {size!r}") from None
     if not (w > 0 and h > 0 and math.isfinite(w) and math.isfinite(h)):
-        raise ValueError(f"metadata['image_size'] must be positive, got {size!r}")
+        raise ValueError(f"metadata[{key!r}] must be positive, got {size!r}")
     return w, h
 
 
-def to_pixels(box: Sequence[float], box_format: str, image_size: Optional[Tuple[float, float]]) -> Box:
-    """Convert ``box`` from ``box_format`` to pixel coordinates."""
+def model_image_size(md: dict) -> Optional[Tuple[float, float]]:
+    """metadata['model_image_size'] (the resized image a ``model_pixel`` box refers to), checked."""
+    return _image_size(md, "model_image_size")
+
+
+def to_pixels(box: Sequence[float], box_format: str, image_size: Optional[Tuple[float, float]],
+              model_size: Optional[Tuple[float, float]] = None) -> Box:
+    """Convert ``box`` from ``box_format`` to pixel coordinates (``model_size``: the resized image, for
+    ``model_pixel``)."""
     if box_format not in BOX_FORMATS:
         raise ValueError(f"unknown box_format {box_format!r}; expected one of {BOX_FORMATS}")
     x1, y1, x2, y2 = (float(v) for v in box)
@@ -117,6 +126,11 @@ def to_pixels(box: Sequence[float], box_format: str, image_size: Optional[Tuple[
     if image_size is None:
         raise ValueError(f"box_format {box_format!r} needs metadata['image_size'] = [w, h]")
     w, h = image_size
+    if box_format == "model_pixel":
+        if model_size is None:
+            raise ValueError("box_format 'model_pixel' needs metadata['model_image_size'] = [w, h]")
+        sx, sy = w / model_size[0], h / model_size[1]
+        return x1 * sx, y1 * sy, x2 * sx, y2 * sy
     scale = 1.0 if box_format == "norm1" else 1000.0
     return x1 / scale * w, y1 / scale * h, x2 / scale * w, y2 / scale * h
 
@@ -132,7 +146,7 @@ def _gold_box(gold, md: dict, size) -> Box:
         raise ValueError(f"gold box must be [x1, y1, x2, y2], got {gold!r}")
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in gold):
         raise ValueError(f"gold box must hold four numbers, got {gold!r}")
-    box = to_pixels(gold, fmt, size)
+    box = to_pixels(gold, fmt, size, model_image_size(md))
     if not all(math.isfinite(v) for v in box) or box[2] <= box[0] or box[3] <= box[1]:
         raise ValueError(f"gold box {gold!r} is degenerate (need x2 > x1 and y2 > y1)")
     return box
@@ -156,6 +170,8 @@ def box_convention(md: dict) -> tuple[str, tuple | None]:
     size = _image_size(md)
     if fmt != "pixel" and size is None:
         raise ValueError(f"box_format {fmt!r} needs metadata['image_size'] = [w, h]")
+    if fmt == "model_pixel" and model_image_size(md) is None:
+        raise ValueError("box_format 'model_pixel' needs metadata['model_image_size'] = [w, h]")
     return fmt, size
 
 
@@ -183,7 +199,7 @@ def iou_reward(completion: str, sample: dict) -> float:
             box = parse_box(completion)
         if box is None:
             return 0.0
-        x1, y1, x2, y2 = to_pixels(box, fmt, size)
+        x1, y1, x2, y2 = to_pixels(box, fmt, size, model_image_size(md))
         if size is not None:
             w, h = size
             x1, x2 = min(max(x1, 0.0), w), min(max(x2, 0.0), w)

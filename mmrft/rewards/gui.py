@@ -46,7 +46,7 @@ import re
 from typing import Optional, Tuple
 
 from mmrft.rewards.detection import answer_region
-from mmrft.rewards.grounding import _gold_box, box_convention, sample_metadata, to_pixels
+from mmrft.rewards.grounding import _gold_box, box_convention, model_image_size, sample_metadata, to_pixels
 from mmrft.rewards.registry import register_reward
 
 __all__ = ["gui_reward", "parse_action", "ACTIONS", "DIRECTIONS"]
@@ -241,7 +241,7 @@ def gui_reward(completion: str, sample: dict) -> float:
             return 0.0
         if kind == "click":
             x, y = action[1]  # type: ignore[misc]
-            px, py, _, _ = to_pixels((x, y, x, y), fmt, size)
+            px, py, _, _ = to_pixels((x, y, x, y), fmt, size, model_image_size(md))
             if not (math.isfinite(px) and math.isfinite(py)):
                 return 0.0
             x1, y1, x2, y2 = target  # type: ignore[misc]

@@ -22,7 +22,7 @@ class HFRolloutEngine:
         gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         eos = gen_eos if isinstance(gen_eos, list) else [gen_eos if gen_eos is not None else tok.eos_token_id]
         self.eos_ids = [int(e) for e in eos if e is not None]
-        self.suppress = media_token_ids(processor)
+        self.suppress = media_token_ids(processor, model)
 
     @torch.no_grad()
     def generate(self, prompts: PromptBatch, params: SamplingParams) -> Rollout:
@@ -56,7 +56,7 @@ class HFRolloutEngine:
         continues M-RoPE positions from the model's stored `rope_deltas`, which are set here for the n copies.
         """
         inputs = prompts.inputs
-        head = {k: v[:, :-1] for k, v in inputs.items() if v.dim() == 2 and v.shape[1] == prompts.prompt_len}
+        head = {k: inputs[k][:, :-1] for k in prompts.token_keys()}
         media = {k: v for k, v in inputs.items() if k not in head}
         pos, deltas = prompt_positions(self.model, inputs)
         out = self.model(**head, **media, position_ids=pos[..., :-1], use_cache=True, logits_to_keep=1)

@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 
 from mmrft.algorithms import AGGREGATION_MODES, get_advantage_estimator, get_policy_loss
 from mmrft.config import Config, import_plugins
-from mmrft.data.collate import encode_prompts
-from mmrft.data.sources import load_samples
+from mmrft.data.collate import encode_prompts, media_options
+from mmrft.models.families import family_of
 from mmrft.errors import ConfigError, MmrftError
 from mmrft.eval.runner import EvalResult, check_benchmarks, evaluate, evaluate_benchmarks
 from mmrft.models.load import load_policy, resolve_device
@@ -31,7 +31,8 @@ from mmrft.rollout.engine import SamplingParams
 from mmrft.rollout.hf import HFRolloutEngine
 from mmrft.track.metrics import Tracker, read_metrics, restore_metrics
 from mmrft.track.rollouts import ROLLOUT_DIR, rollout_rows, write_rollouts
-from mmrft.train.common import batches, prepare_run_dir, save_model, seed_everything, set_threads
+from mmrft.train.common import (batches, fit_to_model, load_data, prepare_run_dir, save_model, seed_everything,
+                                set_threads)
 from mmrft.train.dist import any_rank, barrier, destroy, init_distributed, reduce_metrics, shard
 from mmrft.train.learn import CRITIC_ESTIMATOR, Learner, build_learner, learn_step
 from mmrft.train.sampling import StepSamples, sample_step
@@ -174,8 +175,7 @@ def train_rl(cfg: Config) -> dict:
     import_plugins(cfg)
     check_algorithm(cfg)
     check_benchmarks(cfg)
-    train = load_samples(cfg.data.train, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.train_limit)
-    held_out = load_samples(cfg.data.eval, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.eval_limit) if cfg.data.eval else []
+    train, held_out = load_data(cfg)
     ckpt = resume_checkpoint(cfg)
     run_dir = Path(cfg.trainer.output_dir)
     if ctx.is_main:  # the others wait until the directory and its config exist
@@ -183,6 +183,8 @@ def train_rl(cfg: Config) -> dict:
     barrier(ctx)
     device = resolve_device()
     model, processor = load_policy(cfg.model, device)
+    train = fit_to_model(train, cfg, model, processor)
+    held_out = fit_to_model(held_out, cfg, model, processor, "data.eval")
     model.train()
     learner = build_learner(cfg, model, device)
     sampler = batches(len(train), ro.prompts_per_step, gen)
@@ -209,7 +211,7 @@ def train_rl(cfg: Config) -> dict:
         metrics = evaluate_benchmarks(cfg, model, processor, run_dir, step) if cfg.eval.benchmarks else {}
         res = None
         if held_out:
-            res = evaluate(model, processor, held_out, scorer, fmt=cfg.data.prompt_format,
+            res = evaluate(model, processor, held_out, scorer, fmt=cfg.data.prompt_format, media=media_options(cfg.data),
                            system=cfg.data.system_prompt, batch_size=ro.eval_batch_size,
                            max_new_tokens=ro.max_new_tokens)
             metrics.update(res.flat())
@@ -222,7 +224,8 @@ def train_rl(cfg: Config) -> dict:
         return shard([train[i] for i in next(sampler)], ctx)
 
     def encode(chunk):
-        return encode_prompts(processor, chunk, cfg.data.prompt_format, cfg.data.system_prompt).to(device)
+        return encode_prompts(processor, chunk, cfg.data.prompt_format, cfg.data.system_prompt, media_options(cfg.data),
+                              family_of(model).layout or None).to(device)
 
     def checkpoint(step: int) -> Optional[Path]:
         """Rank 0 writes it (the weights are the same on every rank); the others wait."""

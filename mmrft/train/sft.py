@@ -13,11 +13,12 @@ import torch
 from tqdm.auto import tqdm
 
 from mmrft.config import Config, import_plugins
-from mmrft.data.collate import encode_prompts, encode_targets
-from mmrft.data.sources import load_samples
+from mmrft.data.collate import encode_prompts, encode_targets, media_options
+from mmrft.models.families import family_of
 from mmrft.eval.runner import evaluate
 from mmrft.models.load import load_policy, resolve_device
-from mmrft.train.common import batches, make_optimizer, prepare_run_dir, save_model, seed_everything, set_threads
+from mmrft.train.common import (batches, fit_to_model, load_data, make_optimizer, prepare_run_dir, save_model,
+                                seed_everything, set_threads)
 from mmrft.train.forward import build_sequences, completion_logprobs
 from mmrft.rewards.scoring import Scorer
 from mmrft.track.metrics import Tracker
@@ -39,11 +40,12 @@ def train_sft(cfg: Config) -> dict:
     set_threads(cfg.trainer.threads)
     import_plugins(cfg)
     gen = seed_everything(cfg.trainer.seed)
-    samples = load_samples(cfg.data.train, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.train_limit)
-    held_out = load_samples(cfg.data.eval, skip_bad_rows=cfg.data.skip_bad_rows, limit=cfg.data.eval_limit) if cfg.data.eval else []
+    samples, held_out = load_data(cfg)
     run_dir = prepare_run_dir(cfg)
     device = resolve_device()
     model, processor = load_policy(cfg.model, device)
+    samples = fit_to_model(samples, cfg, model, processor)
+    held_out = fit_to_model(held_out, cfg, model, processor, "data.eval")
     model.train()
     opt, sched = make_optimizer(model, cfg.sft.lr, cfg.trainer.weight_decay, cfg.sft.warmup_steps, cfg.sft.steps,
                                 cfg.sft.lr_schedule)
@@ -56,7 +58,7 @@ def train_sft(cfg: Config) -> dict:
     def run_eval(step: int) -> dict | None:
         if not held_out:
             return None
-        res = evaluate(model, processor, held_out, scorer, fmt=cfg.data.prompt_format, system=cfg.data.system_prompt,
+        res = evaluate(model, processor, held_out, scorer, fmt=cfg.data.prompt_format, media=media_options(cfg.data), system=cfg.data.system_prompt,
                        batch_size=cfg.rollout.eval_batch_size, max_new_tokens=cfg.rollout.max_new_tokens)
         model.train()
         tracker.log(step, res.flat(), "eval")
@@ -67,7 +69,8 @@ def train_sft(cfg: Config) -> dict:
     loss_value = float("nan")
     for step in bar:
         chunk = [samples[i] for i in next(batch_iter)]
-        prompts = encode_prompts(processor, chunk, cfg.data.prompt_format, cfg.data.system_prompt).to(device)
+        prompts = encode_prompts(processor, chunk, cfg.data.prompt_format, cfg.data.system_prompt,
+                                 media_options(cfg.data), family_of(model).layout or None).to(device)
         ids, mask = pad_right(encode_targets(processor, chunk, cfg.data.prompt_format), pad_id)
         seqs = build_sequences(prompts, ids.to(device), mask.to(device), n=1)
         logp, _ = completion_logprobs(model, seqs)
