@@ -78,7 +78,8 @@ def _cmd_train(args) -> int:
 def _cmd_demo(args) -> int:
     from mmrft.demo import run_demo
 
-    run_demo(args.out, quick=args.quick, overrides=args.overrides)
+    out = args.out or ("runs/demo" if args.modality == "image" else f"runs/demo-{args.modality}")
+    run_demo(out, quick=args.quick, overrides=args.overrides, modality=args.modality)
     return 0
 
 
@@ -183,6 +184,8 @@ def _eval_parsers(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mmrft.models.tiny import ARCHS
+
     p = argparse.ArgumentParser(prog="mmrft", description="Reinforcement fine-tuning of multimodal LLMs.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
@@ -190,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("make-tiny-model", help="build a tiny random VLM with a locally trained tokenizer",
                        description="Write a tiny, randomly initialised model of a real architecture to OUT.")
     s.add_argument("out", help="output directory")
-    s.add_argument("--arch", default="qwen2_vl", choices=["qwen2_vl", "qwen2_5_vl"])
+    s.add_argument("--arch", default="qwen2_vl", choices=list(ARCHS), help="a transformers model_type")
     s.add_argument("--size", default="tiny", choices=["tiny", "small"], help="tiny ~2.4M params, small ~30M")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
@@ -198,7 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("synth", help="generate a procedural visual task with known answers",
                        description="Write DIR/data.jsonl and DIR/images/ for one (or several, mixed) synthetic tasks.")
-    s.add_argument("task", nargs="+", help="task name(s): count, arithmetic, compare, ground")
+    s.add_argument("task", nargs="+", help="task name(s), e.g. count, arithmetic, compare, ground, multi_image_more, "
+                   "multi_image_change, video_direction, video_bounce_count, video_temporal_ground, "
+                   "audio_count_beeps, audio_higher_tone, audio_pause_length")
     s.add_argument("--n", type=int, required=True, help="number of samples")
     s.add_argument("--out", required=True, help="output directory")
     s.add_argument("--seed", type=int, default=0)
@@ -223,7 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="tiny model + synthetic counting: SFT, then GRPO, held-out table",
                        description="Build the tiny model, generate data, run SFT then GRPO, and print held-out "
                        "accuracy of the SFT model vs the SFT+GRPO model.")
-    s.add_argument("--out", default="runs/demo", help="directory for the model, data and runs")
+    s.add_argument("--out", default=None, help="directory for the model, data and runs (default runs/demo, or "
+                   "runs/demo-MODALITY)")
+    s.add_argument("--modality", default="image", choices=["image", "multi-image", "video", "audio"],
+                   help="image: counting (Qwen2-VL); multi-image: which picture has more; video: direction of "
+                   "motion; audio: counting beeps (Qwen2-Audio)")
     s.add_argument("--quick", action="store_true", help="a few steps only (a smoke test of the whole path)")
     s.add_argument("overrides", nargs="*", help="overrides for the RL config, e.g. trainer.steps=100")
     s.set_defaults(fn=_cmd_demo)

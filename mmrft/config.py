@@ -36,6 +36,8 @@ class LoraConfig:
     target_modules: list[str] = _help(
         "module names to adapt", factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
     )
+    language_only: bool = _help(
+        "adapt only modules outside the family's vision/audio tower and projector (see mmrft.models.families)", True)
 
 
 @dataclass

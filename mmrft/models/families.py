@@ -99,3 +99,32 @@ register_family(Family(
     placeholder_tokens=("<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"),
     layout={"input_features": "per_audio", "feature_attention_mask": "per_audio"}, audio_rate=16000,
 ))
+register_family(Family(
+    model_type="gemma3", tower_keys=("vision_tower", "multi_modal_projector"),
+    placeholder_tokens=("<start_of_image>", "<image_soft_token>", "<end_of_image>"),
+    layout={"pixel_values": "per_image"},
+    notes="token_type_ids (per token) let image tokens attend both ways; no documented box convention",
+))
+register_family(Family(
+    model_type="idefics3", tower_keys=("vision_model", "connector"),
+    placeholder_tokens=("<image>", "<fake_token_around_image>", "<global-img>",
+                        *(f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7))),
+    layout={"pixel_values": "per_prompt", "pixel_attention_mask": "per_prompt"},
+    notes="pixel_values [B, images, C, H, W] (per prompt); SmolVLM shares the architecture",
+))
+register_family(Family(
+    model_type="mistral3", tower_keys=("vision_tower", "multi_modal_projector"),
+    placeholder_tokens=("[IMG]", "[IMG_BREAK]", "[IMG_END]"),
+    layout={"pixel_values": "per_image", "image_sizes": "per_image"},
+))
+register_family(Family(
+    model_type="llava_onevision", tower_keys=("vision_tower", "multi_modal_projector", "image_newline"),
+    placeholder_tokens=("<image>", "<video>"),
+    layout={"pixel_values": "per_image", "image_sizes": "per_image", "batch_num_images": "per_prompt"},
+))
+register_family(Family(
+    model_type="internvl", tower_keys=("vision_tower", "multi_modal_projector"),
+    placeholder_tokens=("<IMG_CONTEXT>", "<img>", "</img>", "<video>"),
+    layout={"pixel_values": "per_image"}, box_format="norm1000",
+    notes="<ref>...</ref><box>[[x1, y1, x2, y2]]</box> on a 0-1000 grid (InternVL docs); one tile per image here",
+))

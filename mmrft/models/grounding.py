@@ -27,7 +27,7 @@ def model_image_size(processor, width: int, height: int) -> tuple[int, int]:
     lo, hi = size.get("shortest_edge"), size.get("longest_edge")
     if not (patch and merge and lo and hi):
         return width, height
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 
     h, w = smart_resize(height, width, factor=int(patch) * int(merge), min_pixels=int(lo), max_pixels=int(hi))
     return int(w), int(h)

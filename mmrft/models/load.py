@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -58,6 +59,16 @@ def freeze_vision(model: torch.nn.Module) -> int:
     return n
 
 
+def lora_targets(model, names: list[str], language_only: bool) -> list[str] | str:
+    """peft `target_modules`: the names as given, or (language_only) a regex that peft full-matches against module
+    paths, keeping modules whose last name is one of `names` and whose path has none of the family's tower keys."""
+    if not language_only:
+        return list(names)
+    towers = "|".join(re.escape(k) for k in family_of(model).tower_keys)
+    leaves = "|".join(re.escape(n) for n in names)
+    return rf"^(?!.*(?:{towers})).*\.(?:{leaves})$"
+
+
 def load_policy(cfg: ModelConfig, device: torch.device | str = "cpu"):
     """Returns (model, processor). LoRA (peft) wraps the model when `cfg.lora.enabled`."""
     path = check_model_dir(cfg.path)
@@ -78,7 +89,7 @@ def load_policy(cfg: ModelConfig, device: torch.device | str = "cpu"):
             r=cfg.lora.r,
             lora_alpha=cfg.lora.alpha,
             lora_dropout=cfg.lora.dropout,
-            target_modules=list(cfg.lora.target_modules),
+            target_modules=lora_targets(model, cfg.lora.target_modules, cfg.lora.language_only),
             task_type="CAUSAL_LM",
         )
         model = get_peft_model(model, lora)

@@ -84,13 +84,39 @@ SIZES = {
     # ~30 M parameters; 224x224 images -> 64 merged image tokens.
     "small": TinySize(512, 8, 8, 4, 1536, 8, 256, 8, 224),
 }
-ARCHS = ("qwen2_vl", "qwen2_5_vl")
+# Qwen2-VL / Qwen2.5-VL are built here; the other families in `mmrft.models.builders` (see ARCHS below).
+QWEN_ARCHS = ("qwen2_vl", "qwen2_5_vl")
 
 
 def train_tokenizer(corpus: Iterable[str], vocab_size: int = 512) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE tokenizer with Qwen2's split pattern and special tokens on `corpus`.
 
     Frequent strings become few tokens: repeat in `corpus` whatever every prompt carries (e.g. the instruction)."""
+    return train_bpe_tokenizer(
+        corpus, special_tokens=QWEN_SPECIAL_TOKENS, scaffold=CHAT_SCAFFOLD, chat_template=QWEN2_VL_CHAT_TEMPLATE,
+        eos="<|im_end|>", pad="<|endoftext|>", vocab_size=vocab_size,
+    )
+
+
+def train_bpe_tokenizer(
+    corpus: Iterable[str],
+    *,
+    special_tokens: list[str],
+    scaffold: list[str],
+    chat_template: str,
+    eos: str,
+    pad: str,
+    bos: str | None = None,
+    vocab_size: int = 512,
+    extra_tokens: list[str] = REASONING_TOKENS,
+) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer for any family: `special_tokens` (the family's control and media tokens, all
+    in the vocabulary as single ids), the family's `chat_template`, trained on `scaffold` (the template's fixed
+    text, weighted so it merges into few tokens) + `corpus`. `eos` ends an assistant turn (generation stops
+    there), `pad` pads; both must be among `special_tokens`."""
+    for name, token in (("eos", eos), ("pad", pad), ("bos", bos)):
+        if token is not None and token not in special_tokens:
+            raise ValueError(f"{name} token {token!r} is not among special_tokens")
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
@@ -101,21 +127,23 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int = 512) -> PreTrainedT
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=QWEN_SPECIAL_TOKENS,
+        special_tokens=list(special_tokens),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(CHAT_SCAFFOLD * SCAFFOLD_WEIGHT + list(BASE_CORPUS) + list(corpus), trainer)
+    tok.train_from_iterator(list(scaffold) * SCAFFOLD_WEIGHT + list(BASE_CORPUS) + list(corpus), trainer)
+    named = {eos, pad} | ({bos} if bos else set())
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        additional_special_tokens=QWEN_SPECIAL_TOKENS[3:],
+        eos_token=eos,
+        pad_token=pad,
+        bos_token=bos,
+        additional_special_tokens=[t for t in special_tokens if t not in named],
         model_max_length=32768,
         padding_side="left",
     )
-    fast.add_tokens(REASONING_TOKENS)
-    fast.chat_template = QWEN2_VL_CHAT_TEMPLATE
+    fast.add_tokens(list(extra_tokens))
+    fast.chat_template = chat_template
     return fast
 
 
@@ -169,7 +197,7 @@ def build_config(arch: str, size: TinySize, tokenizer: PreTrainedTokenizerFast):
             fullatt_block_indexes=[size.vision_depth - 1],
         )
         return Qwen2_5_VLConfig(text_config=text, vision_config=vision, **common)
-    raise ValueError(f"unknown arch {arch!r}; expected one of {', '.join(ARCHS)}")
+    raise ValueError(f"unknown arch {arch!r}; expected one of {', '.join(QWEN_ARCHS)}")
 
 
 def build_processor(arch: str, size: TinySize, tokenizer: PreTrainedTokenizerFast):
@@ -191,7 +219,8 @@ def make_tiny_model(
     vocab_size: int = 512,
     overwrite: bool = False,
 ) -> Path:
-    """Write a tiny random `arch` model with processor to `out`; returns the path.
+    """Write a tiny random `arch` model (any of `ARCHS`, a transformers `model_type`) with processor to `out`;
+    returns the path.
 
     The directory is written under a temporary name and renamed, so a crash never leaves a half-written model.
     """
@@ -204,15 +233,25 @@ def make_tiny_model(
         raise FileExistsError(f"{out} exists and is not empty (pass overwrite=True / --overwrite to replace it)")
     spec = SIZES[size]
     torch.manual_seed(seed)
-    tokenizer = train_tokenizer(corpus, vocab_size=vocab_size)
-    config = build_config(arch, spec, tokenizer)
-    model = AutoModelForImageTextToText.from_config(config)
-    model.generation_config.pad_token_id = config.text_config.pad_token_id
-    model.generation_config.eos_token_id = config.text_config.eos_token_id
-    processor = build_processor(arch, spec, tokenizer)
+    if arch in QWEN_ARCHS:
+        tokenizer = train_tokenizer(corpus, vocab_size=vocab_size)
+        config = build_config(arch, spec, tokenizer)
+        model = AutoModelForImageTextToText.from_config(config)
+        model.generation_config.pad_token_id = config.text_config.pad_token_id
+        model.generation_config.eos_token_id = config.text_config.eos_token_id
+        processor = build_processor(arch, spec, tokenizer)
+    else:
+        from mmrft.models.builders import BUILDERS
+
+        model, processor = BUILDERS[arch](spec, list(corpus), vocab_size)
 
     with atomic.directory(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         processor.save_pretrained(tmp)
         (tmp / "mmrft_tiny.json").write_text(json.dumps({"arch": arch, "size": size, "seed": seed}, indent=2))
     return out
+
+
+# Every family `make_tiny_model` builds: the two above and those of `mmrft.models.builders` (its BUILDERS keys; a
+# test keeps the two lists equal; they are not imported here because the builders import this module).
+ARCHS = QWEN_ARCHS + ("qwen3_vl", "gemma3", "idefics3", "mistral3", "llava_onevision", "internvl", "qwen2_audio")
