@@ -188,13 +188,13 @@ def _max_audio_seconds(processor, options: MediaOptions) -> float | None:
 
 
 def load_media(processor, samples: list[Sample], options: MediaOptions) -> tuple[list, list[VideoClip], list[AudioClip]]:
-    """Decode every sample's images, videos (frames sampled per `options`) and audio (resampled to the
-    processor's rate). Errors name the sample's file:line and the field."""
-    images: list = []
+    """Decode every sample's images (a list per sample), videos (frames sampled per `options`) and audio
+    (resampled to the processor's rate). Errors name the sample's file:line and the field."""
+    images: list[list] = []
     videos: list[VideoClip] = []
     audios: list[AudioClip] = []
     for s in samples:
-        images.extend(load_image(ref) for ref in s.images)
+        images.append([load_image(ref) for ref in s.images])
         for i, ref in enumerate(s.videos):
             from mmrft.data.video import load_video
 
@@ -216,11 +216,12 @@ def load_media(processor, samples: list[Sample], options: MediaOptions) -> tuple
     return images, videos, audios
 
 
-def processor_media_kwargs(images: list, videos: list[VideoClip], audios: list[AudioClip]) -> dict:
-    """The processor keywords for decoded media, in the form the stock processors take (frames already sampled,
-    their rate in `video_metadata`)."""
+def processor_media_kwargs(images: list[list], videos: list[VideoClip], audios: list[AudioClip]) -> dict:
+    """The processor keywords for decoded media, in the form the stock processors take: images nested per prompt
+    (Gemma3 and LLaVA-OneVision count them per prompt; Qwen flattens them), videos as sampled frames with their
+    rate in `video_metadata`, audio as arrays with their rate."""
     kwargs: dict = {}
-    if images:
+    if any(images):
         kwargs["images"] = images
     if videos:
         kwargs["videos"] = [list(v.frames) for v in videos]
