@@ -43,7 +43,9 @@ class DemoSpec:
 DEMOS = {
     "image": DemoSpec("qwen2_vl", "count"),
     "multi-image": DemoSpec("qwen2_vl", "multi_image_more"),
-    "video": DemoSpec("qwen2_vl", "video_direction"),
+    # 4 frames (1 per second): a video prompt costs the vision tower 4 images; SFT batches halved to match
+    "video": DemoSpec("qwen2_vl", "video_direction", sft=("sft.steps=400", "sft.batch_size=16", "data.video_fps=1"),
+                      rl=("data.video_fps=1",)),
     "audio": DemoSpec("qwen2_audio", "audio_count_beeps"),
 }
 MODALITIES = tuple(DEMOS)

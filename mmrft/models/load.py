@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -13,6 +15,7 @@ from mmrft.config import ModelConfig
 from mmrft.errors import ConfigError
 from mmrft.models.families import family_of
 
+log = logging.getLogger("mmrft.models")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # The Auto class for every family: transformers' multimodal-LM mapping holds every image-text-to-text model and the
 # audio-text ones (Qwen2-Audio, Voxtral, ...), with the same classes for the former.
@@ -36,11 +39,41 @@ def check_model_dir(path: str) -> Path:
     return p
 
 
+def _chat_template(path: Path, tokenizer) -> str | None:
+    if (path / "chat_template.jinja").is_file():
+        return (path / "chat_template.jinja").read_text()
+    if (path / "chat_template.json").is_file():
+        return json.loads((path / "chat_template.json").read_text()).get("chat_template")
+    return tokenizer.chat_template
+
+
+def _processor_without_torchvision(path: Path, error: Exception):
+    """Qwen-VL checkpoints' stock processors need torchvision for their video processor; without it, build the
+    same processor from the checkpoint's image processor (PIL backend) and tokenizer, with mmrft's frame-based
+    video input. Other failures are re-raised."""
+    from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
+    from transformers.utils import is_torchvision_available
+
+    from mmrft.models.processors import IMAGE_ONLY_PROCESSORS
+
+    model_type = getattr(AutoConfig.from_pretrained(str(path)), "model_type", None)
+    if is_torchvision_available() or model_type not in IMAGE_ONLY_PROCESSORS:
+        raise error
+    log.warning("%s: the stock %s processor needs torchvision, which is not installed; using mmrft's "
+                "torchvision-free processor (PIL images, PyAV-decoded video frames)", path, model_type)
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    return IMAGE_ONLY_PROCESSORS[model_type](image_processor=AutoImageProcessor.from_pretrained(str(path)),
+                                             tokenizer=tokenizer, chat_template=_chat_template(path, tokenizer))
+
+
 def load_processor(path: str):
     """`AutoProcessor` with left padding (generation appends completions at the right)."""
     # Checkpoints are read from disk only; a missing file must fail here, not trigger a download.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    processor = AutoProcessor.from_pretrained(str(check_model_dir(path)))
+    try:
+        processor = AutoProcessor.from_pretrained(str(check_model_dir(path)))
+    except (OSError, ImportError, ValueError) as e:
+        processor = _processor_without_torchvision(Path(path), e)
     processor.tokenizer.padding_side = "left"
     if processor.tokenizer.pad_token is None:
         processor.tokenizer.pad_token = processor.tokenizer.eos_token

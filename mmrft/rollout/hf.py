@@ -6,7 +6,7 @@ import torch
 
 from mmrft.data.collate import PromptBatch
 from mmrft.models.load import media_token_ids
-from mmrft.models.positions import base_model, prompt_positions, reusing_cache, uses_mrope
+from mmrft.models.positions import base_model, prompt_positions, reusing_cache
 from mmrft.rollout.engine import Rollout, SamplingParams, completion_mask_from_ids
 
 
@@ -34,7 +34,7 @@ class HFRolloutEngine:
         common = dict(max_new_tokens=params.max_new_tokens, suppress_tokens=self.suppress or None,
                       eos_token_id=self.eos_ids, pad_token_id=self.pad_id, **sampling)
         try:
-            if params.n > 1 and self.share_prefill and uses_mrope(self.model, prompts.inputs):
+            if params.n > 1 and self.share_prefill:
                 out = self._generate_shared_prefill(prompts, params.n, common)
             else:
                 out = self.model.generate(**prompts.inputs, num_return_sequences=params.n, **common)
@@ -49,11 +49,13 @@ class HFRolloutEngine:
         return Rollout(prompts, params.n, ids, mask, truncated, texts)
 
     def _generate_shared_prefill(self, prompts: PromptBatch, n: int, common: dict) -> torch.Tensor:
-        """Prefill each prompt (and encode its image) once, repeat the KV cache n times, and let `generate`
+        """Prefill each prompt (and encode its media) once, repeat the KV cache n times, and let `generate`
         continue from it: the same samples as `num_return_sequences=n`, which prefills every copy.
 
-        The last prompt token is left uncached so `generate` has a token to start from. Qwen-VL's `generate`
-        continues M-RoPE positions from the model's stored `rope_deltas`, which are set here for the n copies.
+        The last prompt token is left uncached so `generate` has a token to start from; no media go to `generate`
+        (they are in the cache). Qwen-VL's `generate` continues M-RoPE positions from the model's stored
+        `rope_deltas`, which are set here for the n copies; other families count attended tokens, as `generate`
+        does from the attention mask.
         """
         inputs = prompts.inputs
         head = {k: inputs[k][:, :-1] for k in prompts.token_keys()}
@@ -62,7 +64,8 @@ class HFRolloutEngine:
         out = self.model(**head, **media, position_ids=pos[..., :-1], use_cache=True, logits_to_keep=1)
         cache = out.past_key_values
         cache.batch_repeat_interleave(n)
-        base_model(self.model).model.rope_deltas = deltas.repeat_interleave(n, dim=0)
+        if deltas is not None:
+            base_model(self.model).model.rope_deltas = deltas.repeat_interleave(n, dim=0)
         expanded = {k: inputs[k].repeat_interleave(n, dim=0) for k in head}
         with reusing_cache():
             return self.model.generate(**expanded, past_key_values=cache, **common)

@@ -78,3 +78,32 @@ def test_refuses_to_overwrite(tmp_path, tiny_model_dir):
     with pytest.raises(FileExistsError):
         make_tiny_model(tmp_path / "x")
     assert (tmp_path / "x" / "keep.txt").read_text() == "user data"
+
+
+def test_stock_qwen_processor_without_torchvision_falls_back(tiny_model_dir, tmp_path, caplog):
+    """A real Qwen2-VL checkpoint names the stock `Qwen2VLProcessor`, whose video processor needs torchvision: on a
+    machine without it, load_processor builds the torchvision-free one from the same files (video included)."""
+    import json
+    import shutil
+
+    from transformers.utils import is_torchvision_available
+
+    from mmrft.models.load import load_processor
+
+    if is_torchvision_available():
+        pytest.skip("torchvision is installed: the stock processor loads")
+    ckpt = tmp_path / "real-like"
+    shutil.copytree(tiny_model_dir, ckpt)
+    cfg = json.loads((ckpt / "processor_config.json").read_text())
+    cfg["processor_class"] = "Qwen2VLProcessor"
+    (ckpt / "processor_config.json").write_text(json.dumps(cfg))
+    with caplog.at_level("WARNING", logger="mmrft.models"):
+        proc = load_processor(str(ckpt))
+    assert "needs torchvision" in caplog.text
+    assert type(proc).__name__ == "Qwen2VLImageOnlyProcessor" and proc.tokenizer.padding_side == "left"
+    frames = [Image.new("RGB", (112, 112), (200, 30, 30))] * 4
+    text = proc.apply_chat_template([{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "?"}]}],
+                                    add_generation_prompt=True, tokenize=False)
+    out = proc(text=[text], videos=[frames], video_metadata=[{"fps": 1.0}], return_tensors="pt")
+    assert out["video_grid_thw"].tolist() == [[2, 8, 8]]
+    assert int((out["input_ids"] == proc.video_token_id).sum()) == 2 * 8 * 8 // 4

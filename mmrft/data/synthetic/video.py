@@ -56,7 +56,8 @@ from PIL import Image, ImageDraw
 from mmrft.data.clips import VideoClip
 
 from .base import SyntheticTask, register_task
-from .scene import COLOURS, SHAPE_KINDS, bbox_of, blank_image, draw_objects, make_object, place_objects, scale
+from .scene import (BASE_IMAGE_SIZE, COLOURS, SHAPE_KINDS, bbox_of, blank_image, draw_objects, grid_cell, make_object,
+                    place_objects, scale)
 
 __all__ = [
     "BounceCountTask",
@@ -217,6 +218,7 @@ class DirectionTask(SyntheticTask):
             "options": options,
             "fps": self.fps,
             "duration": self.duration,
+            "image_size": image_size,
         }
 
     def _distractors(self, rng: random.Random, level: dict, target: dict, direction: str, times: list[float],
@@ -259,8 +261,13 @@ class DirectionTask(SyntheticTask):
         return "\n".join(lines)
 
     def rationale(self, scene: dict) -> str:
+        """Grounded, like `count`'s: where the shape is in the first and in the last frame (3x3 grid), e.g.
+        "red circle: middle left, then middle right"; the option is then a matter of reading the two places."""
         q = scene["question"]
-        return f"track the {q['colour']} {q['kind']} from the first frame to the last"
+        target, times = self._target(scene), frame_times(scene)
+        size = scene.get("image_size", BASE_IMAGE_SIZE)
+        first, last = (grid_cell(object_center(target, t), size) for t in (times[0], times[-1]))
+        return f"{q['colour']} {q['kind']}: {first}, then {last}"
 
     def solve(self, scene: dict) -> str:
         return LETTERS[scene["options"].index(direction_of(self._target(scene)))]
