@@ -1,4 +1,4 @@
-"""Reading and writing the videos referenced by samples.
+"""Reading the videos referenced by samples (writing: `mmrft.data.video_write`).
 
 A video reference (:data:`mmrft.data.schema.VideoRef`) is
 
@@ -21,21 +21,16 @@ in seconds; when a source has fewer frames than wanted, a frame may be chosen tw
 Files are decoded sequentially once (no seeking: the videos here are short) and decoding stops after the last
 wanted frame. Every failure is a :class:`~mmrft.errors.DataError` that names the video and the reason.
 
-:func:`write_video` stores a :class:`~mmrft.data.clips.VideoClip` as H.264 (yuv420p, near-lossless constant
-quality) in mp4, atomically, so synthetic datasets can be saved and read back with the same frames and times.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import tempfile
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterator
 
 import av
-import numpy as np
 from PIL import Image
 
 from mmrft.data.clips import VideoClip
@@ -50,14 +45,11 @@ __all__ = [
     "load_video",
     "probe_video",
     "sample_times",
-    "write_video",
 ]
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".avi")
 FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 DEFAULT_FRAME_DIR_FPS = 1.0
-#: constant-quality setting of :func:`write_video` (x264 CRF; 0 = lossless, 23 = x264's default)
-WRITE_CRF = 12
 _TIME_TOL = 1e-3  # seconds: a frame at t + 1 ms still counts as "at or before t" (rounded container times)
 
 
@@ -371,51 +363,3 @@ def _load_frame_images(paths: list[Path], ref: Any, ref_fps: float, fps: float, 
         frames.append(cache[k])
         times.append(k / ref_fps)
     return frames, times, duration
-
-
-# ------------------------------------------------------------------ writing
-
-
-def write_video(clip: VideoClip, path: str | os.PathLike) -> None:
-    """Save `clip` as H.264 (libx264, yuv420p, CRF :data:`WRITE_CRF`) in mp4 at the clip's fps.
-
-    Frames must all have the same even width and height (ValueError otherwise). Written atomically: encoded to a
-    temporary ``.mp4`` in the same directory, fsynced, then renamed over `path`; the temporary file is removed if
-    anything fails. Decoding gives frame ``k`` at ``k / fps`` seconds.
-    """
-    w, h = clip.frames[0].size
-    if w % 2 or h % 2:
-        raise ValueError(f"write_video: H.264 yuv420p needs an even frame size, got {w}x{h} ({path})")
-    for i, im in enumerate(clip.frames):
-        if getattr(im, "size", None) != (w, h):
-            raise ValueError(f"write_video: frame {i} is {getattr(im, 'size', type(im).__name__)}, expected {w}x{h}")
-    rate = Fraction(clip.fps).limit_denominator(1000)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".mp4", dir=path.parent)
-    os.close(fd)
-    try:
-        _encode(clip.frames, rate, (w, h), tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _encode(frames: list[Image.Image], rate: Fraction, size: tuple[int, int], out: str) -> None:
-    with av.open(out, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(WRITE_CRF)}
-        time_base = 1 / rate
-        for k, im in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.asarray(to_rgb(im), dtype=np.uint8), format="rgb24")
-            frame.pts = k
-            frame.time_base = time_base
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)

@@ -13,7 +13,7 @@ from mmrft.data.audio import write_audio
 from mmrft.data.clips import AudioClip, VideoClip
 from mmrft.data.schema import Sample
 from mmrft.data.sources import load_samples
-from mmrft.data.video import write_video
+from mmrft.data.video_write import write_video
 from mmrft.errors import DataError
 
 

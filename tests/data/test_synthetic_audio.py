@@ -104,9 +104,14 @@ def test_item_structure(task, difficulty):
         assert get_task(task).solve(scene) == it.answer
         assert scene["duration"] == pytest.approx(clip.duration)
         assert all(0 < ev["amplitude"] <= 0.8 for ev in scene["events"])
-        # rationale: a short hint that does not contain the answer
+        # rationale: a short hint that does not contain the answer; for beeps, the onset of each burst heard
         words = re.findall(r"[A-Za-z]+|\d+(?:\.\d+)?", md["rationale"])
-        assert 0 < len(words) <= 8 and it.answer not in words
+        if task == "audio_count_beeps":
+            said = [float(w) for w in md["rationale"].removeprefix("beeps at ").split()]
+            heard = [a / RATE for a, _ in bursts(clip.samples)]
+            assert len(said) == len(heard) and all(abs(x - y) <= 0.06 for x, y in zip(said, heard))
+        else:
+            assert 0 < len(words) <= 8 and it.answer not in words
         if task != "audio_higher_tone":  # (the choice prompt lists the letters)
             assert not re.search(r"\d", it.prompt)
 

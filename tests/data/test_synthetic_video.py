@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-import mmrft.data.synthetic.video  # noqa: F401  (registers the video tasks)
+import mmrft.data.synthetic  # noqa: F401  (registers the video tasks)
 from mmrft.data.sources import load_samples
 from mmrft.data.synthetic.base import generate_items, get_task, write_dataset
 from mmrft.data.synthetic.scene import COLOURS

@@ -10,8 +10,10 @@ import pytest
 from PIL import Image, ImageDraw
 
 import mmrft.data.video as video
+import mmrft.data.video_write as video_write
 from mmrft.data.clips import VideoClip
-from mmrft.data.video import check_video, describe_video, load_video, probe_video, sample_times, write_video
+from mmrft.data.video import check_video, describe_video, load_video, probe_video, sample_times
+from mmrft.data.video_write import write_video
 from mmrft.errors import DataError
 
 RED = (220, 30, 30)
@@ -289,7 +291,7 @@ def test_write_video_removes_partial_file_on_encoder_failure(tmp_path, monkeypat
     target = tmp_path / "v.mp4"
     target.write_bytes(b"previous contents")
     calls = {"n": 0}
-    real = video.to_rgb
+    real = video_write.to_rgb
 
     def failing(im):
         calls["n"] += 1
@@ -297,7 +299,7 @@ def test_write_video_removes_partial_file_on_encoder_failure(tmp_path, monkeypat
             raise RuntimeError("boom")
         return real(im)
 
-    monkeypatch.setattr(video, "to_rgb", failing)
+    monkeypatch.setattr(video_write, "to_rgb", failing)
     with pytest.raises(RuntimeError, match="boom"):
         write_video(moving_square_clip(), target)
     assert os.listdir(tmp_path) == ["v.mp4"]

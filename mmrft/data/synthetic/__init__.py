@@ -17,7 +17,7 @@ from .base import (
     task_corpus,
     write_dataset,
 )
-from . import arithmetic, audio, compare, count, ground, multi_image, video  # noqa: F401  (registration side effects)
+from . import arithmetic, audio, compare, count, ground, multi_image, video, video_bounce  # noqa: F401  (registration)
 from .arithmetic import ArithmeticTask
 from .compare import CompareTask
 from .count import CountTask

@@ -174,7 +174,9 @@ class AudioCountBeepsTask(_AudioTask):
         return "How many beeps do you hear?"
 
     def rationale(self, scene: dict) -> str:
-        return "count the separate bursts of sound"
+        """Grounded, like `count`'s list of places: when each beep starts (0.1 s), e.g. "beeps at 0.2 0.8 1.5";
+        the count is then the number of times listed."""
+        return "beeps at " + " ".join(f"{ev['onset']:.1f}" for ev in scene["events"])
 
     def solve(self, scene: dict) -> str:
         return str(len(scene["events"]))

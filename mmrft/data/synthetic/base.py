@@ -233,7 +233,7 @@ def save_item_media(item: SyntheticItem, out: Path) -> dict:
     """Write `item`'s media under `out` (images/*.png, videos/*.mp4, audio/*.wav); returns item_to_row's
     keyword arguments (paths relative to `out`)."""
     if item.video is not None:
-        from mmrft.data.video import write_video
+        from mmrft.data.video_write import write_video
 
         rel = f"videos/{item.id}.mp4"
         (out / "videos").mkdir(parents=True, exist_ok=True)
