@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -38,3 +39,20 @@ def test_demo_quick(tmp_path):
     changed = any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), sft.state_dict().values()))
     assert changed, "three GRPO steps left the weights untouched"
     assert proc.tokenizer.convert_tokens_to_ids("<think>") != proc.tokenizer.unk_token_id
+
+
+@pytest.mark.parametrize("modality", ["video", "audio", pytest.param("multi-image", marks=pytest.mark.slow)])
+def test_demo_quick_other_modalities(tmp_path, modality):
+    """`mmrft demo --modality M --quick`: the same five stages on that modality's task and model family."""
+    from mmrft.demo import DEMOS, run_demo
+
+    out = tmp_path / modality
+    result = run_demo(out, quick=True, modality=modality)
+    spec = DEMOS[modality]
+    assert result["task"] == spec.task and result["arch"] == spec.arch
+    assert set(result["before"]) == {spec.task} and result["after"][spec.task]["n"] == 64
+    media = {"video": "videos", "audio": "audio", "multi-image": "images"}[modality]
+    assert len(list((out / "data" / "test" / media).iterdir())) == 64 * (2 if modality == "multi-image" else 1)
+    assert json.loads((out / "model" / "config.json").read_text())["model_type"] == spec.arch
+    table = (out / "demo_table.txt").read_text()
+    assert spec.task in table and "SFT+GRPO acc" in table
