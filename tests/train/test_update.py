@@ -51,4 +51,5 @@ def test_gradient_accumulation_matches_one_batch(rollout_batch, mode):
     split, m_split = _grads_after_update(model, seqs, mask, advantages, mode, micro=4)  # one group per micro-batch
     assert whole.norm() > 0
     torch.testing.assert_close(split, whole, rtol=1e-4, atol=1e-7)
-    assert m_split["loss"] == pytest.approx(m_whole["loss"], rel=1e-4, abs=1e-7)
+    # the loss is a near-zero sum of O(1) terms (advantages sum to 0): compare with an absolute float32 tolerance
+    assert m_split["loss"] == pytest.approx(m_whole["loss"], rel=1e-4, abs=1e-5)
