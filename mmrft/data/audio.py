@@ -25,6 +25,7 @@ import soundfile as sf
 import soxr
 
 from mmrft.data.clips import AudioClip
+from mmrft.data.media import describe_ref
 from mmrft.errors import DataError
 
 __all__ = ["check_audio", "describe_audio", "load_audio", "write_audio"]
@@ -34,12 +35,7 @@ RESAMPLE_QUALITY = "HQ"
 
 def describe_audio(ref: Any) -> str:
     """A short human-readable name for an audio reference, for error messages."""
-    if isinstance(ref, dict) and ref.get("bytes") is not None:
-        name = f", path {ref['path']!r}" if ref.get("path") else ""
-        return f"embedded audio ({len(ref['bytes'])} bytes{name})"
-    if isinstance(ref, dict):
-        return str(ref.get("path"))
-    return str(ref)
+    return describe_ref(ref, "audio")
 
 
 def _open_source(ref: Any) -> IO[bytes] | str:

@@ -18,11 +18,11 @@ from PIL import Image
 from mmrft.errors import DataError
 
 
-def describe_ref(ref: Any) -> str:
-    """A short human-readable name for an image reference, for error messages."""
+def describe_ref(ref: Any, kind: str = "image") -> str:
+    """A short human-readable name for a media reference (`kind`: image, audio), for error messages."""
     if isinstance(ref, dict) and ref.get("bytes") is not None:
         name = f", path {ref['path']!r}" if ref.get("path") else ""
-        return f"embedded image ({len(ref['bytes'])} bytes{name})"
+        return f"embedded {kind} ({len(ref['bytes'])} bytes{name})"
     if isinstance(ref, dict):
         return str(ref.get("path"))
     return str(ref)

@@ -65,20 +65,6 @@ class Qwen3VLImageOnlyProcessor(Qwen3VLProcessor):
         self.vision_end_token_id = tokenizer.convert_tokens_to_ids(self.vision_end_token)
 
 
-class _ImageOnlyProcessorKey(PretrainedConfig):
-    """Placeholder config used only as the registry key for the processors above."""
-
-    model_type = "mmrft_image_only_processor"
-
-
-class _ImageOnlyProcessorKey25(PretrainedConfig):
-    model_type = "mmrft_image_only_processor_2_5"
-
-
-class _ImageOnlyProcessorKey3(PretrainedConfig):
-    model_type = "mmrft_image_only_processor_3"
-
-
 IMAGE_ONLY_PROCESSORS = {
     "qwen2_vl": Qwen2VLImageOnlyProcessor,
     "qwen2_5_vl": Qwen2_5_VLImageOnlyProcessor,
@@ -86,8 +72,15 @@ IMAGE_ONLY_PROCESSORS = {
 }
 
 
+def register_processor(cls: type) -> None:
+    """Make `AutoProcessor.from_pretrained` resolve a checkpoint whose `processor_class` is `cls.__name__`
+    (idempotent). The registry is keyed by a config class; a private placeholder config is made for `cls`, so no
+    real model type is remapped."""
+    key = type(f"_{cls.__name__}Key", (PretrainedConfig,), {"model_type": f"mmrft_{cls.__name__.lower()}"})
+    AutoProcessor.register(key, cls, exist_ok=True)
+
+
 def register_image_only_processors() -> None:
     """Make `AutoProcessor.from_pretrained` resolve the image-only processor class names (idempotent)."""
-    for key, cls in ((_ImageOnlyProcessorKey, Qwen2VLImageOnlyProcessor), (_ImageOnlyProcessorKey25, Qwen2_5_VLImageOnlyProcessor),
-                     (_ImageOnlyProcessorKey3, Qwen3VLImageOnlyProcessor)):
-        AutoProcessor.register(key, cls, exist_ok=True)
+    for cls in IMAGE_ONLY_PROCESSORS.values():
+        register_processor(cls)

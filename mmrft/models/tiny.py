@@ -155,22 +155,31 @@ def _rope_section(head_dim: int) -> list[int]:
     return [t, h, half - t - h]
 
 
-def build_config(arch: str, size: TinySize, tokenizer: PreTrainedTokenizerFast):
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
-    head_dim = size.hidden // size.heads
-    text = dict(
-        vocab_size=len(tokenizer),
+def text_config(size: TinySize, vocab_size: int, *, bos: int, eos: int, pad: int, **extra) -> dict:
+    """The decoder part of a tiny config, as every family's `text_config` spells it; `extra` adds or overrides
+    family-specific keys (model_type, head_dim, rope parameters, sliding windows, ...)."""
+    return dict(
+        vocab_size=vocab_size,
         hidden_size=size.hidden,
         intermediate_size=size.intermediate,
         num_hidden_layers=size.layers,
         num_attention_heads=size.heads,
         num_key_value_heads=size.kv_heads,
         max_position_embeddings=4096,
+        bos_token_id=bos,
+        eos_token_id=eos,
+        pad_token_id=pad,
+        **extra,
+    )
+
+
+def build_config(arch: str, size: TinySize, tokenizer: PreTrainedTokenizerFast):
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
+    head_dim = size.hidden // size.heads
+    text = text_config(
+        size, len(tokenizer), bos=ids["<|endoftext|>"], eos=ids["<|im_end|>"], pad=ids["<|endoftext|>"],
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": _rope_section(head_dim)},
         tie_word_embeddings=True,
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=ids["<|im_end|>"],
-        pad_token_id=ids["<|endoftext|>"],
     )
     common = dict(
         image_token_id=ids["<|image_pad|>"],

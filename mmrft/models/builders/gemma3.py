@@ -28,7 +28,7 @@ import torch
 from transformers import AutoModelForImageTextToText, Gemma3Config, Gemma3ImageProcessorPil, Gemma3Processor
 
 from mmrft.models.builders import finish_model, set_named_tokens, split_at_special, token_ids
-from mmrft.models.tiny import TinySize, train_bpe_tokenizer
+from mmrft.models.tiny import TinySize, text_config, train_bpe_tokenizer
 
 MODEL_TYPE = "gemma3"
 VISION_TOWER = ("vision_tower",)
@@ -107,23 +107,14 @@ def build_tokenizer(corpus: list[str], vocab_size: int = 512):
 def build_config(size: TinySize, tokenizer) -> Gemma3Config:
     ids = token_ids(tokenizer, SPECIAL_TOKENS)
     head_dim = size.hidden // size.heads
-    text = dict(
-        vocab_size=len(tokenizer),
-        hidden_size=size.hidden,
-        intermediate_size=size.intermediate,
-        num_hidden_layers=size.layers,
-        num_attention_heads=size.heads,
-        num_key_value_heads=size.kv_heads,
+    text = text_config(
+        size, len(tokenizer), bos=ids[BOS], eos=ids[END_TURN], pad=ids[PAD],
         head_dim=head_dim,
         query_pre_attn_scalar=head_dim,
-        max_position_embeddings=4096,
         sliding_window=512,
         # Gemma 3 interleaves 5 local (sliding-window) layers per global one; keep both kinds.
         layer_types=["sliding_attention"] * (size.layers - 1) + ["full_attention"],
         tie_word_embeddings=True,
-        bos_token_id=ids[BOS],
-        eos_token_id=ids[END_TURN],
-        pad_token_id=ids[PAD],
     )
     vision = dict(
         model_type="siglip_vision_model",

@@ -35,7 +35,7 @@ from __future__ import annotations
 from transformers import AutoModelForImageTextToText, Idefics3Config, Idefics3ImageProcessorPil, Idefics3Processor
 
 from mmrft.models.builders import finish_model, split_at_special, token_ids
-from mmrft.models.tiny import TinySize, train_bpe_tokenizer
+from mmrft.models.tiny import TinySize, text_config, train_bpe_tokenizer
 
 MODEL_TYPE = "idefics3"
 VISION_TOWER = ("vision_model",)
@@ -87,20 +87,11 @@ def image_seq_len(size: TinySize) -> int:
 
 def build_config(size: TinySize, tokenizer) -> Idefics3Config:
     ids = token_ids(tokenizer, SPECIAL_TOKENS)
-    text = dict(
+    text = text_config(
+        size, len(tokenizer), bos=ids[BOS], eos=ids[END_UTT], pad=ids[PAD],
         model_type="llama",
-        vocab_size=len(tokenizer),
-        hidden_size=size.hidden,
-        intermediate_size=size.intermediate,
-        num_hidden_layers=size.layers,
-        num_attention_heads=size.heads,
-        num_key_value_heads=size.kv_heads,
-        max_position_embeddings=4096,
         rms_norm_eps=1e-5,
         tie_word_embeddings=True,
-        bos_token_id=ids[BOS],
-        eos_token_id=ids[END_UTT],
-        pad_token_id=ids[PAD],
     )
     vision = dict(
         hidden_size=size.vision_embed,

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import re
 
-from transformers import AutoModelForImageTextToText, AutoProcessor, GotOcr2ImageProcessorPil, InternVLConfig
-from transformers import PretrainedConfig
+from transformers import AutoModelForImageTextToText, GotOcr2ImageProcessorPil, InternVLConfig
 from transformers.models.internvl.processing_internvl import InternVLProcessor
 from transformers.processing_utils import ProcessorMixin
 
 from mmrft.models.builders import finish_model, set_named_tokens, split_at_special, token_ids
-from mmrft.models.tiny import TinySize, train_bpe_tokenizer
+from mmrft.models.processors import register_processor
+from mmrft.models.tiny import TinySize, text_config, train_bpe_tokenizer
 
 MODEL_TYPE = "internvl"
 VISION_TOWER = ("vision_tower",)
@@ -87,13 +87,7 @@ class InternVLImageOnlyProcessor(InternVLProcessor):
         )
 
 
-class _InternVLImageOnlyProcessorKey(PretrainedConfig):
-    """Placeholder config used only as the `AutoProcessor` registry key of the class above."""
-
-    model_type = "mmrft_internvl_image_only_processor"
-
-
-AutoProcessor.register(_InternVLImageOnlyProcessorKey, InternVLImageOnlyProcessor, exist_ok=True)
+register_processor(InternVLImageOnlyProcessor)
 
 
 def build_tokenizer(corpus: list[str], vocab_size: int = 512):
@@ -117,19 +111,10 @@ def image_seq_length(size: TinySize) -> int:
 
 def build_config(size: TinySize, tokenizer) -> InternVLConfig:
     ids = token_ids(tokenizer, SPECIAL_TOKENS)
-    text = dict(
+    text = text_config(
+        size, len(tokenizer), bos=ids[ENDOFTEXT], eos=ids[IM_END], pad=ids[ENDOFTEXT],
         model_type="qwen2",
-        vocab_size=len(tokenizer),
-        hidden_size=size.hidden,
-        intermediate_size=size.intermediate,
-        num_hidden_layers=size.layers,
-        num_attention_heads=size.heads,
-        num_key_value_heads=size.kv_heads,
-        max_position_embeddings=4096,
         tie_word_embeddings=True,
-        bos_token_id=ids[ENDOFTEXT],
-        eos_token_id=ids[IM_END],
-        pad_token_id=ids[ENDOFTEXT],
     )
     vision = dict(
         hidden_size=size.vision_embed,

@@ -35,16 +35,15 @@ from __future__ import annotations
 
 from transformers import (
     AutoModelForImageTextToText,
-    AutoProcessor,
     LlavaOnevisionConfig,
     LlavaOnevisionImageProcessorPil,
-    PretrainedConfig,
 )
 from transformers.models.llava_onevision.processing_llava_onevision import LlavaOnevisionProcessor
 from transformers.processing_utils import ProcessorMixin
 
 from mmrft.models.builders import finish_model, split_at_special, token_ids
-from mmrft.models.tiny import TinySize, train_bpe_tokenizer
+from mmrft.models.processors import register_processor
+from mmrft.models.tiny import TinySize, text_config, train_bpe_tokenizer
 
 MODEL_TYPE = "llava_onevision"
 VISION_TOWER = ("vision_tower",)
@@ -99,13 +98,7 @@ class LlavaOnevisionImageOnlyProcessor(LlavaOnevisionProcessor):
         ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
 
 
-class _LlavaOnevisionImageOnlyProcessorKey(PretrainedConfig):
-    """Placeholder config used only as the `AutoProcessor` registry key of the class above."""
-
-    model_type = "mmrft_llava_onevision_image_only_processor"
-
-
-AutoProcessor.register(_LlavaOnevisionImageOnlyProcessorKey, LlavaOnevisionImageOnlyProcessor, exist_ok=True)
+register_processor(LlavaOnevisionImageOnlyProcessor)
 
 
 def build_tokenizer(corpus: list[str], vocab_size: int = 512):
@@ -124,19 +117,10 @@ def features_per_side(size: TinySize) -> int:
 
 def build_config(size: TinySize, tokenizer) -> LlavaOnevisionConfig:
     ids = token_ids(tokenizer, SPECIAL_TOKENS)
-    text = dict(
+    text = text_config(
+        size, len(tokenizer), bos=ids[ENDOFTEXT], eos=ids[IM_END], pad=ids[ENDOFTEXT],
         model_type="qwen2",
-        vocab_size=len(tokenizer),
-        hidden_size=size.hidden,
-        intermediate_size=size.intermediate,
-        num_hidden_layers=size.layers,
-        num_attention_heads=size.heads,
-        num_key_value_heads=size.kv_heads,
-        max_position_embeddings=4096,
         tie_word_embeddings=True,
-        bos_token_id=ids[ENDOFTEXT],
-        eos_token_id=ids[IM_END],
-        pad_token_id=ids[ENDOFTEXT],
     )
     vision = dict(
         model_type="siglip_vision_model",

@@ -29,13 +29,13 @@ default system prompt (see `CHAT_TEMPLATE`); tool tokens ([AVAILABLE_TOOLS], [TO
 from __future__ import annotations
 
 import numpy as np
-from transformers import AutoModelForImageTextToText, AutoProcessor, Mistral3Config, PixtralImageProcessorPil
-from transformers import PretrainedConfig
+from transformers import AutoModelForImageTextToText, Mistral3Config, PixtralImageProcessorPil
 from transformers.models.pixtral.image_processing_pil_pixtral import get_resize_output_image_size
 from transformers.processing_utils import MultiModalData, ProcessorMixin
 
 from mmrft.models.builders import finish_model, split_at_special, token_ids
-from mmrft.models.tiny import TinySize, train_bpe_tokenizer
+from mmrft.models.processors import register_processor
+from mmrft.models.tiny import TinySize, text_config, train_bpe_tokenizer
 
 MODEL_TYPE = "mistral3"
 VISION_TOWER = ("vision_tower",)
@@ -169,13 +169,7 @@ class PixtralPilProcessor(ProcessorMixin):
         return self.tokenizer.model_input_names + self.image_processor.model_input_names + ["image_sizes"]
 
 
-class _PixtralPilProcessorKey(PretrainedConfig):
-    """Placeholder config used only as the `AutoProcessor` registry key of `PixtralPilProcessor`."""
-
-    model_type = "mmrft_pixtral_pil_processor"
-
-
-AutoProcessor.register(_PixtralPilProcessorKey, PixtralPilProcessor, exist_ok=True)
+register_processor(PixtralPilProcessor)
 
 
 def build_tokenizer(corpus: list[str], vocab_size: int = 512):
@@ -190,22 +184,13 @@ def build_tokenizer(corpus: list[str], vocab_size: int = 512):
 
 def build_config(size: TinySize, tokenizer) -> Mistral3Config:
     ids = token_ids(tokenizer, SPECIAL_TOKENS)
-    text = dict(
+    text = text_config(
+        size, len(tokenizer), bos=ids[BOS], eos=ids[EOS], pad=ids[PAD],
         model_type="mistral",
-        vocab_size=len(tokenizer),
-        hidden_size=size.hidden,
-        intermediate_size=size.intermediate,
-        num_hidden_layers=size.layers,
-        num_attention_heads=size.heads,
-        num_key_value_heads=size.kv_heads,
         head_dim=size.hidden // size.heads,
-        max_position_embeddings=4096,
         rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
         sliding_window=None,
         tie_word_embeddings=True,
-        bos_token_id=ids[BOS],
-        eos_token_id=ids[EOS],
-        pad_token_id=ids[PAD],
     )
     vision = dict(
         model_type="pixtral",

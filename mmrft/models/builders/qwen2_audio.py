@@ -16,7 +16,7 @@ from __future__ import annotations
 from transformers import AutoModelForMultimodalLM, Qwen2AudioConfig, WhisperFeatureExtractor
 from transformers.models.qwen2_audio.processing_qwen2_audio import Qwen2AudioProcessor
 
-from mmrft.models.tiny import TinySize, train_bpe_tokenizer
+from mmrft.models.tiny import TinySize, text_config, train_bpe_tokenizer
 
 MODEL_TYPE = "qwen2_audio"
 VISION_TOWER = ("audio_tower",)  # the media encoder (audio here), under the name the other families use
@@ -58,11 +58,9 @@ def build(size: TinySize, corpus: list[str], vocab_size: int):
             num_mel_bins=128, encoder_layers=size.vision_depth, encoder_attention_heads=size.vision_heads,
             encoder_ffn_dim=size.vision_embed * 2, d_model=size.vision_embed, max_source_positions=frames // 2,
         ),
-        text_config=dict(
-            model_type="qwen2", vocab_size=len(tokenizer), hidden_size=size.hidden,
-            intermediate_size=size.intermediate, num_hidden_layers=size.layers, num_attention_heads=size.heads,
-            num_key_value_heads=size.kv_heads, max_position_embeddings=4096, tie_word_embeddings=True,
-            bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+        text_config=text_config(
+            size, len(tokenizer), bos=ids["<|endoftext|>"], eos=ids["<|im_end|>"], pad=ids["<|endoftext|>"],
+            model_type="qwen2", tie_word_embeddings=True,
         ),
         audio_token_index=ids["<|AUDIO|>"],
     )

@@ -17,7 +17,7 @@ from transformers import AutoModelForMultimodalLM, Qwen2VLImageProcessorPil, Qwe
 
 from mmrft.models.processors import Qwen3VLImageOnlyProcessor
 from mmrft.models.tiny import CHAT_SCAFFOLD, QWEN2_VL_CHAT_TEMPLATE, QWEN_SPECIAL_TOKENS, TinySize, _rope_section
-from mmrft.models.tiny import train_bpe_tokenizer
+from mmrft.models.tiny import text_config, train_bpe_tokenizer
 
 MODEL_TYPE = "qwen3_vl"
 VISION_TOWER = ("visual",)
@@ -35,13 +35,11 @@ def build(size: TinySize, corpus: list[str], vocab_size: int):
     )
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
     head_dim = size.hidden // size.heads
-    text = dict(
-        vocab_size=len(tokenizer), hidden_size=size.hidden, intermediate_size=size.intermediate,
-        num_hidden_layers=size.layers, num_attention_heads=size.heads, num_key_value_heads=size.kv_heads,
-        head_dim=head_dim, max_position_embeddings=4096,
+    text = text_config(
+        size, len(tokenizer), bos=ids["<|endoftext|>"], eos=ids["<|im_end|>"], pad=ids["<|endoftext|>"],
+        head_dim=head_dim,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": _rope_section(head_dim),
                          "mrope_interleaved": True},
-        bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
     )
     side = (size.image_size + 2 * PATCH - 1) // (2 * PATCH) * 2  # patches per side after the resize
     vision = dict(
