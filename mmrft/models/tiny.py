@@ -173,6 +173,18 @@ def text_config(size: TinySize, vocab_size: int, *, bos: int, eos: int, pad: int
     )
 
 
+def vision_config(size: TinySize, **extra) -> dict:
+    """The vision-tower part of a tiny config for ViT/SigLIP-style towers (`extra`: image and patch size, model
+    type and other family-specific keys)."""
+    return dict(
+        hidden_size=size.vision_embed,
+        intermediate_size=size.vision_embed * 2,
+        num_hidden_layers=size.vision_depth,
+        num_attention_heads=size.vision_heads,
+        **extra,
+    )
+
+
 def build_config(arch: str, size: TinySize, tokenizer: PreTrainedTokenizerFast):
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
     head_dim = size.hidden // size.heads
@@ -246,13 +258,14 @@ def make_tiny_model(
         tokenizer = train_tokenizer(corpus, vocab_size=vocab_size)
         config = build_config(arch, spec, tokenizer)
         model = AutoModelForImageTextToText.from_config(config)
-        model.generation_config.pad_token_id = config.text_config.pad_token_id
-        model.generation_config.eos_token_id = config.text_config.eos_token_id
         processor = build_processor(arch, spec, tokenizer)
     else:
         from mmrft.models.builders import BUILDERS
 
         model, processor = BUILDERS[arch](spec, list(corpus), vocab_size)
+    # generation stops at the family's end-of-turn token and pads with its pad token
+    model.generation_config.eos_token_id = model.config.text_config.eos_token_id
+    model.generation_config.pad_token_id = model.config.text_config.pad_token_id
 
     with atomic.directory(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)

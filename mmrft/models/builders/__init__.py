@@ -2,7 +2,7 @@
 
 `BUILDERS[model_type](size, corpus, vocab_size) -> (model, processor)` builds one family: a byte-level BPE tokenizer
 trained here with the family's special tokens and chat template (`mmrft.models.tiny.train_bpe_tokenizer`), a tiny
-config, the model from the Auto classes' `from_config`, and the family's processor around the PIL backend of its image
+config, the model from the Auto classes' `from_config` (`make_tiny_model` then sets its generation config), and the family's processor around the PIL backend of its image
 processor (or its audio feature extractor). `mmrft.models.tiny.make_tiny_model(out, arch=model_type)` saves one to a
 directory that `AutoModelForMultimodalLM.from_pretrained` / `AutoProcessor.from_pretrained` load once `mmrft` is
 imported (which imports this package: it registers the processor classes some families need).
@@ -37,13 +37,6 @@ def set_named_tokens(tokenizer, **named: str) -> None:
         if tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id):
             raise ValueError(f"{name}={token!r} is not a single token of the tokenizer")
     tokenizer._set_model_specific_special_tokens(special_tokens=dict(named))
-
-
-def finish_model(model, *, eos_token_id: int, pad_token_id: int):
-    """Generation stops at the family's end-of-turn token and pads with its pad token."""
-    model.generation_config.eos_token_id = eos_token_id
-    model.generation_config.pad_token_id = pad_token_id
-    return model
 
 
 def split_at_special(texts: Iterable[str], special_tokens: Iterable[str]) -> list[str]:

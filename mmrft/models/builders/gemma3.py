@@ -27,8 +27,8 @@ from __future__ import annotations
 import torch
 from transformers import AutoModelForImageTextToText, Gemma3Config, Gemma3ImageProcessorPil, Gemma3Processor
 
-from mmrft.models.builders import finish_model, set_named_tokens, split_at_special, token_ids
-from mmrft.models.tiny import TinySize, text_config, train_bpe_tokenizer
+from mmrft.models.builders import set_named_tokens, split_at_special, token_ids
+from mmrft.models.tiny import TinySize, text_config, train_bpe_tokenizer, vision_config
 
 MODEL_TYPE = "gemma3"
 VISION_TOWER = ("vision_tower",)
@@ -116,12 +116,9 @@ def build_config(size: TinySize, tokenizer) -> Gemma3Config:
         layer_types=["sliding_attention"] * (size.layers - 1) + ["full_attention"],
         tie_word_embeddings=True,
     )
-    vision = dict(
+    vision = vision_config(
+        size,
         model_type="siglip_vision_model",
-        hidden_size=size.vision_embed,
-        intermediate_size=size.vision_embed * 2,
-        num_hidden_layers=size.vision_depth,
-        num_attention_heads=size.vision_heads,
         image_size=size.image_size,
         patch_size=PATCH,
         vision_use_head=False,
@@ -161,5 +158,4 @@ def build(size: TinySize, corpus: list[str], vocab_size: int = 512):
     model = AutoModelForImageTextToText.from_config(config)
     with torch.no_grad():
         model.model.multi_modal_projector.mm_input_projection_weight.normal_(0.0, config.initializer_range)
-    finish_model(model, eos_token_id=config.text_config.eos_token_id, pad_token_id=config.text_config.pad_token_id)
     return model, build_processor(size, tokenizer, config)

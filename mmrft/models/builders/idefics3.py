@@ -34,8 +34,8 @@ from __future__ import annotations
 
 from transformers import AutoModelForImageTextToText, Idefics3Config, Idefics3ImageProcessorPil, Idefics3Processor
 
-from mmrft.models.builders import finish_model, split_at_special, token_ids
-from mmrft.models.tiny import TinySize, text_config, train_bpe_tokenizer
+from mmrft.models.builders import split_at_special, token_ids
+from mmrft.models.tiny import TinySize, text_config, train_bpe_tokenizer, vision_config
 
 MODEL_TYPE = "idefics3"
 VISION_TOWER = ("vision_model",)
@@ -93,11 +93,8 @@ def build_config(size: TinySize, tokenizer) -> Idefics3Config:
         rms_norm_eps=1e-5,
         tie_word_embeddings=True,
     )
-    vision = dict(
-        hidden_size=size.vision_embed,
-        intermediate_size=size.vision_embed * 2,
-        num_hidden_layers=size.vision_depth,
-        num_attention_heads=size.vision_heads,
+    vision = vision_config(
+        size,
         image_size=size.image_size,
         patch_size=PATCH,
     )
@@ -130,5 +127,4 @@ def build(size: TinySize, corpus: list[str], vocab_size: int = 512):
     tokenizer = build_tokenizer(corpus, vocab_size)
     config = build_config(size, tokenizer)
     model = AutoModelForImageTextToText.from_config(config)
-    finish_model(model, eos_token_id=config.text_config.eos_token_id, pad_token_id=config.text_config.pad_token_id)
     return model, build_processor(size, tokenizer)

@@ -31,9 +31,9 @@ from transformers import AutoModelForImageTextToText, GotOcr2ImageProcessorPil, 
 from transformers.models.internvl.processing_internvl import InternVLProcessor
 from transformers.processing_utils import ProcessorMixin
 
-from mmrft.models.builders import finish_model, set_named_tokens, split_at_special, token_ids
+from mmrft.models.builders import set_named_tokens, split_at_special, token_ids
 from mmrft.models.processors import register_processor
-from mmrft.models.tiny import TinySize, text_config, train_bpe_tokenizer
+from mmrft.models.tiny import TinySize, text_config, train_bpe_tokenizer, vision_config
 
 MODEL_TYPE = "internvl"
 VISION_TOWER = ("vision_tower",)
@@ -116,11 +116,8 @@ def build_config(size: TinySize, tokenizer) -> InternVLConfig:
         model_type="qwen2",
         tie_word_embeddings=True,
     )
-    vision = dict(
-        hidden_size=size.vision_embed,
-        intermediate_size=size.vision_embed * 2,
-        num_hidden_layers=size.vision_depth,
-        num_attention_heads=size.vision_heads,
+    vision = vision_config(
+        size,
         image_size=[size.image_size, size.image_size],
         patch_size=[PATCH, PATCH],
         use_absolute_position_embeddings=True,
@@ -154,5 +151,4 @@ def build(size: TinySize, corpus: list[str], vocab_size: int = 512):
     tokenizer = build_tokenizer(corpus, vocab_size)
     config = build_config(size, tokenizer)
     model = AutoModelForImageTextToText.from_config(config)
-    finish_model(model, eos_token_id=config.text_config.eos_token_id, pad_token_id=config.text_config.pad_token_id)
     return model, build_processor(size, tokenizer, config)

@@ -41,9 +41,9 @@ from transformers import (
 from transformers.models.llava_onevision.processing_llava_onevision import LlavaOnevisionProcessor
 from transformers.processing_utils import ProcessorMixin
 
-from mmrft.models.builders import finish_model, split_at_special, token_ids
+from mmrft.models.builders import split_at_special, token_ids
 from mmrft.models.processors import register_processor
-from mmrft.models.tiny import TinySize, text_config, train_bpe_tokenizer
+from mmrft.models.tiny import TinySize, text_config, train_bpe_tokenizer, vision_config
 
 MODEL_TYPE = "llava_onevision"
 VISION_TOWER = ("vision_tower",)
@@ -122,12 +122,9 @@ def build_config(size: TinySize, tokenizer) -> LlavaOnevisionConfig:
         model_type="qwen2",
         tie_word_embeddings=True,
     )
-    vision = dict(
+    vision = vision_config(
+        size,
         model_type="siglip_vision_model",
-        hidden_size=size.vision_embed,
-        intermediate_size=size.vision_embed * 2,
-        num_hidden_layers=size.vision_depth,
-        num_attention_heads=size.vision_heads,
         image_size=size.image_size,
         patch_size=PATCH,
         vision_use_head=False,
@@ -164,5 +161,4 @@ def build(size: TinySize, corpus: list[str], vocab_size: int = 512):
     tokenizer = build_tokenizer(corpus, vocab_size)
     config = build_config(size, tokenizer)
     model = AutoModelForImageTextToText.from_config(config)
-    finish_model(model, eos_token_id=config.text_config.eos_token_id, pad_token_id=config.text_config.pad_token_id)
     return model, build_processor(size, tokenizer, config)

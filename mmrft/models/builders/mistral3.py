@@ -33,9 +33,9 @@ from transformers import AutoModelForImageTextToText, Mistral3Config, PixtralIma
 from transformers.models.pixtral.image_processing_pil_pixtral import get_resize_output_image_size
 from transformers.processing_utils import MultiModalData, ProcessorMixin
 
-from mmrft.models.builders import finish_model, split_at_special, token_ids
+from mmrft.models.builders import split_at_special, token_ids
 from mmrft.models.processors import register_processor
-from mmrft.models.tiny import TinySize, text_config, train_bpe_tokenizer
+from mmrft.models.tiny import TinySize, text_config, train_bpe_tokenizer, vision_config
 
 MODEL_TYPE = "mistral3"
 VISION_TOWER = ("vision_tower",)
@@ -192,12 +192,9 @@ def build_config(size: TinySize, tokenizer) -> Mistral3Config:
         sliding_window=None,
         tie_word_embeddings=True,
     )
-    vision = dict(
+    vision = vision_config(
+        size,
         model_type="pixtral",
-        hidden_size=size.vision_embed,
-        intermediate_size=size.vision_embed * 2,
-        num_hidden_layers=size.vision_depth,
-        num_attention_heads=size.vision_heads,
         head_dim=size.vision_embed // size.vision_heads,
         image_size=size.image_size,
         patch_size=PATCH,
@@ -229,5 +226,4 @@ def build(size: TinySize, corpus: list[str], vocab_size: int = 512):
     tokenizer = build_tokenizer(corpus, vocab_size)
     config = build_config(size, tokenizer)
     model = AutoModelForImageTextToText.from_config(config)
-    finish_model(model, eos_token_id=config.text_config.eos_token_id, pad_token_id=config.text_config.pad_token_id)
     return model, build_processor(size, tokenizer)

@@ -66,8 +66,6 @@ def build(size: TinySize, corpus: list[str], vocab_size: int):
     )
     config.tie_word_embeddings = True
     model = AutoModelForMultimodalLM.from_config(config)
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    model.generation_config.eos_token_id = ids["<|im_end|>"]
     extractor = WhisperFeatureExtractor(
         feature_size=128, sampling_rate=SAMPLING_RATE, hop_length=160, chunk_length=CHUNK_SECONDS, n_fft=400,
     )

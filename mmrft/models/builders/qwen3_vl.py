@@ -54,8 +54,6 @@ def build(size: TinySize, corpus: list[str], vocab_size: int):
         vision_end_token_id=ids["<|vision_end|>"], tie_word_embeddings=True,
     )
     model = AutoModelForMultimodalLM.from_config(config)
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    model.generation_config.eos_token_id = ids["<|im_end|>"]
     pixels = (side * PATCH) ** 2
     image_processor = Qwen2VLImageProcessorPil(
         min_pixels=pixels, max_pixels=pixels, patch_size=PATCH, merge_size=2, temporal_patch_size=2,
