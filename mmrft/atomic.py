@@ -10,23 +10,30 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to a temporary file beside `path`, flush it to disk, then rename it over `path`: a reader sees
-    the old file or the new one, never a part. On failure (disk full, permissions) the temporary file is removed
-    and `path` is untouched."""
+@contextlib.contextmanager
+def file(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path` (same suffix, so writers that pick a format by extension work); when
+    the block succeeds the file is flushed to disk and renamed over `path`: a reader sees the old file or the new
+    one, never a part. On failure (disk full, permissions, an encoder error) the temporary file is removed and
+    `path` is untouched."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
+        yield tmp
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    return path
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `path` atomically (see `file`)."""
+    with file(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

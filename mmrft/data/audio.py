@@ -13,10 +13,8 @@ traceback. :func:`write_audio` saves clips as 16-bit PCM WAV atomically (synthet
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,6 +22,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from mmrft import atomic
 from mmrft.data.clips import AudioClip
 from mmrft.data.media import describe_ref
 from mmrft.errors import DataError
@@ -149,18 +148,8 @@ def write_audio(clip: AudioClip, path: str | os.PathLike) -> None:
     if not np.isfinite(samples).all():
         raise DataError(f"cannot write audio {path}: the clip contains non-finite samples")
     samples = np.clip(samples, -1.0, 1.0)
-    tmp: str | None = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".wav", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            sf.write(fh, samples, clip.rate, format="WAV", subtype="PCM_16")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        tmp = None
+        with atomic.file(path) as tmp:
+            sf.write(str(tmp), samples, clip.rate, format="WAV", subtype="PCM_16")
     except (sf.SoundFileError, RuntimeError, ValueError, OSError) as e:
         raise DataError(f"cannot write audio {path}: {_reason(e)}") from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)

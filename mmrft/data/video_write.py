@@ -5,14 +5,13 @@ times."""
 from __future__ import annotations
 
 import os
-import tempfile
 from fractions import Fraction
-from pathlib import Path
 
 import av
 import numpy as np
 from PIL import Image
 
+from mmrft import atomic
 from mmrft.data.clips import VideoClip
 from mmrft.data.media import to_rgb
 
@@ -36,18 +35,8 @@ def write_video(clip: VideoClip, path: str | os.PathLike) -> None:
         if getattr(im, "size", None) != (w, h):
             raise ValueError(f"write_video: frame {i} is {getattr(im, 'size', type(im).__name__)}, expected {w}x{h}")
     rate = Fraction(clip.fps).limit_denominator(1000)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".mp4", dir=path.parent)
-    os.close(fd)
-    try:
-        _encode(clip.frames, rate, (w, h), tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic.file(path) as tmp:
+        _encode(clip.frames, rate, (w, h), str(tmp))
 
 
 def _encode(frames: list[Image.Image], rate: Fraction, size: tuple[int, int], out: str) -> None:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import os
 import random
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
 from PIL import Image
 
+from mmrft import atomic
 from mmrft.data.clips import AudioClip, VideoClip
 
 from .scene import BACKGROUND, BASE_IMAGE_SIZE, blank_image, draw_objects
@@ -269,7 +269,7 @@ def write_dataset(
 
     ``task`` may be a list of task names: items are then interleaved
     round-robin (item ``j`` is item ``j // k`` of task ``j % k``). The jsonl is
-    written atomically (temp file in the same directory + ``os.replace``).
+    written atomically (`mmrft.atomic`).
     """
     tasks = [task] if isinstance(task, str) else list(task)
     if not tasks:
@@ -284,18 +284,7 @@ def write_dataset(
         item = _generate_one(name, j // len(tasks), seed, difficulty, image_size)
         rows.append(item_to_row(item, **save_item_media(item, out)))
     path = out / "data.jsonl"
-    fd, tmp = tempfile.mkstemp(prefix=".data.jsonl.", suffix=".tmp", dir=out)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic.write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     return path
 
 
