@@ -89,22 +89,18 @@ def load_samples_report(path: str | Path, *, skip_bad_rows: bool = False, check_
 
 def _check_time_media(sample: Sample, max_video_seconds: float | None, max_audio_seconds: float | None) -> None:
     """Videos and audio exist, are readable and not over-long (headers, and a video's first frame)."""
-    if sample.videos:
-        from mmrft.data.video import check_video
+    if not (sample.videos or sample.audios):  # image-only data never imports PyAV / soundfile
+        return
+    from mmrft.data.audio import check_audio
+    from mmrft.data.video import check_video
 
-        for i, ref in enumerate(sample.videos):
+    for field, refs, check, limit in (("videos", sample.videos, check_video, max_video_seconds),
+                                      ("audios", sample.audios, check_audio, max_audio_seconds)):
+        for i, ref in enumerate(refs):
             try:
-                check_video(ref, max_seconds=max_video_seconds)
+                check(ref, max_seconds=limit)
             except DataError as e:
-                raise DataError(f"{sample.source}: field 'videos': item {i}: {e}") from None
-    if sample.audios:
-        from mmrft.data.audio import check_audio
-
-        for i, ref in enumerate(sample.audios):
-            try:
-                check_audio(ref, max_seconds=max_audio_seconds)
-            except DataError as e:
-                raise DataError(f"{sample.source}: field 'audios': item {i}: {e}") from None
+                raise DataError(f"{sample.source}: field '{field}': item {i}: {e}") from None
 
 
 def _check_images(sample: Sample, cache: dict[str, DataError | None]) -> None:
