@@ -111,6 +111,9 @@ class AlgorithmConfig:
     ppo_epochs: int = _help("passes over each rollout batch", 1)
     minibatches: int = _help("optimizer steps per epoch over the rollout batch", 1)
     micro_batch_size: int = _help("sequences per forward/backward (gradient accumulation)", 64)
+    length_sorted_micro_batches: bool = _help(
+        "put groups of similar completion length in the same micro-batch and cut each micro-batch's padding to its "
+        "longest completion (the loss is unchanged; less work when micro-batches are smaller than the batch)", True)
     filter_zero_variance: bool = _help("drop groups whose rewards are all equal (DAPO dynamic sampling)", False)
     max_resample_rounds: int = _help(
         "with filter_zero_variance: extra rounds of prompts drawn per step to refill dropped groups", 3)

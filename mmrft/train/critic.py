@@ -15,15 +15,14 @@ from mmrft.algorithms import aggregate, aggregation_denominators, gae, masked_wh
 from mmrft.config import AlgorithmConfig, CriticConfig
 from mmrft.train.dist import SINGLE, DistContext, all_sum, global_masked_whiten, sum_gradients
 from mmrft.train.forward import SequenceBatch, completion_values
-from mmrft.train.update import group_rows, micro_batches, minibatch_schedule, optimizer_step
+from mmrft.train.update import (group_rows, micro_batch_plan, minibatch_schedule, optimizer_step,
+                                scores_in_micro_batches)
 
 
 @torch.no_grad()
-def batched_values(critic, seqs: SequenceBatch, micro: int) -> torch.Tensor:
+def batched_values(critic, seqs: SequenceBatch, micro: int, length_sorted: bool = True) -> torch.Tensor:
     """Critic values [N, T] of every completion, in row order, micro-batch by micro-batch."""
-    parts = [completion_values(critic, seqs.select_groups(groups))
-             for groups in micro_batches(list(range(seqs.num_groups)), seqs.n, micro)]
-    return torch.cat(parts)
+    return scores_in_micro_batches(lambda sub: completion_values(critic, sub), seqs, micro, length_sorted)
 
 
 def gae_advantages(
@@ -74,11 +73,11 @@ def critic_update(
         if num_tokens == 0:
             continue
         optimizer.zero_grad(set_to_none=True)
-        for groups in micro_batches(mb, seqs.n, algo.micro_batch_size):
-            idx = group_rows(groups, seqs.n)
-            m = mask[idx]
-            values = completion_values(critic, seqs.select_groups(groups))
-            loss_mat, metrics = value_loss(values, old_values[idx], returns[idx], m, critic_cfg.value_clip)
+        for groups, sub in micro_batch_plan(seqs, mb, algo.micro_batch_size, algo.length_sorted_micro_batches):
+            idx, t = group_rows(groups, seqs.n), sub.width
+            m = mask[idx, :t]
+            values = completion_values(critic, sub)
+            loss_mat, metrics = value_loss(values, old_values[idx, :t], returns[idx, :t], m, critic_cfg.value_clip)
             loss = aggregate(loss_mat, m, algo.loss_agg_mode, num_tokens=num_tokens, num_seqs=num_seqs,
                              max_len=max_len)
             loss.backward()

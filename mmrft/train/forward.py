@@ -45,10 +45,25 @@ class SequenceBatch:
     def num_groups(self) -> int:
         return len(self.prompts.samples)
 
-    def select_groups(self, groups: list[int]) -> "SequenceBatch":
+    @property
+    def width(self) -> int:
+        """Completion columns (T)."""
+        return int(self.completion_ids.shape[1])
+
+    def group_lengths(self) -> list[int]:
+        """Each group's longest completion, in tokens (the width its micro-batch needs)."""
+        per_row = self.completion_mask.sum(dim=1).view(self.num_groups, self.n)
+        return [int(x) for x in per_row.max(dim=1).values]
+
+    def select_groups(self, groups: list[int], trim: bool = False) -> "SequenceBatch":
+        """Groups `groups` in that order. `trim`: drop the trailing completion columns that are padding in every
+        selected row (exact: the completion mask is a prefix, and no valid token attends to later ones)."""
         rows = [g * self.n + j for g in groups for j in range(self.n)]
-        return SequenceBatch(self.prompts.select(groups), self.completion_ids[rows], self.completion_mask[rows],
-                             self.n, self.suppressed_ids, self.share_prompt)
+        ids, mask = self.completion_ids[rows], self.completion_mask[rows]
+        if trim and len(rows):
+            t = max(int(mask.sum(dim=1).max()), 1)
+            ids, mask = ids[:, :t], mask[:, :t]
+        return SequenceBatch(self.prompts.select(groups), ids, mask, self.n, self.suppressed_ids, self.share_prompt)
 
     def expanded_inputs(self) -> dict[str, torch.Tensor]:
         """Model inputs of the B*n full sequences (prompt repeated n times, then the completion)."""

@@ -91,14 +91,16 @@ def learn_step(
     if algo.kl_coef > 0:
         ref, adapter_off = reference_context(model, learner.ref_model)
         with adapter_off:
-            ref_logp = batched_logprobs(ref, seqs, ro.temperature, algo.micro_batch_size)
+            ref_logp = batched_logprobs(ref, seqs, ro.temperature, algo.micro_batch_size,
+                                            algo.length_sorted_micro_batches)
         if algo.kl_in_reward:
-            old_logp = batched_logprobs(model, seqs, ro.temperature, algo.micro_batch_size)
+            old_logp = batched_logprobs(model, seqs, ro.temperature, algo.micro_batch_size,
+                                        algo.length_sorted_micro_batches)
             reward_kl = k1(old_logp, ref_logp) * mask
             metrics["kl/in_reward"] = float(masked_mean(reward_kl, mask))
     rewards = samples.train_rewards.to(device)
     if learner.critic is not None:
-        old_values = batched_values(learner.critic, seqs, algo.micro_batch_size)
+        old_values = batched_values(learner.critic, seqs, algo.micro_batch_size, algo.length_sorted_micro_batches)
         advantages, returns, _ = gae_advantages(rewards, old_values, mask, cfg.critic, whiten=algo.normalize_std,
                                                 kl=reward_kl, kl_coef=algo.kl_coef, ctx=ctx)
     else:

@@ -28,11 +28,38 @@ def group_rows(groups: list[int], n: int) -> list[int]:
     return [g * n + j for g in groups for j in range(n)]
 
 
-def micro_batches(groups: list[int], n: int, micro_batch_size: int) -> list[list[int]]:
+def micro_batches(groups: list[int], n: int, micro_batch_size: int,
+                  lengths: list[int] | None = None) -> list[list[int]]:
     """Split groups into micro-batches of about `micro_batch_size` sequences; a group (one prompt and its n
-    completions) is never split, so its prompt is computed once."""
+    completions) is never split, so its prompt is computed once. With `lengths` (one per group index, e.g.
+    `SequenceBatch.group_lengths()`), groups are ordered longest first before the split, so each micro-batch holds
+    groups of similar length and little padding once trimmed (the longest, most memory-hungry micro-batch comes
+    first, so an out-of-memory error shows at once)."""
     per = max(1, micro_batch_size // n)
+    if lengths is not None and len(groups) > per:
+        groups = sorted(groups, key=lambda g: -lengths[g])  # stable: equal lengths keep their order
     return [groups[i : i + per] for i in range(0, len(groups), per)]
+
+
+def micro_batch_plan(seqs: SequenceBatch, groups: list[int], micro_batch_size: int,
+                     length_sorted: bool) -> list[tuple[list[int], SequenceBatch]]:
+    """(groups, their SequenceBatch) of each micro-batch; `length_sorted` sorts groups by completion length and
+    trims each micro-batch's completion padding (`algorithm.length_sorted_micro_batches`)."""
+    lengths = seqs.group_lengths() if length_sorted else None
+    return [(g, seqs.select_groups(g, trim=length_sorted))
+            for g in micro_batches(groups, seqs.n, micro_batch_size, lengths)]
+
+
+def scores_in_micro_batches(score, seqs: SequenceBatch, micro_batch_size: int, length_sorted: bool) -> torch.Tensor:
+    """`score(sub_batch) -> [rows, t]` over every micro-batch, assembled into [N, T] in row order (zeros past a
+    trimmed micro-batch's width, where the completion mask is 0 anyway)."""
+    out = None
+    for groups, sub in micro_batch_plan(seqs, list(range(seqs.num_groups)), micro_batch_size, length_sorted):
+        part = score(sub)
+        if out is None:
+            out = part.new_zeros(seqs.size, seqs.width)
+        out[group_rows(groups, seqs.n), : part.shape[1]] = part
+    return out
 
 
 def minibatch_schedule(
@@ -60,12 +87,11 @@ def optimizer_step(params, optimizer, scheduler, max_grad_norm: float) -> tuple[
 
 
 @torch.no_grad()
-def batched_logprobs(model, seqs: SequenceBatch, temperature: float, micro: int) -> torch.Tensor:
-    """Log-probs of every completion, in row order, micro-batch by micro-batch."""
-    parts = []
-    for groups in micro_batches(list(range(seqs.num_groups)), seqs.n, micro):
-        parts.append(completion_logprobs(model, seqs.select_groups(groups), temperature)[0])
-    return torch.cat(parts)
+def batched_logprobs(model, seqs: SequenceBatch, temperature: float, micro: int,
+                     length_sorted: bool = True) -> torch.Tensor:
+    """Log-probs [N, T] of every completion, in row order, micro-batch by micro-batch."""
+    return scores_in_micro_batches(lambda sub: completion_logprobs(model, sub, temperature)[0], seqs, micro,
+                                   length_sorted)
 
 
 def policy_update(
@@ -97,8 +123,9 @@ def policy_update(
     n_groups = seqs.num_groups
     adv = advantages if advantages.dim() == 2 else advantages.unsqueeze(1).expand_as(mask)
     single_step = algo.ppo_epochs == 1 and algo.minibatches == 1
+    sort = algo.length_sorted_micro_batches
     if old_logp is None and not single_step:
-        old_logp = batched_logprobs(model, seqs, temperature, algo.micro_batch_size)
+        old_logp = batched_logprobs(model, seqs, temperature, algo.micro_batch_size, sort)
     loss_opts = {"clip_low": algo.clip_low, "clip_high": algo.clip_high}
     if algo.policy_loss == "ppo_clip":
         loss_opts["dual_clip"] = algo.dual_clip
@@ -113,14 +140,14 @@ def policy_update(
         if num_tokens == 0:  # every group here was filtered out: no step (Adam's momentum would still move)
             continue
         optimizer.zero_grad(set_to_none=True)
-        for groups in micro_batches(mb, seqs.n, algo.micro_batch_size):
-            idx = group_rows(groups, seqs.n)
-            m = mask[idx]
-            logp, entropy = completion_logprobs(model, seqs.select_groups(groups), temperature, with_entropy=True)
-            old = logp.detach() if old_logp is None else old_logp[idx]
-            loss_mat, metrics = loss_fn(logp, old, adv[idx], m, **loss_opts)
+        for groups, sub in micro_batch_plan(seqs, mb, algo.micro_batch_size, sort):
+            idx, t = group_rows(groups, seqs.n), sub.width
+            m = mask[idx, :t]
+            logp, entropy = completion_logprobs(model, sub, temperature, with_entropy=True)
+            old = logp.detach() if old_logp is None else old_logp[idx, :t]
+            loss_mat, metrics = loss_fn(logp, old, adv[idx, :t], m, **loss_opts)
             if use_kl_loss:
-                kl = kl_penalty(logp, ref_logp[idx], kind=algo.kl_estimator)
+                kl = kl_penalty(logp, ref_logp[idx, :t], kind=algo.kl_estimator)
                 loss_mat = loss_mat + algo.kl_coef * kl
                 metrics["kl"] = float(masked_mean(kl.detach(), m))
             if algo.entropy_coef > 0:

@@ -14,7 +14,7 @@ from mmrft.rollout.engine import SamplingParams
 from mmrft.rollout.hf import HFRolloutEngine
 from mmrft.train.common import make_optimizer
 from mmrft.train.forward import build_sequences
-from mmrft.train.update import micro_batches, policy_update
+from mmrft.train.update import batched_logprobs, micro_batches, policy_update
 
 
 def test_micro_batches_keep_groups_whole():
@@ -35,10 +35,10 @@ def rollout_batch(tiny_model_dir, count_data):
     return model, seqs, rollout.completion_mask, advantages
 
 
-def _grads_after_update(model, seqs, mask, advantages, mode, micro):
+def _grads_after_update(model, seqs, mask, advantages, mode, micro, sort=True):
     model = copy.deepcopy(model)
     opt, sched = make_optimizer(model, lr=0.0, weight_decay=0.0, warmup_steps=0)  # lr 0: keep weights, read grads
-    algo = AlgorithmConfig(loss_agg_mode=mode, micro_batch_size=micro, kl_coef=0.0)
+    algo = AlgorithmConfig(loss_agg_mode=mode, micro_batch_size=micro, kl_coef=0.0, length_sorted_micro_batches=sort)
     metrics = policy_update(model, opt, sched, seqs, mask, advantages, algo, temperature=1.0, max_len=8,
                             max_grad_norm=1e9)
     return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]), metrics
@@ -53,3 +53,64 @@ def test_gradient_accumulation_matches_one_batch(rollout_batch, mode):
     torch.testing.assert_close(split, whole, rtol=1e-4, atol=1e-7)
     # the loss is a near-zero sum of O(1) terms (advantages sum to 0): compare with an absolute float32 tolerance
     assert m_split["loss"] == pytest.approx(m_whole["loss"], rel=1e-4, abs=1e-5)
+
+
+def test_length_sorted_micro_batches_group_similar_lengths():
+    # group lengths 3, 9, 1, 7: longest first, two groups (4 sequences) per micro-batch
+    assert micro_batches([0, 1, 2, 3], n=2, micro_batch_size=4, lengths=[3, 9, 1, 7]) == [[1, 3], [0, 2]]
+    # within a PPO minibatch (a subset of groups, shuffled): only those groups, sorted
+    assert micro_batches([2, 0, 3], n=2, micro_batch_size=2, lengths=[3, 9, 1, 7]) == [[3], [0], [2]]
+    # one micro-batch: nothing to gain, the order is kept
+    assert micro_batches([2, 0], n=2, micro_batch_size=4, lengths=[3, 9, 1, 7]) == [[2, 0]]
+
+
+@pytest.fixture(scope="module")
+def ragged_batch(rollout_batch):
+    """The rollout with completions cut to different lengths per group (2-3, 8, 4-5 tokens): what a trained model's
+    completions look like, where trimming and sorting matter."""
+    model, seqs, _, advantages = rollout_batch
+    lengths = torch.tensor([2, 3, 3, 2, 8, 8, 7, 8, 5, 4, 5, 5])
+    mask = (torch.arange(seqs.width).unsqueeze(0) < lengths.unsqueeze(1)).float()
+    ids = torch.where(mask.bool(), seqs.completion_ids, seqs.completion_ids.new_zeros(()))
+    ragged = build_sequences(seqs.prompts, ids, mask, seqs.n, seqs.suppressed_ids)
+    return model, ragged, mask, advantages
+
+
+def test_trimmed_selection_keeps_only_the_needed_columns(ragged_batch):
+    _, seqs, mask, _ = ragged_batch
+    assert seqs.group_lengths() == [3, 8, 5]
+    sub = seqs.select_groups([2, 0], trim=True)
+    assert sub.width == 5
+    torch.testing.assert_close(sub.completion_mask, mask[[8, 9, 10, 11, 0, 1, 2, 3], :5])
+    assert seqs.select_groups([2, 0]).width == seqs.width  # untrimmed by default
+
+
+def test_length_sorted_logprobs_keep_row_order_and_values(ragged_batch):
+    model, seqs, mask, _ = ragged_batch
+    plain = batched_logprobs(model, seqs, 1.0, micro=4, length_sorted=False)
+    widths = []
+    real_forward = model.forward
+
+    def recording_forward(*args, **kwargs):
+        if kwargs.get("past_key_values") is not None:  # the completion part of the shared-prompt forward
+            widths.append(int(kwargs["input_ids"].shape[1]) + 1)
+        return real_forward(*args, **kwargs)
+
+    model.forward = recording_forward
+    try:
+        sorted_ = batched_logprobs(model, seqs, 1.0, micro=4, length_sorted=True)
+    finally:
+        del model.forward
+    assert widths == [8, 5, 3]  # longest group first, each micro-batch cut to its longest completion
+    torch.testing.assert_close(sorted_ * mask, plain * mask, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", AGGREGATION_MODES)
+def test_length_sorted_update_matches_one_batch(ragged_batch, mode):
+    model, seqs, mask, advantages = ragged_batch
+    whole, m_whole = _grads_after_update(model, seqs, mask, advantages, mode, micro=12, sort=False)
+    split, m_split = _grads_after_update(model, seqs, mask, advantages, mode, micro=4, sort=True)
+    assert whole.norm() > 0
+    torch.testing.assert_close(split, whole, rtol=1e-4, atol=1e-7)
+    assert m_split["loss"] == pytest.approx(m_whole["loss"], rel=1e-4, abs=1e-5)
+    assert m_split["entropy"] == pytest.approx(m_whole["entropy"], rel=1e-4)
