@@ -73,7 +73,10 @@ class DataConfig:
 
 @dataclass
 class RolloutConfig:
-    engine: str = _help("rollout engine: hf", "hf")
+    engine: str = _help(
+        "hf: transformers `generate` with the policy itself (CPU or GPU) | vllm: a vLLM engine in each training "
+        "process, holding its own copy of the weights, synced after every update (CUDA only; `pip install "
+        "'mmrft[vllm]'`)", "hf")
     group_size: int = _help("completions sampled per prompt (G)", 8)
     prompts_per_step: int = _help("prompts per RL step", 8)
     max_new_tokens: int = _help("completion length limit in tokens", 32)
@@ -87,6 +90,44 @@ class RolloutConfig:
     share_prompt_forward: bool = _help(
         "training forward: each prompt once, its KV cache repeated for the G completions (same log-probs); false: "
         "the G full sequences (for measuring; activation checkpointing always uses the full sequences)", True)
+    vllm_gpu_memory_utilization: float = _help(
+        "engine=vllm: fraction of the GPU's memory vLLM may take for its weights, activations and KV cache; the rest "
+        "is left to training (policy, gradients, optimizer state)", 0.3)
+    vllm_sleep_level: int = _help(
+        "engine=vllm: free vLLM's GPU memory while the policy trains: 0 never, 1 weights offloaded to CPU memory "
+        "and KV cache dropped, 2 both dropped (the weights come back from the policy at the next sync)", 1)
+    vllm_max_model_len: Optional[int] = _help(
+        "engine=vllm: longest prompt + completion in tokens; None: the model's context length (smaller leaves "
+        "more of vllm_gpu_memory_utilization to the KV cache)", None)
+    vllm_kwargs: dict[str, Any] = _help(
+        "engine=vllm: further `vllm.LLM` keyword arguments, e.g. {enforce_eager: true, max_num_seqs: 256}",
+        factory=dict)
+
+
+ROLLOUT_ENGINES = ("hf", "vllm")
+
+
+def check_rollout_engine(ro: RolloutConfig) -> None:
+    """Fail before loading anything when the rollout engine cannot run here: an unknown name, or vLLM without a
+    CUDA device or without the package."""
+    if ro.engine not in ROLLOUT_ENGINES:
+        raise ConfigError(f"rollout.engine: {ro.engine!r} is not one of {', '.join(ROLLOUT_ENGINES)}")
+    if ro.engine != "vllm":
+        return
+    import importlib.util
+
+    import torch
+
+    if ro.vllm_sleep_level not in (0, 1, 2):
+        raise ConfigError(f"rollout.vllm_sleep_level: {ro.vllm_sleep_level} is not 0, 1 or 2")
+    if not 0 < ro.vllm_gpu_memory_utilization <= 1:
+        raise ConfigError(f"rollout.vllm_gpu_memory_utilization: {ro.vllm_gpu_memory_utilization} is not in (0, 1]")
+    if not torch.cuda.is_available():
+        raise ConfigError("rollout.engine=vllm needs a CUDA GPU and none is visible here; use rollout.engine=hf "
+                          "(transformers generate, CPU or GPU)")
+    if importlib.util.find_spec("vllm") is None:
+        raise ConfigError("rollout.engine=vllm needs the vllm package: pip install 'mmrft[vllm]' on a CUDA machine "
+                          "(vllm brings its own CUDA build of torch)")
 
 
 @dataclass
@@ -181,6 +222,10 @@ class TrainerConfig:
         "has one, else a fresh start)", None)
     max_nonfinite_steps: int = _help(
         "stop the run after this many RL steps in a row whose update was skipped for a non-finite gradient", 3)
+    fsdp: bool = _help(
+        "under torchrun: shard parameters, gradients and optimizer states over the processes with FSDP2, for models "
+        "whose training state does not fit one device (full fine-tuning; not with LoRA, PPO's critic or DAPO "
+        "refills yet). Sampling gathers the full weights", False)
 
 
 @dataclass

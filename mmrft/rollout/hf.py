@@ -31,8 +31,11 @@ class HFRolloutEngine:
             sampling = dict(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k)
         was_training = self.model.training
         self.model.eval()
+        # synced_gpus=False: transformers turns it on for an FSDP-sharded model and then all-reduces at every token,
+        # which would tie ranks (and rank 0's evaluation) together; mmrft samples with gathered weights instead
+        # (`mmrft.train.fsdp.gathered`), so no rank needs the others while it samples
         common = dict(max_new_tokens=params.max_new_tokens, suppress_tokens=self.suppress or None,
-                      eos_token_id=self.eos_ids, pad_token_id=self.pad_id, **sampling)
+                      eos_token_id=self.eos_ids, pad_token_id=self.pad_id, synced_gpus=False, **sampling)
         try:
             if params.n > 1 and self.share_prefill:
                 out = self._generate_shared_prefill(prompts, params.n, common)

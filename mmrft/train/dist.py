@@ -28,6 +28,7 @@ class DistContext:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    fsdp: bool = False  # parameters sharded with FSDP2 (mmrft.train.fsdp): gradients arrive reduced already
 
     @property
     def enabled(self) -> bool:
@@ -41,9 +42,9 @@ class DistContext:
 SINGLE = DistContext()
 
 
-def init_distributed(backend: str | None = None) -> DistContext:
+def init_distributed(backend: str | None = None, fsdp: bool = False) -> DistContext:
     """Join the process group `torchrun` describes (WORLD_SIZE > 1), else the single-process context. Backend:
-    nccl with CUDA, gloo on CPU."""
+    nccl with CUDA, gloo on CPU. `fsdp`: the policy will be sharded (`mmrft.train.fsdp`)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return SINGLE
@@ -53,7 +54,7 @@ def init_distributed(backend: str | None = None) -> DistContext:
         if backend == "nccl":
             torch.cuda.set_device(local)
         dist.init_process_group(backend)
-    return DistContext(rank, world, local)
+    return DistContext(rank, world, local, fsdp)
 
 
 def shard(items: Sequence[Any], ctx: DistContext) -> list:
@@ -86,8 +87,14 @@ def all_gather_list(values: list, ctx: DistContext) -> list[list]:
 
 
 def sum_gradients(params: Sequence[torch.nn.Parameter], ctx: DistContext) -> None:
-    """Replace every gradient by its sum over ranks (a parameter without a gradient counts as zeros)."""
+    """Replace every gradient by its sum over ranks (a parameter without a gradient counts as zeros). Under FSDP the
+    backward pass has reduce-scattered the gradient shards already, as a mean: scale them to the sum."""
     if not ctx.enabled:
+        return
+    if ctx.fsdp:
+        for p in params:
+            if p.grad is not None:
+                p.grad.mul_(ctx.world_size)
         return
     for p in params:
         if p.grad is None:

@@ -89,8 +89,9 @@ def _finish(logits: torch.Tensor, targets: torch.Tensor, batch: SequenceBatch, t
     logits = logits.float()
     if temperature > 0 and temperature != 1.0:
         logits = logits / temperature
-    if batch.suppressed_ids:
-        logits[..., list(batch.suppressed_ids)] = float("-inf")
+    if batch.suppressed_ids:  # out of place: `logits` may be a view of the model's output (FSDP hooks it)
+        ids = torch.tensor(batch.suppressed_ids, device=logits.device)
+        logits = logits.index_fill(-1, ids, float("-inf"))
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     entropy = None

@@ -19,6 +19,7 @@ from mmrft.models.value import load_critic
 from mmrft.train.common import make_optimizer
 from mmrft.train.critic import batched_values, critic_update, gae_advantages
 from mmrft.train.dist import SINGLE, DistContext, global_advantages
+from mmrft.train.fsdp import shard_model
 from mmrft.train.forward import build_sequences
 from mmrft.train.sampling import StepSamples
 from mmrft.train.update import batched_logprobs, policy_update, reference_context
@@ -48,15 +49,22 @@ class Learner:
         return out
 
 
-def build_learner(cfg: Config, model, device) -> Learner:
+def build_learner(cfg: Config, model, device, fsdp: bool = False) -> Learner:
+    """The optimizer(s) and the models the update reads. `fsdp`: shard the policy and the reference
+    (`mmrft.train.fsdp`) before the optimizer is made over the shards."""
     algo = cfg.algorithm
     # one scheduler step per optimizer step: ppo_epochs x minibatches per RL step
     updates = cfg.trainer.steps * algo.ppo_epochs * algo.minibatches
+    ref = None
+    if algo.kl_coef > 0 and not cfg.model.lora.enabled:
+        ref = copy.deepcopy(model).eval().requires_grad_(False)
+    if fsdp:
+        shard_model(model)
+        if ref is not None:
+            shard_model(ref)
     opt, sched = make_optimizer(model, cfg.trainer.lr, cfg.trainer.weight_decay, cfg.trainer.warmup_steps, updates,
                                 cfg.trainer.lr_schedule)
-    learner = Learner(model, opt, sched)
-    if algo.kl_coef > 0 and not cfg.model.lora.enabled:
-        learner.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+    learner = Learner(model, opt, sched, ref_model=ref)
     if algo.advantage == CRITIC_ESTIMATOR:
         learner.critic = load_critic(cfg, device)
         learner.critic.train()

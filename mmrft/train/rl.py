@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mmrft.algorithms import AGGREGATION_MODES, get_advantage_estimator, get_policy_loss
-from mmrft.config import Config, import_plugins
+from mmrft.config import Config, check_rollout_engine, import_plugins
 from mmrft.data.collate import encode_prompts, media_options
 from mmrft.models.families import family_of
 from mmrft.errors import ConfigError, MmrftError
@@ -33,11 +33,13 @@ from mmrft.track.metrics import Tracker, read_metrics, restore_metrics
 from mmrft.track.rollouts import ROLLOUT_DIR, rollout_rows, write_rollouts
 from mmrft.train.common import (batches, fit_to_model, load_data, prepare_run_dir, save_model, seed_everything,
                                 set_threads)
-from mmrft.train.dist import any_rank, barrier, destroy, init_distributed, reduce_metrics, shard
+from mmrft.train.dist import DistContext, any_rank, barrier, destroy, init_distributed, reduce_metrics, shard
+from mmrft.train.fsdp import (FullStateOptimizer, FullWeights, GatheredEngine, Snapshot, check_fsdp, full_state_dict,
+                              gathered)
 from mmrft.train.learn import CRITIC_ESTIMATOR, Learner, build_learner, learn_step
 from mmrft.train.sampling import StepSamples, sample_step
 from mmrft.train.signals import GracefulStop
-from mmrft.train.state import latest_checkpoint, load_checkpoint, save_checkpoint
+from mmrft.train.state import latest_checkpoint, load_checkpoint, load_weights, save_checkpoint
 
 log = logging.getLogger("mmrft")
 
@@ -111,9 +113,24 @@ def resume_checkpoint(cfg: Config) -> Optional[Path]:
     return ckpt
 
 
-def _checkpoint_parts(learner: Learner, generator: torch.Generator) -> dict:
-    return {"policy": learner.model, "critic": learner.critic, "optimizers": learner.optimizers(),
-            "generator": generator}
+def _checkpoint_parts(learner: Learner, generator: torch.Generator, ctx: DistContext) -> dict:
+    """What a checkpoint restores. Under FSDP the policy's weights are loaded before sharding (policy None here) and
+    the optimizer goes through full, name-keyed state dicts."""
+    if not ctx.fsdp:
+        return {"policy": learner.model, "critic": learner.critic, "optimizers": learner.optimizers(),
+                "generator": generator}
+    return {"policy": None, "critic": None, "generator": generator,
+            "optimizers": {"optimizer": FullStateOptimizer(learner.model, learner.optimizer),
+                           "scheduler": learner.scheduler}}
+
+
+def _saveable_parts(learner: Learner, generator: torch.Generator, ctx: DistContext) -> dict:
+    """What a checkpoint writes; under FSDP every rank calls this (the full tensors are gathered to rank 0)."""
+    parts = _checkpoint_parts(learner, generator, ctx)
+    if ctx.fsdp:
+        parts["policy"] = FullWeights(learner.model, full_state_dict(learner.model))
+        parts["optimizers"] = {k: Snapshot(v.state_dict()) for k, v in parts["optimizers"].items()}
+    return parts
 
 
 def _eval_from_metrics(run_dir: Path, held_out: list, step: int) -> Optional[EvalResult]:
@@ -165,7 +182,11 @@ class _NoTracker:
 
 
 def train_rl(cfg: Config) -> dict:
-    ctx = init_distributed()  # one process unless launched with torchrun
+    ctx = init_distributed(fsdp=cfg.trainer.fsdp)  # one process unless launched with torchrun
+    if ctx.fsdp:
+        check_fsdp(cfg)
+    elif cfg.trainer.fsdp:
+        log.warning("trainer.fsdp=true in a single process: nothing to shard, training unsharded")
     threads = cfg.trainer.threads
     if ctx.enabled and threads == 0 and not torch.cuda.is_available():  # share the CPU cores between the ranks
         threads = max(1, torch.get_num_threads() // int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world_size)))
@@ -175,6 +196,7 @@ def train_rl(cfg: Config) -> dict:
     import_plugins(cfg)
     check_algorithm(cfg)
     check_benchmarks(cfg)
+    check_rollout_engine(ro)
     train, held_out = load_data(cfg)
     ckpt = resume_checkpoint(cfg)
     run_dir = Path(cfg.trainer.output_dir)
@@ -186,17 +208,26 @@ def train_rl(cfg: Config) -> dict:
     train = fit_to_model(train, cfg, model, processor)
     held_out = fit_to_model(held_out, cfg, model, processor, "data.eval")
     model.train()
-    learner = build_learner(cfg, model, device)
+    if ctx.fsdp and ckpt is not None:  # full tensors from the checkpoint go in before the model is sharded
+        load_weights(model, ckpt / "policy")
+    learner = build_learner(cfg, model, device, fsdp=ctx.fsdp)
     sampler = batches(len(train), ro.prompts_per_step, gen)
     start = 1
     if ckpt is not None:
-        state = load_checkpoint(ckpt, _checkpoint_parts(learner, gen))
+        state = load_checkpoint(ckpt, _checkpoint_parts(learner, gen, ctx))
         sampler.load_state_dict(state["sampler"])
         start = state["step"] + 1
         if ctx.is_main:
             restore_metrics(run_dir, ckpt, state["step"])
         log.info("resuming %s from %s (step %d)", run_dir, ckpt.name, state["step"])
-    engine = HFRolloutEngine(model, processor, share_prefill=ro.share_prefill)
+    if ro.engine == "vllm":  # one vLLM engine per rank, holding its own copy of the weights
+        from mmrft.rollout.vllm import VLLMRolloutEngine
+
+        engine = VLLMRolloutEngine.from_config(cfg, model, processor, rank=ctx.rank)
+    else:
+        engine = HFRolloutEngine(model, processor, share_prefill=ro.share_prefill)
+        if ctx.fsdp:  # sampling with the policy itself: with the full weights gathered
+            engine = GatheredEngine(engine, model)
     scorer = Scorer(cfg.rewards.weights, cfg.rewards.default, cfg.rewards.timeout_s, cfg.rewards.workers,
                     cfg.rewards.on_error)
     tr = cfg.tracking
@@ -206,8 +237,10 @@ def train_rl(cfg: Config) -> dict:
     params = SamplingParams(ro.group_size, ro.max_new_tokens, ro.temperature, ro.top_p, ro.top_k)
 
     def run_eval(step: int) -> EvalResult | None:
-        if not ctx.is_main:  # rank 0 evaluates; the others wait at the next collective
-            return None
+        with gathered(model):  # FSDP: full weights on every rank (collective), so rank 0 can generate alone
+            return _evaluate(step) if ctx.is_main else None  # the others wait at the next collective
+
+    def _evaluate(step: int) -> EvalResult | None:
         metrics = evaluate_benchmarks(cfg, model, processor, run_dir, step) if cfg.eval.benchmarks else {}
         res = None
         if held_out:
@@ -228,11 +261,12 @@ def train_rl(cfg: Config) -> dict:
                               family_of(model).layout or None).to(device)
 
     def checkpoint(step: int) -> Optional[Path]:
-        """Rank 0 writes it (the weights are the same on every rank); the others wait."""
+        """Rank 0 writes it (the weights are the same on every rank, or gathered to rank 0 under FSDP)."""
         path = None
+        parts = _saveable_parts(learner, gen, ctx)  # FSDP: gathered on every rank
         if ctx.is_main:
             state = {"sampler": sampler.state_dict(), "nonfinite_in_a_row": nonfinite}
-            path = save_checkpoint(run_dir, step, _checkpoint_parts(learner, gen), state, cfg.trainer.keep_checkpoints)
+            path = save_checkpoint(run_dir, step, parts, state, cfg.trainer.keep_checkpoints)
             log.info("checkpoint: %s", path)
         barrier(ctx)
         return path
@@ -255,6 +289,10 @@ def train_rl(cfg: Config) -> dict:
                     # 3-4. advantages, policy (and critic) update
                     update, advantages = learn_step(cfg, learner, samples, engine.suppress, gen, device, ctx)
                     metrics.update(update)
+                    if ro.engine == "vllm":  # the engine samples from its own copy: bring it up to date
+                        t_sync = time.time()
+                        engine.sync_weights(model)
+                        metrics["time/weight_sync"] = time.time() - t_sync
                 if cfg.tracking.rollouts_every and step % cfg.tracking.rollouts_every == 0 and ctx.is_main:
                     _dump_rollouts(run_dir, step, samples, advantages, ro.group_size)
                 metrics.update({
@@ -286,8 +324,9 @@ def train_rl(cfg: Config) -> dict:
             last = run_eval(cfg.trainer.steps)
             if cfg.trainer.checkpoint_every and cfg.trainer.steps % cfg.trainer.checkpoint_every:
                 checkpoint(cfg.trainer.steps)  # the end of the run is resumable too (e.g. to train longer)
+            weights = FullWeights(model, full_state_dict(model)) if ctx.fsdp else model  # FSDP: collective
             if ctx.is_main:
-                final = save_model(model, processor, run_dir / "final")
+                final = save_model(weights, processor, run_dir / "final")
                 if learner.critic is not None:
                     learner.critic.save(run_dir / "critic", processor)
             barrier(ctx)

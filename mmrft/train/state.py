@@ -197,7 +197,8 @@ def load_checkpoint(path: Path, parts: dict[str, Any]) -> dict[str, Any]:
     problem = verify_checkpoint(path)
     if problem is not None:
         raise CheckpointError(f"{path}: {problem}")
-    load_weights(parts["policy"], path / "policy")
+    if parts.get("policy") is not None:  # None: loaded already (FSDP loads the weights before sharding)
+        load_weights(parts["policy"], path / "policy")
     critic = parts.get("critic")
     if critic is not None:
         load_weights(critic.backbone, path / "critic")

@@ -79,6 +79,8 @@ def minibatch_schedule(
 def optimizer_step(params, optimizer, scheduler, max_grad_norm: float) -> tuple[float, bool]:
     """Clip, step (skipped when the gradient is not finite), advance the schedule; (grad norm, stepped)."""
     grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    if hasattr(grad_norm, "full_tensor"):  # sharded (FSDP) gradients: the norm is a replicated DTensor
+        grad_norm = grad_norm.full_tensor()
     finite = bool(torch.isfinite(grad_norm))
     if finite:
         optimizer.step()

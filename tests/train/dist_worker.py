@@ -13,6 +13,7 @@ from mmrft.data.sources import load_samples
 from mmrft.models.load import load_policy
 from mmrft.train.dist import SINGLE, DistContext, global_advantages, shard
 from mmrft.train.forward import build_sequences
+from mmrft.train.fsdp import full_state_dict, shard_model
 from mmrft.train.update import policy_update
 
 
@@ -20,6 +21,8 @@ def update_once(ctx: DistContext, model_dir: str, data: str, batch: dict, estima
     torch.manual_seed(0)
     model, proc = load_policy(ModelConfig(path=model_dir))
     model.train()
+    if ctx.fsdp:
+        shard_model(model)
     n, groups = batch["n"], shard(list(range(batch["groups"])), ctx)
     rows = [g * n + j for g in groups for j in range(n)]
     samples = load_samples(data)[: batch["groups"]]
@@ -34,14 +37,15 @@ def update_once(ctx: DistContext, model_dir: str, data: str, batch: dict, estima
     algo = AlgorithmConfig(loss_agg_mode=agg, micro_batch_size=n)  # one group per micro-batch: accumulation too
     policy_update(model, opt, sched, seqs, batch["mask"][rows], adv, algo, temperature=1.0,
                   max_len=batch["ids"].shape[1], max_grad_norm=1.0, ctx=ctx)
+    state = full_state_dict(model) if ctx.fsdp else model.state_dict()  # FSDP: gathered to rank 0 (collective)
     if ctx.is_main:
-        save_file({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}, out)
+        save_file({k: v.detach().clone().contiguous() for k, v in state.items()}, out)
 
 
-def rank_main(rank: int, world: int, init_file: str, *args) -> None:
+def rank_main(rank: int, world: int, init_file: str, fsdp: bool, *args) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        update_once(DistContext(rank, world, rank), *args)
+        update_once(DistContext(rank, world, rank, fsdp), *args)
     finally:
         dist.destroy_process_group()
 

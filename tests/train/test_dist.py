@@ -34,11 +34,16 @@ def fixed_rollout(tiny_model_dir, count_data):
             "rewards": rewards, "suppress": list(engine.suppress)}
 
 
-@pytest.mark.parametrize("estimator,agg", [("reinforce_pp", "token-mean"), ("grpo", "seq-mean-token-mean")])
-def test_two_gloo_processes_equal_one(tmp_path, tiny_model_dir, count_data, fixed_rollout, estimator, agg):
+@pytest.mark.parametrize("estimator,agg,fsdp", [("reinforce_pp", "token-mean", False),
+                                                 ("grpo", "seq-mean-token-mean", False),
+                                                 ("grpo", "seq-mean-token-mean", True)],
+                         ids=["reinforce_pp-replicated", "grpo-replicated", "grpo-fsdp2"])
+def test_two_gloo_processes_equal_one(tmp_path, tiny_model_dir, count_data, fixed_rollout, estimator, agg, fsdp):
+    """Replicated weights (gradients all-reduced) or FSDP2-sharded ones (reduce-scattered shards): one update of two
+    processes on their halves of the batch equals one process's update on the whole batch."""
     args = (str(tiny_model_dir), str(count_data["train"]), fixed_rollout, estimator, agg)
     dist_worker.single(*args, str(tmp_path / "single.safetensors"))
-    mp.spawn(dist_worker.rank_main, args=(2, str(tmp_path / "store"), *args, str(tmp_path / "two.safetensors")),
+    mp.spawn(dist_worker.rank_main, args=(2, str(tmp_path / "store"), fsdp, *args, str(tmp_path / "two.safetensors")),
              nprocs=2, join=True)
     one, two = load_file(str(tmp_path / "single.safetensors")), load_file(str(tmp_path / "two.safetensors"))
     start, _ = load_policy(ModelConfig(path=str(tiny_model_dir)))
@@ -49,38 +54,78 @@ def test_two_gloo_processes_equal_one(tmp_path, tiny_model_dir, count_data, fixe
     assert moved > 0  # the update did something
 
 
-def test_torchrun_two_processes_train_end_to_end(tmp_path, tiny_model_dir, count_data):
-    """`torchrun --nproc_per_node 2 -m mmrft.cli train`: each rank rolls out its share, rank 0 logs the combined
-    step, checkpoints and saves the final model."""
-    import json
+def _torchrun_train(cfg_path, *overrides):
     import os
+    import socket
     import subprocess
     import sys
     from pathlib import Path
-
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(
-        f"algorithm: {{name: dr_grpo}}\nmodel: {{path: {tiny_model_dir}}}\ndata: {{train: {count_data['train']}}}\n"
-        f"trainer: {{output_dir: {tmp_path / 'run'}, steps: 2, checkpoint_every: 1, progress: false}}\n"
-        "rollout: {group_size: 2, prompts_per_step: 4, max_new_tokens: 6}\ntracking: {tensorboard: false}\n")
-    import socket
 
     with socket.socket() as sock:  # a free port for the rendezvous
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     torchrun = Path(sys.executable).with_name("torchrun")
-    out = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), "-m", "mmrft.cli",
-                          "train", str(cfg)], capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), "-m", "mmrft.cli",
+                           "train", str(cfg_path), *overrides], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _write_config(tmp_path, tiny_model_dir, count_data, extra: str = ""):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"algorithm: {{name: dr_grpo}}\nmodel: {{path: {tiny_model_dir}}}\ndata: {{train: {count_data['train']}}}\n"
+        f"trainer: {{output_dir: {tmp_path / 'run'}, steps: 2, checkpoint_every: 1, progress: false{extra}}}\n"
+        "rollout: {group_size: 2, prompts_per_step: 4, max_new_tokens: 6}\ntracking: {tensorboard: false}\n")
+    return cfg
+
+
+def _train_rows(run):
+    import json
+
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["phase"] == "train"]
+
+
+def test_torchrun_two_processes_train_end_to_end(tmp_path, tiny_model_dir, count_data):
+    """`torchrun --nproc_per_node 2 -m mmrft.cli train`: each rank rolls out its share, rank 0 logs the combined
+    step, checkpoints and saves the final model."""
+    out = _torchrun_train(_write_config(tmp_path, tiny_model_dir, count_data))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     # reported by rank 0 only: the final model on stdout, the two checkpoints in the log
     assert out.stdout.count("checkpoint: ") == 1 and out.stderr.count("checkpoint: ") == 2
-    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    train = [r for r in rows if r["phase"] == "train"]
+    train = _train_rows(tmp_path / "run")
     assert [r["step"] for r in train] == [1, 2]  # one row per step, from rank 0 only
     assert all(r["filter/groups_drawn"] == 4 for r in train)  # 2 groups per rank, summed
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
     assert (tmp_path / "run" / "checkpoint-000002" / "manifest.json").is_file()
+
+
+def test_torchrun_fsdp_trains_checkpoints_and_resumes(tmp_path, tiny_model_dir, count_data):
+    """trainer.fsdp=true: sharded training, sampling with gathered weights (ranks stop generating at different
+    tokens), held-out evaluation on rank 0, full-tensor checkpoints and final model, and a resume that restores the
+    sharded optimizer from the checkpoint's full state."""
+    from transformers import AutoModelForImageTextToText
+
+    cfg = _write_config(tmp_path, tiny_model_dir, count_data, ", fsdp: true")
+    reward = "rewards.weights={task: 1.0, 'tests.train.rewards_for_tests:shorter_is_better': 1.0}"  # never flat
+    out = _torchrun_train(cfg, f"data.eval={count_data['train']}", "data.eval_limit=4", reward, "trainer.lr=1e-3")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    run = tmp_path / "run"
+    assert [r["step"] for r in _train_rows(run)] == [1, 2]
+    final = AutoModelForImageTextToText.from_pretrained(str(run / "final"))
+    start = AutoModelForImageTextToText.from_pretrained(str(tiny_model_dir))
+    moved = sum(float((a - b).abs().sum()) for a, b in zip(final.state_dict().values(), start.state_dict().values()))
+    assert moved > 0  # full tensors, loadable, and trained
+    opt = torch.load(run / "checkpoint-000002" / "optimizers.pt", weights_only=True)["optimizer"]
+    assert any("exp_avg" in v for v in opt["state"].values())  # AdamW moments, gathered by parameter name
+    # resume from step 1 and train to step 3: the sharded optimizer is set from the checkpoint's full state
+    import shutil
+
+    shutil.rmtree(run / "checkpoint-000002")
+    out = _torchrun_train(cfg, f"trainer.resume={run}", "trainer.steps=3", reward, "trainer.lr=1e-3")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "from checkpoint-000001 (step 1)" in out.stderr
+    assert [r["step"] for r in _train_rows(run)] == [1, 2, 3]
 
 
 def test_whitening_with_given_statistics_equals_whitening_with_own():

@@ -1,0 +1,156 @@
+"""FSDP2 (`torch.distributed.fsdp.fully_shard`): parameters, gradients and optimizer states split over the ranks.
+
+With `trainer.fsdp=true` under torchrun, every transformer block the model names in `_no_split_modules` (decoder
+layers, vision/audio tower blocks) becomes one FSDP unit and the whole model the root unit. At rest each rank holds
+1/N of every parameter, of its gradient and of AdamW's two moments; a block's full weights are gathered just before
+it runs and freed after. Data parallelism stays as in `mmrft.train.dist` (whole groups per rank, global loss
+denominators, summed gradients).
+
+Two places differ from a plain FSDP training loop:
+- Sampling. Ranks sample different numbers of tokens (each stops at its own end-of-turn tokens), so gathering block
+  by block inside `generate` would pair up different collectives and hang. Rollouts and evaluation run inside
+  `gathered(model)`: the whole model is all-gathered once (the same collective on every rank), generation makes no
+  collective at all, and the weights are freed after. That phase holds the full weights, as verl does for its
+  FSDP + Hugging Face rollouts; gradients and optimizer states stay sharded throughout.
+- Gradient reduction. FSDP averages gradients over ranks; mmrft's loss already uses the whole batch's denominators
+  and needs the sum, so `mmrft.train.dist.sum_gradients` multiplies the reduced shards by the world size (gloo has
+  no pre-multiplied sum for `set_gradient_divide_factor(1)`).
+
+Checkpoints hold full, unsharded tensors (gathered collectively, written by rank 0), so they load into any number of
+processes and into `from_pretrained`. Not covered yet: LoRA adapters, PPO's critic, DAPO's refill rounds (ranks could
+run different numbers of rounds) and the vLLM engine; those are refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmrft.errors import ConfigError
+from mmrft.models.positions import base_model
+
+
+def check_fsdp(cfg) -> None:
+    """Refuse the combinations FSDP does not cover yet, before any work."""
+    why = []
+    if cfg.model.lora.enabled:
+        why.append("model.lora.enabled (LoRA adapters are small: train them data-parallel without trainer.fsdp)")
+    if cfg.algorithm.advantage == "gae":
+        why.append("PPO's critic (algorithm.advantage=gae) is not sharded yet")
+    if cfg.rollout.engine == "vllm":
+        why.append("rollout.engine=vllm (its weight sync reads unsharded weights)")
+    if cfg.algorithm.filter_zero_variance:
+        why.append("algorithm.filter_zero_variance (ranks could draw different numbers of refill rounds)")
+    if why:
+        raise ConfigError("trainer.fsdp=true does not support " + "; ".join(why))
+
+
+def shard_model(model: torch.nn.Module) -> torch.nn.Module:
+    """Apply `fully_shard` to every block named in the model's `_no_split_modules`, then to the model; in place."""
+    from torch.distributed.fsdp import fully_shard
+
+    names = set(getattr(base_model(model), "_no_split_modules", None) or [])
+    blocks = [m for m in model.modules() if type(m).__name__ in names]
+    if not blocks:
+        raise ConfigError(f"trainer.fsdp: {type(model).__name__} names no transformer blocks (_no_split_modules) "
+                          "to shard")
+    for block in blocks:
+        fully_shard(block)
+    fully_shard(model)
+    # FSDP2 makes the first unit to run forward the root. `generate` of the vision-language models runs the vision
+    # tower through a method of the model (not its forward) before the model's forward, which would make a vision
+    # block its own root and fail; so the model is made the root now (torch has no public call for this).
+    model._get_fsdp_state()._lazy_init()
+    return model
+
+
+def fsdp_units(model: torch.nn.Module) -> list:
+    from torch.distributed.fsdp import FSDPModule
+
+    return [m for m in model.modules() if isinstance(m, FSDPModule)]
+
+
+def is_sharded(model: Any) -> bool:
+    return model is not None and bool(fsdp_units(model))
+
+
+@contextlib.contextmanager
+def gathered(model: torch.nn.Module):
+    """Full weights on every rank for the duration (collective on entry): forwards inside make no collectives, so
+    ranks may run different numbers of them (sampling, evaluation on rank 0 alone). No-op for a model not sharded."""
+    units = fsdp_units(model) if model is not None else []
+    if not units:
+        yield model
+        return
+    for unit in units:
+        unit.unshard()
+        unit.set_reshard_after_forward(False, recurse=False)
+    try:
+        yield model
+    finally:
+        for unit in units:
+            unit.reshard()
+            unit.set_reshard_after_forward(True, recurse=False)
+
+
+class GatheredEngine:
+    """A rollout engine whose every `generate` runs with the full weights (see `gathered`)."""
+
+    def __init__(self, engine, model) -> None:
+        self.engine, self.model = engine, model
+
+    def __getattr__(self, name: str):
+        return getattr(self.engine, name)
+
+    def generate(self, prompts, params):
+        with gathered(self.model):
+            return self.engine.generate(prompts, params)
+
+
+def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Unsharded CPU tensors of the whole model on rank 0 (empty elsewhere). Collective: every rank calls it."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+class FullWeights:
+    """What `save_pretrained` writes for a sharded model: its gathered state dict (rank 0 writes it)."""
+
+    def __init__(self, model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
+        self.model, self.state = model, state_dict
+
+    def save_pretrained(self, out: str | Path, **kwargs) -> None:
+        self.model.save_pretrained(str(out), state_dict=self.state, **kwargs)
+
+
+class FullStateOptimizer:
+    """An optimizer over sharded parameters seen through full state dicts keyed by parameter name, so a checkpoint
+    does not depend on the number of ranks. Both methods are collective."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        self.model, self.optimizer = model, optimizer
+
+    def state_dict(self) -> dict:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        return get_optimizer_state_dict(self.model, self.optimizer,
+                                        options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+    def load_state_dict(self, state: dict) -> None:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        set_optimizer_state_dict(self.model, self.optimizer, state, options=StateDictOptions(full_state_dict=True))
+
+
+class Snapshot:
+    """A state dict taken already (collectively, on every rank), handed to code that calls `state_dict()` on rank 0."""
+
+    def __init__(self, state: dict) -> None:
+        self.state = state
+
+    def state_dict(self) -> dict:
+        return self.state
