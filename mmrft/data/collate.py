@@ -243,11 +243,12 @@ def video_time_text(clip: VideoClip) -> str:
             f"{clip.fps:g} frames per second, starting at {clip.timestamps[0]:g} s.)")
 
 
-def encode_prompts(processor, samples: list[Sample], fmt: str = "r1", system: str | None = None,
-                   media: MediaOptions | None = None, layout: dict[str, str] | None = None) -> PromptBatch:
-    """Chat-template, decode media and run the processor on a batch of samples (left padded)."""
-    options = media or MediaOptions()
-    images, videos, audios = load_media(processor, samples, options)
+def chat_texts(processor, samples: list[Sample], videos: list[VideoClip], fmt: str = "r1", system: str | None = None,
+               options: MediaOptions | None = None) -> list[str]:
+    """Each sample's prompt as the processor's chat template writes it (media as the template's placeholders, ready
+    for the generation turn). `videos`: the samples' decoded clips in order (`load_media`), for the timing hints.
+    What `encode_prompts` gives the processor, and what the vLLM engine sends."""
+    options = options or MediaOptions()
     texts = []
     v = 0
     for s in samples:
@@ -258,6 +259,15 @@ def encode_prompts(processor, samples: list[Sample], fmt: str = "r1", system: st
         msgs = build_messages(s.prompt, len(s.images), fmt=fmt, system=system, num_videos=len(s.videos),
                               num_audios=len(s.audios), hints=hints)
         texts.append(processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False))
+    return texts
+
+
+def encode_prompts(processor, samples: list[Sample], fmt: str = "r1", system: str | None = None,
+                   media: MediaOptions | None = None, layout: dict[str, str] | None = None) -> PromptBatch:
+    """Chat-template, decode media and run the processor on a batch of samples (left padded)."""
+    options = media or MediaOptions()
+    images, videos, audios = load_media(processor, samples, options)
+    texts = chat_texts(processor, samples, videos, fmt, system, options)
     inputs = processor(text=texts, padding=True, return_tensors="pt", **processor_media_kwargs(images, videos, audios))
     inputs = {k: val for k, val in dict(inputs).items() if isinstance(val, torch.Tensor)}
     return PromptBatch(samples=samples, inputs=inputs, images_per_prompt=[len(s.images) for s in samples],

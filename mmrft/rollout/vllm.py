@@ -1,0 +1,330 @@
+"""Rollouts with vLLM (CUDA, optional extra `mmrft[vllm]`), colocated: an engine inside each training process.
+
+Same contract as `mmrft.rollout.hf.HFRolloutEngine`, but vLLM holds its own copy of the weights: the trainer calls
+`sync_weights(model)` after every update, and between phases the engine sleeps (frees its GPU memory). The pure
+parts (requests from samples, outputs to a `Rollout`, policy weights under the names vLLM loads) are module
+functions, tested on CPU; only `VLLMRolloutEngine` needs vLLM, imported when one is built.
+
+What this relies on (vLLM >= 0.19.1, the first release that installs beside transformers 5; V1 engine):
+- `LLM(distributed_executor_backend="external_launcher")` runs the engine in this process (it sets
+  VLLM_ENABLE_V1_MULTIPROCESSING=0, vllm/config/parallel.py) on the torch.distributed world torchrun describes
+  (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR/PORT); ranks beyond tensor x pipeline parallelism are independent
+  replicas, each generating its own prompts. TRL's GRPOTrainer colocates vLLM this way
+  (trl/generation/vllm_generation.py, vllm_mode="colocate").
+- Requests `{"prompt": text, "multi_modal_data": {"image": PIL | [PIL], "video": array[T,H,W,3] | [...],
+  "audio": (array, rate) | [...]}}` (vLLM docs/features/multimodal_inputs.md); `LLM.generate` answers in request
+  order; `RequestOutput.prompt_token_ids`, `.outputs[j].token_ids` (the stop token included), `.finish_reason`
+  ("stop" | "length"), `.stop_reason` (the stop token id when one of `stop_token_ids` ended it).
+- `SamplingParams`: temperature 0 is greedy; top_k -1 disables top-k in every version (newer ones also take 0:
+  "quietly accept -1 as disabled, but prefer 0"); V1 takes no per-request logits processors but does take
+  `logit_bias` (vllm#13058), added to the logits before sampling, greedy included
+  (`LogitBiasLogitsProcessor.is_argmax_invariant()` is False).
+- `enable_sleep_mode=True`, `LLM.sleep(level)`, `LLM.wake_up(tags=["weights"] | ["kv_cache"])` (docs/features/
+  sleep_mode.md): level 1 offloads the weights to CPU and drops the KV cache; level 2 drops both, so the weights
+  must be loaded again after waking (vllm#29341), here from the policy.
+- `LLM.apply_model(fn)` runs fn(model) in the worker (in this process here). The model's `load_weights([(name,
+  tensor)])` takes Hugging Face checkpoint names and maps them itself (Qwen2-VL's `hf_to_vllm_mapper`:
+  `model.language_model.` -> `language_model.model.`, `model.visual.` -> `visual.`, `lm_head.` ->
+  `language_model.lm_head.`, and the pre-4.52 `model.` names), so the policy's own parameter names are what it
+  needs, with peft's wrappers taken off (as TRL does: strip `base_model.model.` and `.base_layer`, drop `lora_*`).
+- After loading: `reset_prefix_cache()` (cached KV of old weights), and `reset_encoder_cache()` where the version
+  has it (vllm#33452): otherwise vision embeddings of images seen before the update are reused (TRL#7198).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from mmrft.data.collate import MediaOptions, PromptBatch, chat_texts, load_media, media_options
+from mmrft.errors import ConfigError, MmrftError
+from mmrft.models.load import media_token_ids
+from mmrft.rollout.engine import Rollout, SamplingParams
+
+log = logging.getLogger("mmrft")
+# Added to the logits of media placeholder tokens: exp(-1e9) is 0 in float32, without inf arithmetic.
+SUPPRESS_BIAS = -1e9
+
+
+def import_vllm():
+    try:
+        import vllm
+    except ImportError as e:
+        raise MmrftError("rollout.engine=vllm needs the vllm package: pip install 'mmrft[vllm]' on a CUDA machine "
+                         f"(vllm brings its own CUDA build of torch) [{e}]") from None
+    return vllm
+
+
+# ------------------------------------------------------------------------------------- requests (pure)
+
+
+def build_requests(samples, texts: list[str], images: list[list], videos: list, audios: list) -> list[dict]:
+    """One vLLM request per sample: its prompt text and its decoded media (`load_media`'s output: images per
+    sample, video and audio clips of all samples in order). One item of a kind is passed alone, several as a list."""
+    out, v, a = [], 0, 0
+    for s, text, imgs in zip(samples, texts, images, strict=True):
+        clips, v = videos[v : v + len(s.videos)], v + len(s.videos)
+        sounds, a = audios[a : a + len(s.audios)], a + len(s.audios)
+        items = {
+            "image": list(imgs),
+            "video": [np.stack([np.asarray(f.convert("RGB")) for f in c.frames]) for c in clips],
+            "audio": [(c.samples, c.rate) for c in sounds],
+        }
+        mm = {kind: x[0] if len(x) == 1 else x for kind, x in items.items() if x}
+        out.append({"prompt": text, "multi_modal_data": mm} if mm else {"prompt": text})
+    return out
+
+
+def vllm_requests(processor, samples, fmt: str = "r1", system: str | None = None,
+                  media: MediaOptions | None = None) -> list[dict]:
+    """The requests of a batch of samples, with the prompt text `encode_prompts` gives the processor."""
+    options = media or MediaOptions()
+    images, videos, audios = load_media(processor, samples, options)
+    return build_requests(samples, chat_texts(processor, samples, videos, fmt, system, options), images, videos,
+                          audios)
+
+
+def sampling_kwargs(params: SamplingParams, eos_ids: list[int], suppress: list[int]) -> dict:
+    """`vllm.SamplingParams` keywords for mmrft's sampling settings. Greedy asks for one completion (the caller
+    repeats it n times); media placeholder ids get SUPPRESS_BIAS, so they are never sampled."""
+    greedy = params.greedy
+    return dict(
+        n=1 if greedy else params.n, max_tokens=params.max_new_tokens,
+        temperature=0.0 if greedy else params.temperature, top_p=1.0 if greedy else params.top_p,
+        top_k=params.top_k if params.top_k > 0 and not greedy else -1,
+        stop_token_ids=list(eos_ids), logit_bias={int(t): SUPPRESS_BIAS for t in suppress} or None,
+        detokenize=False,  # texts are decoded by the tokenizer, as the HF engine does
+    )
+
+
+# ------------------------------------------------------------------------------------- outputs (pure)
+
+
+def completion_tokens(completion, eos_ids: list[int]) -> tuple[list[int], bool]:
+    """A completion's tokens through its first end token, and whether it ended (False: it hit the length limit).
+    A "stop" whose end token is not among the ids gets it appended, so the mask covers it as in the HF engine."""
+    toks = [int(t) for t in completion.token_ids]
+    for k, t in enumerate(toks):
+        if t in eos_ids:
+            return toks[: k + 1], True
+    if completion.finish_reason == "stop":
+        stop = completion.stop_reason if getattr(completion, "stop_reason", None) in eos_ids else eos_ids[0]
+        return toks + [int(stop)], True
+    return toks, False
+
+
+def rollout_from_outputs(prompts: PromptBatch, outputs, n: int, eos_ids: list[int], pad_id: int,
+                         tokenizer) -> Rollout:
+    """vLLM's request outputs (one per prompt, in order; n completions each, or 1 to be repeated n times) as a
+    `Rollout`: ids right-padded with `pad_id`, mask through the first end token, prompt-major rows."""
+    rows: list[list[int]] = []
+    ended: list[bool] = []
+    for i, req in enumerate(outputs):
+        comps = sorted(req.outputs, key=lambda c: getattr(c, "index", 0))
+        if len(comps) not in (1, n):
+            raise ValueError(f"request {i}: {len(comps)} completions, expected {n}")
+        for c in comps * (n // len(comps)):
+            toks, end = completion_tokens(c, eos_ids)
+            rows.append(toks)
+            ended.append(end)
+    width = max([len(r) for r in rows] + [1])
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width))
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, : len(r)] = 1.0
+    texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
+    return Rollout(prompts, n, ids, mask, torch.tensor([not e for e in ended], dtype=torch.bool), texts)
+
+
+def prompt_mismatches(prompts: PromptBatch, outputs) -> list[int]:
+    """Prompts whose tokens in vLLM differ from those in the batch (which the training forward scores)."""
+    ids, att = prompts.inputs["input_ids"], prompts.inputs["attention_mask"]
+    bad = []
+    for i, out in enumerate(outputs):
+        theirs = getattr(out, "prompt_token_ids", None)
+        if theirs is not None and [int(t) for t in theirs] != ids[i][att[i].bool()].tolist():
+            bad.append(i)
+    return bad
+
+
+# ------------------------------------------------------------------------------------- weights (pure)
+
+
+def vllm_weight_name(name: str) -> str | None:
+    """A (possibly peft-wrapped) parameter name as the checkpoint names it, None for adapter-only parameters."""
+    name = name.removeprefix("base_model.model.").replace(".base_layer.", ".")
+    parts = name.split(".")
+    if any(p.startswith("lora_") for p in parts) or "original_module" in parts:
+        return None
+    if "modules_to_save" in parts:  # peft's trained copy of a whole module: `x.modules_to_save.<adapter>.weight`
+        k = parts.index("modules_to_save")
+        parts = parts[:k] + parts[k + 2 :]
+    return ".".join(parts)
+
+
+def _lora_delta(module) -> torch.Tensor | None:
+    """The un-merged LoRA update of a peft layer's base weight (None when there is nothing to add)."""
+    if getattr(module, "disable_adapters", False):
+        return None
+    delta = None
+    for adapter in module.active_adapters:
+        has = adapter in module.lora_A or adapter in getattr(module, "lora_embedding_A", {})
+        if not has or adapter in getattr(module, "merged_adapters", ()):
+            continue
+        if getattr(module, "use_dora", {}).get(adapter, False):
+            raise MmrftError("rollout.engine=vllm: DoRA adapters cannot be merged for vLLM; use plain LoRA")
+        d = module.get_delta_weight(adapter)
+        delta = d if delta is None else delta + d
+    return delta
+
+
+@torch.no_grad()
+def vllm_weights(model):
+    """(checkpoint name, tensor) of every weight vLLM holds, from the policy as it is now: peft LoRA deltas added to
+    their base weights (new tensors, one layer at a time; the policy is not modified), adapter tensors left out."""
+    lora = {name: m for name, m in model.named_modules() if hasattr(m, "lora_A") and hasattr(m, "get_delta_weight")}
+    for name, p in model.named_parameters():
+        new = vllm_weight_name(name)
+        if new is None:
+            continue
+        owner = name.rsplit(".", 1)[0].removesuffix(".base_layer")
+        delta = _lora_delta(lora[owner]) if owner in lora and name.endswith(".base_layer.weight") else None
+        yield new, p.detach() if delta is None else p.detach() + delta.to(p.dtype)
+
+
+# ------------------------------------------------------------------------------------- the engine
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    """End tokens, as the HF engine takes them: the generation config's, else the tokenizer's."""
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    eos = gen_eos if isinstance(gen_eos, list) else [gen_eos if gen_eos is not None else tokenizer.eos_token_id]
+    return [int(e) for e in eos if e is not None]
+
+
+def _torchrun_env() -> None:
+    """external_launcher reads torchrun's variables; a plain single process has none: describe a world of one."""
+    if "RANK" in os.environ:
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", str(port))
+
+
+class VLLMRolloutEngine:
+    """Samples with a vLLM copy of the policy; `sync_weights(model)` after every update keeps it current.
+
+    `model_path` is the checkpoint vLLM builds itself from (the base model for LoRA); the policy's weights replace
+    those at construction (a resumed run's differ). `sleep_level` 0 keeps the memory, 1/2 free it after every
+    `generate` (see the module docstring). `llm` (with `vllm_module`) injects a ready engine, e.g. a test double.
+    """
+
+    def __init__(self, model, processor, *, model_path: str, prompt_format: str = "r1", system: str | None = None,
+                 media: MediaOptions | None = None, dtype: str = "bfloat16", gpu_memory_utilization: float = 0.3,
+                 sleep_level: int = 1, max_model_len: int | None = None, seed: int = 0,
+                 llm_kwargs: dict | None = None, llm=None, vllm_module=None):
+        if sleep_level not in (0, 1, 2):
+            raise ConfigError(f"rollout.vllm_sleep_level: {sleep_level} is not 0, 1 or 2")
+        self.model, self.processor = model, processor
+        self.fmt, self.system, self.media = prompt_format, system, media or MediaOptions()
+        self.pad_id = processor.tokenizer.pad_token_id
+        self.eos_ids = _eos_ids(model, processor.tokenizer)
+        self.suppress = media_token_ids(processor, model)
+        self.sleep_level = sleep_level
+        self.vllm = vllm_module or import_vllm()
+        if llm is None:
+            if not torch.cuda.is_available():
+                raise ConfigError("rollout.engine=vllm needs a CUDA GPU and none is visible here")
+            _torchrun_env()
+            llm = self.vllm.LLM(**{
+                "model": model_path, "dtype": dtype, "seed": seed, "gpu_memory_utilization": gpu_memory_utilization,
+                "max_model_len": max_model_len, "enable_sleep_mode": sleep_level > 0,
+                "distributed_executor_backend": "external_launcher", **(llm_kwargs or {})})
+        self.llm = llm
+        self.asleep: set[str] = set()  # tags of the memory vLLM has released
+        self.stale = False  # weights dropped by a level-2 sleep and not loaded since
+        self.prompt_mismatches = 0
+        self._warned_encoder_cache = False
+        self.sync_weights(model)
+        self.sleep()
+
+    @classmethod
+    def from_config(cls, cfg, model, processor, rank: int = 0) -> "VLLMRolloutEngine":
+        ro = cfg.rollout
+        return cls(model, processor, model_path=cfg.model.path, prompt_format=cfg.data.prompt_format,
+                   system=cfg.data.system_prompt, media=media_options(cfg.data), dtype=cfg.model.dtype,
+                   gpu_memory_utilization=ro.vllm_gpu_memory_utilization, sleep_level=ro.vllm_sleep_level,
+                   max_model_len=ro.vllm_max_model_len, seed=cfg.trainer.seed + rank, llm_kwargs=dict(ro.vllm_kwargs))
+
+    def sleep(self) -> None:
+        """Release vLLM's GPU memory until the next `sync_weights` / `generate` (nothing with sleep level 0)."""
+        if self.sleep_level and not self.asleep:
+            self.llm.sleep(level=self.sleep_level)
+            self.asleep = {"weights", "kv_cache"}
+
+    def wake_up(self, tags: tuple[str, ...] = ("weights", "kv_cache")) -> None:
+        todo = [t for t in tags if t in self.asleep]
+        if not todo:
+            return
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # the allocator's cached blocks count as used to vLLM
+        self.llm.wake_up(tags=todo)
+        self.asleep -= set(todo)
+        self.stale = self.stale or ("weights" in todo and self.sleep_level == 2)
+
+    @torch.no_grad()
+    def sync_weights(self, model=None) -> None:
+        """Load the policy's current weights (LoRA merged in) into vLLM; call after every optimizer update."""
+        self.model = model if model is not None else self.model
+        self.wake_up(("weights",))  # weights first, KV cache at generate: never both copies at once
+        weights = vllm_weights(self.model)
+        apply_model = getattr(self.llm, "apply_model", None)
+        if apply_model is not None:
+            apply_model(lambda m: m.load_weights(weights))
+        else:  # releases without apply_model: TRL's path to the in-process model
+            self.llm.llm_engine.model_executor.driver_worker.worker.model_runner.model.load_weights(weights)
+        self.stale = False
+        self.llm.reset_prefix_cache()
+        reset_encoder = getattr(self.llm, "reset_encoder_cache", None)
+        if reset_encoder is not None:
+            reset_encoder()
+        elif not self._warned_encoder_cache:
+            self._warned_encoder_cache = True
+            log.warning("this vLLM has no reset_encoder_cache(): an image seen before a weight update may be "
+                        "encoded with the old vision weights (harmless when the vision tower is frozen)")
+
+    @torch.no_grad()
+    def generate(self, prompts: PromptBatch, params: SamplingParams) -> Rollout:
+        requests = vllm_requests(self.processor, prompts.samples, self.fmt, self.system, self.media)
+        if params.max_new_tokens < 1:  # vLLM needs max_tokens >= 1
+            empty = SimpleNamespace(token_ids=[], finish_reason="length", index=0)
+            outputs = [SimpleNamespace(outputs=[empty], prompt_token_ids=None) for _ in requests]
+        else:
+            self.wake_up(("weights",))
+            if self.stale:
+                self.sync_weights()
+            self.wake_up(("kv_cache",))
+            sp = self.vllm.SamplingParams(**sampling_kwargs(params, self.eos_ids, self.suppress))
+            try:
+                outputs = self.llm.generate(requests, sampling_params=sp, use_tqdm=False)
+            finally:
+                self.sleep()
+        bad = prompt_mismatches(prompts, outputs)
+        if bad and not self.prompt_mismatches:
+            log.warning("vLLM tokenized %d of %d prompts differently from the processor (first: sample %s); the "
+                        "training forward scores the processor's tokens", len(bad), len(outputs),
+                        prompts.samples[bad[0]].id)
+        self.prompt_mismatches += len(bad)
+        r = rollout_from_outputs(prompts, outputs, params.n, self.eos_ids, self.pad_id, self.processor.tokenizer)
+        device = prompts.inputs["input_ids"].device
+        return Rollout(prompts, r.n, r.completion_ids.to(device), r.completion_mask.to(device),
+                       r.truncated.to(device), r.texts)
