@@ -24,6 +24,7 @@ run different numbers of rounds) and the vLLM engine; those are refused with a c
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,9 @@ def shard_model(model: torch.nn.Module) -> torch.nn.Module:
     for block in blocks:
         fully_shard(block)
     fully_shard(model)
+    # FSDP2 warns at every forward that a model's output is a view (in-place ops on it would skip its backward
+    # hook); transformers slices the logits it returns, and mmrft changes them only out of place.
+    warnings.filterwarnings("ignore", message=r"FSDP2-wrapped module .* returned a view tensor")
     # FSDP2 makes the first unit to run forward the root. `generate` of the vision-language models runs the vision
     # tower through a method of the model (not its forward) before the model's forward, which would make a vision
     # block its own root and fail; so the model is made the root now (torch has no public call for this).
