@@ -33,13 +33,14 @@ from mmrft.track.metrics import Tracker, read_metrics, restore_metrics
 from mmrft.track.rollouts import ROLLOUT_DIR, rollout_rows, write_rollouts
 from mmrft.train.common import (batches, fit_to_model, load_data, prepare_run_dir, save_model, seed_everything,
                                 set_threads)
-from mmrft.train.dist import DistContext, any_rank, barrier, destroy, init_distributed, reduce_metrics, shard
+from mmrft.train.dist import (DistContext, all_gather_list, any_rank, barrier, destroy, init_distributed,
+                              reduce_metrics, shard)
 from mmrft.train.fsdp import (FullStateOptimizer, FullWeights, GatheredEngine, Snapshot, check_fsdp, full_state_dict,
                               gathered)
 from mmrft.train.learn import CRITIC_ESTIMATOR, Learner, build_learner, learn_step
 from mmrft.train.sampling import StepSamples, sample_step
 from mmrft.train.signals import GracefulStop
-from mmrft.train.state import latest_checkpoint, load_checkpoint, load_weights, save_checkpoint
+from mmrft.train.state import latest_checkpoint, load_checkpoint, load_weights, rng_state, save_checkpoint
 
 log = logging.getLogger("mmrft")
 
@@ -127,6 +128,8 @@ def _checkpoint_parts(learner: Learner, generator: torch.Generator, ctx: DistCon
 def _saveable_parts(learner: Learner, generator: torch.Generator, ctx: DistContext) -> dict:
     """What a checkpoint writes; under FSDP every rank calls this (the full tensors are gathered to rank 0)."""
     parts = _checkpoint_parts(learner, generator, ctx)
+    if ctx.enabled:  # every rank's random state, so a resumed run samples what the uninterrupted one would have
+        parts["rank_rng"] = all_gather_list(rng_state(generator), ctx)[1:]
     if ctx.fsdp:
         parts["policy"] = FullWeights(learner.model, full_state_dict(learner.model))
         parts["optimizers"] = {k: Snapshot(v.state_dict()) for k, v in parts["optimizers"].items()}
@@ -214,7 +217,7 @@ def train_rl(cfg: Config) -> dict:
     sampler = batches(len(train), ro.prompts_per_step, gen)
     start = 1
     if ckpt is not None:
-        state = load_checkpoint(ckpt, _checkpoint_parts(learner, gen, ctx))
+        state = load_checkpoint(ckpt, _checkpoint_parts(learner, gen, ctx), rank=ctx.rank)
         sampler.load_state_dict(state["sampler"])
         start = state["step"] + 1
         if ctx.is_main:

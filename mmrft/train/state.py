@@ -6,8 +6,10 @@ full disk never leaves a half checkpoint under that name, and the previous check
     policy/             the policy: `save_pretrained` (full weights, or only the LoRA adapter), safetensors
     critic/             PPO's critic, the same way, plus value_head.safetensors
     optimizers.pt       optimizer and LR-scheduler states (`torch.load(weights_only=True)` reads it back)
-    rng.safetensors     torch's global RNG and the trainer's generator
-    state.json          step, Python and NumPy RNG states, the prompt sampler's position, counters
+    rng.safetensors     torch's global RNG (and the CUDA device's), the trainer's generator
+    rng_rank<R>.safetensors   the same for rank R of a multi-process run (ranks sample different numbers of tokens,
+                        so their random streams differ)
+    state.json          step, Python and NumPy RNG states (of every rank), the prompt sampler's position, counters
     metrics.jsonl       the run's metrics up to this step
     manifest.json       every file's size and SHA-256, checked before a checkpoint is trusted
 
@@ -90,6 +92,8 @@ def rng_state(generator: torch.Generator) -> tuple[dict[str, torch.Tensor], dict
     py = random.getstate()
     npy = np.random.get_state()
     tensors = {"torch": torch.get_rng_state(), "generator": generator.get_state()}
+    if torch.cuda.is_available():  # sampling on a GPU draws from the device's generator
+        tensors["cuda"] = torch.cuda.get_rng_state()
     plain = {"python": [py[0], list(py[1]), py[2]],
              "numpy": [npy[0], npy[1].tolist(), int(npy[2]), int(npy[3]), float(npy[4])]}
     return tensors, plain
@@ -98,6 +102,8 @@ def rng_state(generator: torch.Generator) -> tuple[dict[str, torch.Tensor], dict
 def set_rng_state(tensors: dict[str, torch.Tensor], plain: dict[str, Any], generator: torch.Generator) -> None:
     torch.set_rng_state(tensors["torch"])
     generator.set_state(tensors["generator"])
+    if "cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["cuda"])
     py = plain["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     npy = plain["numpy"]
@@ -164,7 +170,8 @@ def save_checkpoint(run_dir: Path, step: int, parts: dict[str, Any], state: dict
     """Write `RUN/checkpoint-<step>` atomically and keep only the newest `keep_last` (>= 1) checkpoints.
 
     `parts`: ``policy`` (model), optional ``critic`` (ValueModel), ``optimizers`` (name -> object with
-    `state_dict`), ``generator``. `state`: JSON-able counters and positions, stored in state.json.
+    `state_dict`), ``generator``, and with several processes ``rank_rng``: the `rng_state` of ranks 1, 2, ...
+    (rank 0's is this process's). `state`: JSON-able counters and positions, stored in state.json.
     """
     out = Path(run_dir) / f"checkpoint-{step:06d}"
     try:
@@ -178,7 +185,12 @@ def save_checkpoint(run_dir: Path, step: int, parts: dict[str, Any], state: dict
             torch.save({k: v.state_dict() for k, v in parts["optimizers"].items()}, tmp / "optimizers.pt")
             tensors, plain = rng_state(parts["generator"])
             save_file(tensors, str(tmp / "rng.safetensors"))
-            atomic.write_text(tmp / "state.json", json.dumps({"step": step, "rng": plain, **state}))
+            rank_plain = {}
+            for rank, (t, p) in enumerate(parts.get("rank_rng") or [], start=1):
+                save_file(t, str(tmp / f"rng_rank{rank}.safetensors"))
+                rank_plain[str(rank)] = p
+            atomic.write_text(tmp / "state.json", json.dumps({"step": step, "rng": plain, "rng_ranks": rank_plain,
+                                                              **state}))
             metrics = Path(run_dir) / "metrics.jsonl"
             if metrics.is_file():  # the metrics so far: a resumed run restarts its log from this copy
                 shutil.copyfile(metrics, tmp / "metrics.jsonl")
@@ -192,8 +204,10 @@ def save_checkpoint(run_dir: Path, step: int, parts: dict[str, Any], state: dict
     return out
 
 
-def load_checkpoint(path: Path, parts: dict[str, Any]) -> dict[str, Any]:
-    """Restore `parts` (as for `save_checkpoint`) in place from `path`; returns state.json's content."""
+def load_checkpoint(path: Path, parts: dict[str, Any], rank: int = 0) -> dict[str, Any]:
+    """Restore `parts` (as for `save_checkpoint`) in place from `path`; returns state.json's content. `rank`: whose
+    random state to restore (a rank the checkpoint has none for, after a change of world size, takes rank 0's: a
+    valid continuation, not a bit-identical one)."""
     problem = verify_checkpoint(path)
     if problem is not None:
         raise CheckpointError(f"{path}: {problem}")
@@ -209,5 +223,12 @@ def load_checkpoint(path: Path, parts: dict[str, Any]) -> dict[str, Any]:
             raise CheckpointError(f"{path}: no state for {name} (was it saved by a different algorithm?)")
         obj.load_state_dict(saved[name])
     state = json.loads((path / "state.json").read_text())
-    set_rng_state(load_file(str(path / "rng.safetensors")), state["rng"], parts["generator"])
+    own = state.get("rng_ranks", {}).get(str(rank))
+    if rank and own is not None:
+        set_rng_state(load_file(str(path / f"rng_rank{rank}.safetensors")), own, parts["generator"])
+    else:
+        if rank:
+            log.warning("%s holds no random state for rank %d (saved with fewer processes): using rank 0's", path,
+                        rank)
+        set_rng_state(load_file(str(path / "rng.safetensors")), state["rng"], parts["generator"])
     return state

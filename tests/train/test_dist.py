@@ -100,10 +100,9 @@ def test_torchrun_two_processes_train_end_to_end(tmp_path, tiny_model_dir, count
     assert (tmp_path / "run" / "checkpoint-000002" / "manifest.json").is_file()
 
 
-def test_torchrun_fsdp_trains_checkpoints_and_resumes(tmp_path, tiny_model_dir, count_data):
+def test_torchrun_fsdp_trains_evaluates_and_checkpoints(tmp_path, tiny_model_dir, count_data):
     """trainer.fsdp=true: sharded training, sampling with gathered weights (ranks stop generating at different
-    tokens), held-out evaluation on rank 0, full-tensor checkpoints and final model, and a resume that restores the
-    sharded optimizer from the checkpoint's full state."""
+    tokens), held-out evaluation on rank 0, full-tensor checkpoints and final model (resume: the test below)."""
     from transformers import AutoModelForImageTextToText
 
     cfg = _write_config(tmp_path, tiny_model_dir, count_data, ", fsdp: true")
@@ -118,14 +117,38 @@ def test_torchrun_fsdp_trains_checkpoints_and_resumes(tmp_path, tiny_model_dir, 
     assert moved > 0  # full tensors, loadable, and trained
     opt = torch.load(run / "checkpoint-000002" / "optimizers.pt", weights_only=True)["optimizer"]
     assert any("exp_avg" in v for v in opt["state"].values())  # AdamW moments, gathered by parameter name
-    # resume from step 1 and train to step 3: the sharded optimizer is set from the checkpoint's full state
+
+
+@pytest.mark.parametrize("fsdp", [False, True], ids=["replicated", "fsdp2"])
+def test_torchrun_resume_repeats_the_uninterrupted_run(tmp_path, tiny_model_dir, count_data, fsdp):
+    """Each rank's random state is in the checkpoint (ranks sample different numbers of tokens, so their streams
+    differ): a 2-process run resumed from step 1 logs exactly what the uninterrupted run logged, and ends with the
+    same weights."""
     import shutil
 
-    shutil.rmtree(run / "checkpoint-000002")
-    out = _torchrun_train(cfg, f"trainer.resume={run}", "trainer.steps=3", reward, "trainer.lr=1e-3")
+    from safetensors.torch import load_file as load
+
+    cfg = _write_config(tmp_path, tiny_model_dir, count_data, ", fsdp: true" if fsdp else "")
+    common = ("rewards.weights={task: 1.0, 'tests.train.rewards_for_tests:shorter_is_better': 1.0}",
+              "trainer.lr=1e-3", "trainer.steps=3", "trainer.keep_checkpoints=5")
+    out = _torchrun_train(cfg, *common)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "from checkpoint-000001 (step 1)" in out.stderr
-    assert [r["step"] for r in _train_rows(run)] == [1, 2, 3]
+    run = tmp_path / "run"
+    volatile = ("time/", "tokens/s")
+    full = {r["step"]: {k: v for k, v in r.items() if not k.startswith(volatile)} for r in _train_rows(run)}
+    weights = load(str(run / "final" / "model.safetensors"))
+    assert (run / "checkpoint-000001" / "rng_rank1.safetensors").is_file()
+    for extra in ("checkpoint-000002", "checkpoint-000003", "final"):
+        shutil.rmtree(run / extra)
+    out = _torchrun_train(cfg, *common, "trainer.resume=auto")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    resumed = {r["step"]: {k: v for k, v in r.items() if not k.startswith(volatile)} for r in _train_rows(run)}
+    assert sorted(resumed) == [1, 2, 3]
+    for step in (2, 3):
+        assert resumed[step] == full[step], (step, {k: (full[step].get(k), v) for k, v in resumed[step].items()
+                                                    if full[step].get(k) != v})
+    again = load(str(run / "final" / "model.safetensors"))
+    assert weights.keys() == again.keys() and all(torch.equal(weights[k], again[k]) for k in weights)
 
 
 def test_whitening_with_given_statistics_equals_whitening_with_own():
