@@ -104,32 +104,6 @@ class RolloutConfig:
         factory=dict)
 
 
-ROLLOUT_ENGINES = ("hf", "vllm")
-
-
-def check_rollout_engine(ro: RolloutConfig) -> None:
-    """Fail before loading anything when the rollout engine cannot run here: an unknown name, or vLLM without a
-    CUDA device or without the package."""
-    if ro.engine not in ROLLOUT_ENGINES:
-        raise ConfigError(f"rollout.engine: {ro.engine!r} is not one of {', '.join(ROLLOUT_ENGINES)}")
-    if ro.engine != "vllm":
-        return
-    import importlib.util
-
-    import torch
-
-    if ro.vllm_sleep_level not in (0, 1, 2):
-        raise ConfigError(f"rollout.vllm_sleep_level: {ro.vllm_sleep_level} is not 0, 1 or 2")
-    if not 0 < ro.vllm_gpu_memory_utilization <= 1:
-        raise ConfigError(f"rollout.vllm_gpu_memory_utilization: {ro.vllm_gpu_memory_utilization} is not in (0, 1]")
-    if not torch.cuda.is_available():
-        raise ConfigError("rollout.engine=vllm needs a CUDA GPU and none is visible here; use rollout.engine=hf "
-                          "(transformers generate, CPU or GPU)")
-    if importlib.util.find_spec("vllm") is None:
-        raise ConfigError("rollout.engine=vllm needs the vllm package: pip install 'mmrft[vllm]' on a CUDA machine "
-                          "(vllm brings its own CUDA build of torch)")
-
-
 @dataclass
 class AlgorithmConfig:
     name: str = _help("preset name; the fields below are its knobs", "grpo")

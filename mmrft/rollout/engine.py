@@ -8,6 +8,7 @@ from typing import Protocol
 import torch
 
 from mmrft.data.collate import PromptBatch, concat_prompt_batches
+from mmrft.errors import ConfigError
 
 
 @dataclass
@@ -88,3 +89,27 @@ def completion_mask_from_ids(ids: torch.Tensor, eos_ids: list[int]) -> tuple[tor
     pos = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)
     mask = (pos <= first.unsqueeze(1)).float()
     return mask, ~ended
+
+
+ROLLOUT_ENGINES = ("hf", "vllm")
+
+
+def check_rollout_engine(ro) -> None:
+    """Fail before loading anything when the rollout engine cannot run here: an unknown name, or vLLM without a
+    CUDA device or without the package. `ro` is the `rollout` section (`mmrft.config.RolloutConfig`)."""
+    if ro.engine not in ROLLOUT_ENGINES:
+        raise ConfigError(f"rollout.engine: {ro.engine!r} is not one of {', '.join(ROLLOUT_ENGINES)}")
+    if ro.engine != "vllm":
+        return
+    import importlib.util
+
+    if ro.vllm_sleep_level not in (0, 1, 2):
+        raise ConfigError(f"rollout.vllm_sleep_level: {ro.vllm_sleep_level} is not 0, 1 or 2")
+    if not 0 < ro.vllm_gpu_memory_utilization <= 1:
+        raise ConfigError(f"rollout.vllm_gpu_memory_utilization: {ro.vllm_gpu_memory_utilization} is not in (0, 1]")
+    if not torch.cuda.is_available():
+        raise ConfigError("rollout.engine=vllm needs a CUDA GPU and none is visible here; use rollout.engine=hf "
+                          "(transformers generate, CPU or GPU)")
+    if importlib.util.find_spec("vllm") is None:
+        raise ConfigError("rollout.engine=vllm needs the vllm package: pip install 'mmrft[vllm]' on a CUDA machine "
+                          "(vllm brings its own CUDA build of torch)")

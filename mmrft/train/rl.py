@@ -20,14 +20,14 @@ import torch
 from tqdm.auto import tqdm
 
 from mmrft.algorithms import AGGREGATION_MODES, get_advantage_estimator, get_policy_loss
-from mmrft.config import Config, check_rollout_engine, import_plugins
+from mmrft.config import Config, import_plugins
 from mmrft.data.collate import encode_prompts, media_options
 from mmrft.models.families import family_of
 from mmrft.errors import ConfigError, MmrftError
 from mmrft.eval.runner import EvalResult, check_benchmarks, evaluate, evaluate_benchmarks
 from mmrft.models.load import load_policy, resolve_device
 from mmrft.rewards.scoring import Scorer
-from mmrft.rollout.engine import SamplingParams
+from mmrft.rollout.engine import SamplingParams, check_rollout_engine
 from mmrft.rollout.hf import HFRolloutEngine
 from mmrft.track.metrics import Tracker, read_metrics, restore_metrics
 from mmrft.track.rollouts import ROLLOUT_DIR, rollout_rows, write_rollouts

@@ -12,7 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from mmrft.config import RolloutConfig, check_rollout_engine, load_config
+from mmrft.config import RolloutConfig, load_config
+from mmrft.rollout.engine import check_rollout_engine
 from mmrft.data.clips import AudioClip, VideoClip
 from mmrft.data.collate import MediaOptions, encode_prompts, load_media
 from mmrft.data.schema import Sample

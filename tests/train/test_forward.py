@@ -149,3 +149,29 @@ def test_share_prompt_switch_picks_the_expanded_path(tiny_model_dir, count_data,
     with torch.no_grad():
         logp, _ = completion_logprobs(model, seqs.select_groups([1, 0]))
     assert logp.shape == (4, rollout.completion_ids.shape[1])
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_model_dir, count_data):
+    """model.gradient_checkpointing recomputes activations in backward: same log-probs and gradients, and the
+    shared-prompt path (which needs the KV cache checkpointing turns off) is not taken."""
+    from mmrft.models.positions import supports_cache_reuse
+
+    samples = load_samples(count_data["train"])[:2]
+    results = {}
+    for ckpt in (False, True):
+        model, proc = load_policy(ModelConfig(path=str(tiny_model_dir), gradient_checkpointing=ckpt))
+        assert supports_cache_reuse(model) is (not ckpt)
+        prompts = encode_prompts(proc, samples)
+        engine = HFRolloutEngine(model, proc)
+        torch.manual_seed(2)
+        rollout = engine.generate(prompts, SamplingParams(n=2, max_new_tokens=8, temperature=1.0))
+        seqs = build_sequences(prompts, rollout.completion_ids, rollout.completion_mask, 2, engine.suppress)
+        model.train()
+        logp, _ = completion_logprobs(model, seqs)
+        (logp * rollout.completion_mask).sum().backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        results[ckpt] = (rollout.completion_ids, logp.detach(), grads)
+    assert torch.equal(results[True][0], results[False][0])
+    torch.testing.assert_close(results[True][1], results[False][1], atol=2e-5, rtol=0)
+    assert results[False][2].norm() > 0
+    assert (results[True][2] - results[False][2]).norm() / results[False][2].norm() < 1e-4
