@@ -154,8 +154,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             # is 1 and 0.28 would be inert). Counted in prompt groups, so capped at rollout.prompts_per_step.
             "ppo_epochs": 1,
             "minibatches": 16,
-            # Sec. 3.2 "Dynamic Sampling": drop groups whose accuracy is all 0 or all 1. DAPO also re-samples until
-            # the batch is full again; mmrft only drops them (the step trains on fewer groups).
+            # Sec. 3.2 "Dynamic Sampling": drop groups whose accuracy is all 0 or all 1 and sample more prompts
+            # until the batch is full again (bounded by max_resample_rounds below).
             "filter_zero_variance": True,
             # Sec. 3.2: "over-sample and filter out prompts with the accuracy equal to 1 and 0" until the batch
             # is full; the number of extra sampling rounds is bounded here (the paper does not give one).
@@ -167,9 +167,6 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "overlong_penalty": 1.0,
             # Overlong *filtering* (masking truncated samples) is the ablation DAPO replaced with the soft penalty.
             "mask_truncated": False,
-            # Sec. 3.4 "Overlong Reward Shaping" (overlong filtering / soft overlong punishment with L_max = 20480,
-            # L_cache = 4096) is NOT a config knob yet (mmrft.algorithms.overlong_penalty exists but the trainer
-            # does not call it), so this preset does not include it.
         },
     },
     # GSPO -- Zheng et al. 2025, "Group Sequence Policy Optimization" (arXiv:2507.18071), Sec. 4 (Eq. 5-7) and

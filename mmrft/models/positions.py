@@ -9,18 +9,31 @@ continues at `text position + rope delta`. Other decoders use 1-D positions coun
 from __future__ import annotations
 
 import contextlib
+import logging
 import warnings
 
 import torch
 
 
+class _NoCacheRenameNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "are deprecated. Use `cache` instead" not in record.getMessage()
+
+
 @contextlib.contextmanager
 def reusing_cache():
-    """Silence transformers 5.23's `past_key_values is deprecated, use cache` warning for our calls: its advice
-    is wrong there (`forward(cache=...)` is silently ignored, `generate(cache=...)` is rejected; see pyproject)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*`past_key_values` is deprecated", category=FutureWarning)
-        yield
+    """Silence transformers' `past_key_values is deprecated, use cache` notice for our calls (a FutureWarning in
+    5.23, a log line from 5.25): its advice is wrong in 5.23 (`forward(cache=...)` is silently ignored,
+    `generate(cache=...)` is rejected; see pyproject), and the old name works throughout the supported range."""
+    log = logging.getLogger("transformers.utils.generic")
+    quiet = _NoCacheRenameNotice()
+    log.addFilter(quiet)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*`past_key_values` is deprecated", category=FutureWarning)
+            yield
+    finally:
+        log.removeFilter(quiet)
 
 
 def base_model(model):

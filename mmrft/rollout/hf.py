@@ -65,7 +65,8 @@ class HFRolloutEngine:
         media = {k: v for k, v in inputs.items() if k not in head}
         pos, deltas = prompt_positions(self.model, inputs)
         out = self.model(**head, **media, position_ids=pos[..., :-1], use_cache=True, logits_to_keep=1)
-        cache = out.past_key_values
+        with reusing_cache():
+            cache = out.past_key_values
         cache.batch_repeat_interleave(n)
         if deltas is not None:
             base_model(self.model).model.rope_deltas = deltas.repeat_interleave(n, dim=0)

@@ -15,8 +15,8 @@ from mmrft.algorithms import aggregate, aggregation_denominators, gae, masked_wh
 from mmrft.config import AlgorithmConfig, CriticConfig
 from mmrft.train.dist import SINGLE, DistContext, all_sum, global_masked_whiten, sum_gradients
 from mmrft.train.forward import SequenceBatch, completion_values
-from mmrft.train.update import (group_rows, micro_batch_plan, minibatch_schedule, optimizer_step,
-                                scores_in_micro_batches)
+from mmrft.train.update import (average_step_metrics, group_rows, micro_batch_plan, minibatch_schedule,
+                                optimizer_step, scores_in_micro_batches)
 
 
 @torch.no_grad()
@@ -65,9 +65,11 @@ def critic_update(
     """`algo.ppo_epochs` x `algo.minibatches` steps of the clipped value loss (aggregated like the policy loss,
     with whole-minibatch denominators); returns averaged metrics (`vf_loss`, `vf_clip_frac`, `vf_mse`, ...)."""
     sums: dict[str, float] = defaultdict(float)
-    count = 0
+    steps: dict[str, float] = defaultdict(float)
+    count = local = 0
     params = [p for p in critic.parameters() if p.requires_grad]
-    for mb in minibatch_schedule(seqs.num_groups, algo.ppo_epochs, algo.minibatches, generator):
+    for mb in minibatch_schedule(seqs.num_groups, algo.ppo_epochs, algo.minibatches, generator,
+                                 exact=ctx.enabled):
         mb_rows = group_rows(mb, seqs.n)
         num_tokens, num_seqs = all_sum(aggregation_denominators(mask[mb_rows]), ctx)
         if num_tokens == 0:
@@ -87,8 +89,8 @@ def critic_update(
                 sums[k] += w * float(v)
         sum_gradients(params, ctx)
         grad_norm, stepped = optimizer_step(params, optimizer, scheduler, max_grad_norm)
-        sums["grad_norm"] += grad_norm
-        sums["skipped_updates"] += 0.0 if stepped else 1.0
+        steps["grad_norm"] += grad_norm
+        steps["skipped_updates"] += 0.0 if stepped else 1.0
         count += 1
-    count = max(count, 1)
-    return {k: (v if k == "skipped_updates" else v / count) for k, v in sums.items()}
+        local += bool(mb)
+    return average_step_metrics(sums, local, steps, count)

@@ -112,7 +112,8 @@ def _logits_shared(model, batch: SequenceBatch) -> torch.Tensor:
     n, t = batch.n, batch.completion_ids.shape[1]
     pos, _ = prompt_positions(model, prompt)
     out = model(**prompt, position_ids=pos, use_cache=True, logits_to_keep=1)
-    cache = out.past_key_values
+    with reusing_cache():
+        cache = out.past_key_values
     cache.batch_repeat_interleave(n)
     first = out.logits[:, -1:, :].repeat_interleave(n, dim=0)  # predicts each completion's first token
     if t == 1:

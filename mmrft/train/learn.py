@@ -18,7 +18,7 @@ from mmrft.config import Config
 from mmrft.models.value import load_critic
 from mmrft.train.common import make_optimizer
 from mmrft.train.critic import batched_values, critic_update, gae_advantages
-from mmrft.train.dist import SINGLE, DistContext, global_advantages
+from mmrft.train.dist import SINGLE, DistContext, any_rank, global_advantages
 from mmrft.train.fsdp import shard_model
 from mmrft.train.forward import build_sequences
 from mmrft.train.sampling import StepSamples
@@ -83,14 +83,21 @@ def learn_step(
     ctx: DistContext = SINGLE,
 ) -> tuple[dict[str, float], Optional[torch.Tensor]]:
     """Update on `samples.train` (this rank's share when data-parallel); returns (metrics, one advantage per
-    trained completion)."""
+    trained completion).
+
+    Data-parallel, a rank whose groups were all filtered out (`samples.train` None) while other ranks kept some
+    still takes part in every collective of the update: it runs one drawn group with its completion mask zeroed
+    (no loss, no gradient, no share of any denominator) and returns no metrics and no advantages."""
     algo, ro, model = cfg.algorithm, cfg.rollout, learner.model
-    rollout = samples.train
+    idle = samples.train is None
+    rollout = samples.drawn.select_groups([0]) if idle else samples.train
     metrics: dict[str, float] = {}
     t0 = time.time()
     mask = rollout.completion_mask.clone()
     if algo.mask_truncated:  # DAPO overlong filtering: truncated completions carry no gradient
         mask = mask * overlong_filter_mask(rollout.truncated).unsqueeze(1)
+    if idle:
+        mask.zero_()
     mask = mask.to(device)
     seqs = build_sequences(rollout.prompts.to(device), rollout.completion_ids, rollout.completion_mask,
                            ro.group_size, suppress, share_prompt=ro.share_prompt_forward)
@@ -106,7 +113,8 @@ def learn_step(
                                         algo.length_sorted_micro_batches)
             reward_kl = k1(old_logp, ref_logp) * mask
             metrics["kl/in_reward"] = float(masked_mean(reward_kl, mask))
-    rewards = samples.train_rewards.to(device)
+    rewards = torch.zeros(mask.shape[0]) if idle else samples.train_rewards
+    rewards = rewards.to(device)
     if learner.critic is not None:
         old_values = batched_values(learner.critic, seqs, algo.micro_batch_size, algo.length_sorted_micro_batches)
         advantages, returns, _ = gae_advantages(rewards, old_values, mask, cfg.critic, whiten=algo.normalize_std,
@@ -115,9 +123,13 @@ def learn_step(
         if reward_kl is not None:  # sequence-level: the completion's summed KL leaves its reward
             rewards = rewards - algo.kl_coef * reward_kl.sum(dim=1)
         estimator = get_advantage_estimator(algo.advantage)
-        advantages = global_advantages(estimator, rewards, rollout.group_ids.to(device), ctx, **_advantage_options(cfg))
+        keep = 0 if idle else len(rewards)  # an idle rank's stand-in group stays out of batch statistics
+        advantages = global_advantages(estimator, rewards[:keep], rollout.group_ids[:keep].to(device), ctx,
+                                       **_advantage_options(cfg))
+        if idle:
+            advantages = torch.zeros_like(rewards)
     t1 = time.time()
-    if mask.sum() > 0:
+    if any_rank(bool(mask.sum() > 0), ctx):  # every rank steps, or none
         update = policy_update(
             model, learner.optimizer, learner.scheduler, seqs, mask, advantages, algo, temperature=ro.temperature,
             max_len=ro.max_new_tokens, max_grad_norm=cfg.trainer.max_grad_norm, ref_logp=ref_logp,
@@ -128,6 +140,8 @@ def learn_step(
                                old_values, returns, algo, cfg.critic, max_len=ro.max_new_tokens,
                                max_grad_norm=cfg.trainer.max_grad_norm, generator=generator, ctx=ctx)
             metrics.update({f"critic/{k}": v for k, v in vf.items()})
+    if idle:
+        return {"time/prepare": t1 - t0, "time/update": time.time() - t1}, None
     per_completion = advantages if advantages.dim() == 1 else (advantages * mask).sum(1) / mask.sum(1).clamp(min=1)
     stats = advantages
     if learner.critic is not None:

@@ -285,10 +285,10 @@ def train_rl(cfg: Config) -> dict:
                 timings: dict[str, float] = {}
                 # 1-2. prompts -> G completions each -> rewards scored by program (DAPO: refill dropped groups)
                 samples = sample_step(draw, encode, engine, params, scorer, algo, processor.tokenizer.pad_token_id,
-                                      timings)
+                                      timings, ctx)
                 metrics = _rollout_metrics(samples)
                 advantages = None
-                if samples.train is not None:
+                if any_rank(samples.train is not None, ctx):  # a rank that kept no group still takes part
                     # 3-4. advantages, policy (and critic) update
                     update, advantages = learn_step(cfg, learner, samples, engine.suppress, gen, device, ctx)
                     metrics.update(update)

@@ -1,6 +1,10 @@
 """The sampling half of an RL step: draw prompts, roll out G completions each, score them; with DAPO's dynamic
 sampling, drop groups whose rewards are all equal (they carry no advantage) and draw more prompts until the batch
-is full or `algorithm.max_resample_rounds` extra rounds were spent (Yu et al. 2025, Sec. 3.2)."""
+is full or `algorithm.max_resample_rounds` extra rounds were spent (Yu et al. 2025, Sec. 3.2).
+
+Data-parallel, each rank fills its own share of the batch, and all ranks run the same number of rounds (until every
+rank is full): a full rank still draws, without sampling, so the prompt sampler stays the same on every rank (rank 0
+saves it in checkpoints). Ranks may end with different numbers of groups, or none; `mmrft.train.learn` copes."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from mmrft.data.collate import PromptBatch
 from mmrft.data.schema import Sample
 from mmrft.rewards.scoring import Scorer, Scores
 from mmrft.rollout.engine import Rollout, RolloutEngine, SamplingParams, concat_rollouts
+from mmrft.train.dist import SINGLE, DistContext, any_rank
 
 
 @dataclass
@@ -43,6 +48,7 @@ def sample_step(
     algo: AlgorithmConfig,
     pad_id: int,
     timings: dict[str, float] | None = None,
+    ctx: DistContext = SINGLE,
 ) -> StepSamples:
     want = None
     drawn_parts: list[tuple[Rollout, Scores, torch.Tensor]] = []
@@ -50,9 +56,13 @@ def sample_step(
     kept = 0
     rounds = 1 + (algo.max_resample_rounds if algo.filter_zero_variance else 0)
     timings = timings if timings is not None else {}
-    for _ in range(rounds):
+    for r in range(rounds):
+        if r > 0 and not any_rank(kept < want, ctx):  # every rank is full
+            break
         chunk = draw()
         want = want or len(chunk)
+        if kept >= want:  # full already; drawn along with the ranks still sampling
+            continue
         t0 = time.time()
         rollout = engine.generate(encode(chunk), params)
         t1 = time.time()
@@ -72,8 +82,6 @@ def sample_step(
             rows = rollout.rows(groups)
             kept_parts.append((rollout.select_groups(groups), scores.select(rows), shaping[rows]))
             kept += len(groups)
-        if kept >= want:
-            break
 
     drawn = concat_rollouts([p[0] for p in drawn_parts], pad_id)
     drawn_scores = Scores.concat([p[1] for p in drawn_parts])

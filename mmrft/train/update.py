@@ -63,16 +63,20 @@ def scores_in_micro_batches(score, seqs: SequenceBatch, micro_batch_size: int, l
 
 
 def minibatch_schedule(
-    n_groups: int, epochs: int, minibatches: int, generator: torch.Generator | None = None
+    n_groups: int, epochs: int, minibatches: int, generator: torch.Generator | None = None, exact: bool = False
 ) -> list[list[int]]:
-    """The group indices of every optimizer step: `epochs` passes, each shuffled and cut into `minibatches` parts
-    of ceil(n_groups / minibatches) groups. One epoch of one minibatch keeps the rollout order (on-policy)."""
+    """The group indices of every optimizer step: `epochs` passes, each shuffled and cut into parts of
+    ceil(n_groups / minibatches) groups (so at most `minibatches` parts). One epoch of one minibatch keeps the
+    rollout order (on-policy). `exact`: every epoch has exactly `minibatches` parts, the last ones empty where the
+    groups run out; data-parallel ranks holding different numbers of groups then still meet at every step's
+    collectives (a part empty on every rank makes no step)."""
     single = epochs == 1 and minibatches == 1
-    size = -(-n_groups // minibatches)
+    size = max(1, -(-n_groups // minibatches))
     plan = []
     for _ in range(epochs):
         order = list(range(n_groups)) if single else torch.randperm(n_groups, generator=generator).tolist()
-        plan.extend(order[i : i + size] for i in range(0, n_groups, size))
+        parts = [order[i : i + size] for i in range(0, n_groups, size)]
+        plan.extend(parts + [[] for _ in range(minibatches - len(parts))] if exact else parts)
     return plan
 
 
@@ -133,10 +137,11 @@ def policy_update(
         loss_opts["dual_clip"] = algo.dual_clip
 
     sums: dict[str, float] = defaultdict(float)
-    count = 0
+    steps: dict[str, float] = defaultdict(float)
+    count = local = 0
     params = [p for p in model.parameters() if p.requires_grad]
     use_kl_loss = algo.kl_coef > 0 and ref_logp is not None and not algo.kl_in_reward
-    for mb in minibatch_schedule(n_groups, algo.ppo_epochs, algo.minibatches, generator):
+    for mb in minibatch_schedule(n_groups, algo.ppo_epochs, algo.minibatches, generator, exact=ctx.enabled):
         mb_rows = group_rows(mb, seqs.n)
         num_tokens, num_seqs = all_sum(aggregation_denominators(mask[mb_rows]), ctx)
         if num_tokens == 0:  # every group here was filtered out: no step (Adam's momentum would still move)
@@ -165,10 +170,18 @@ def policy_update(
                 sums[k] += w * float(v)
         sum_gradients(params, ctx)
         grad_norm, stepped = optimizer_step(params, optimizer, scheduler, max_grad_norm)
-        sums["skipped_updates"] += 0.0 if stepped else 1.0
-        sums["grad_norm"] += grad_norm
+        steps["skipped_updates"] += 0.0 if stepped else 1.0
+        steps["grad_norm"] += grad_norm
         count += 1
-    count = max(count, 1)
-    out = {k: v / count for k, v in sums.items() if k != "skipped_updates"}
-    out["skipped_updates"] = sums.get("skipped_updates", 0.0)
+        local += bool(mb)
+    return average_step_metrics(sums, local, steps, count)
+
+
+def average_step_metrics(sums: dict[str, float], local: int, steps: dict[str, float], count: int) -> dict[str, float]:
+    """Loss-side `sums` averaged over the optimizer steps in which this rank had groups (`local`), the global
+    `grad_norm` over all `count` steps; `skipped_updates` stays a count."""
+    out = {k: v / max(local, 1) for k, v in sums.items()}
+    if count:
+        out["grad_norm"] = steps["grad_norm"] / count
+    out["skipped_updates"] = steps.get("skipped_updates", 0.0)
     return out

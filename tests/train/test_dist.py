@@ -54,7 +54,7 @@ def test_two_gloo_processes_equal_one(tmp_path, tiny_model_dir, count_data, fixe
     assert moved > 0  # the update did something
 
 
-def _torchrun_train(cfg_path, *overrides):
+def _torchrun_train(cfg_path, *overrides, timeout: int = 600):
     import os
     import socket
     import subprocess
@@ -66,7 +66,7 @@ def _torchrun_train(cfg_path, *overrides):
         port = sock.getsockname()[1]
     torchrun = Path(sys.executable).with_name("torchrun")
     return subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), "-m", "mmrft.cli",
-                           "train", str(cfg_path), *overrides], capture_output=True, text=True, timeout=600,
+                           "train", str(cfg_path), *overrides], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
@@ -117,6 +117,29 @@ def test_torchrun_fsdp_trains_evaluates_and_checkpoints(tmp_path, tiny_model_dir
     assert moved > 0  # full tensors, loadable, and trained
     opt = torch.load(run / "checkpoint-000002" / "optimizers.pt", weights_only=True)["optimizer"]
     assert any("exp_avg" in v for v in opt["state"].values())  # AdamW moments, gathered by parameter name
+
+
+def test_torchrun_dapo_when_one_rank_keeps_no_group(tmp_path, tiny_model_dir, count_data):
+    """DAPO's filter can leave one rank with nothing to learn from while another has groups: the empty rank still
+    takes part in every collective (advantages, denominators, gradient sums), both ranks run the same number of
+    refill rounds (the sampler stays the same on every rank), and the step trains on the other rank's groups."""
+    cfg = _write_config(tmp_path, tiny_model_dir, count_data)
+    reward = "rewards.weights={'tests.train.rewards_for_tests:flat_on_rank_1': 1.0}"
+    out = _torchrun_train(cfg, "algorithm.name=dapo", "algorithm.minibatches=2", "algorithm.max_resample_rounds=1",
+                          reward, "trainer.lr=1e-3", timeout=240)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    run = tmp_path / "run"
+    train = _train_rows(run)
+    assert [r["step"] for r in train] == [1, 2]
+    for r in train:
+        # rank 0 fills its 2 groups in the first round; rank 1 draws 2 more in its extra round and keeps none
+        assert r["filter/groups_drawn"] == 2 + 2 + 2 and r["filter/groups_kept"] == 2, r
+        assert r["actor/grad_norm"] > 0
+    from transformers import AutoModelForImageTextToText
+
+    final = AutoModelForImageTextToText.from_pretrained(str(run / "final"))
+    start = AutoModelForImageTextToText.from_pretrained(str(tiny_model_dir))
+    assert any(not torch.equal(a, b) for a, b in zip(final.state_dict().values(), start.state_dict().values()))
 
 
 @pytest.mark.parametrize("fsdp", [False, True], ids=["replicated", "fsdp2"])

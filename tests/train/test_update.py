@@ -114,3 +114,19 @@ def test_length_sorted_update_matches_one_batch(ragged_batch, mode):
     torch.testing.assert_close(split, whole, rtol=1e-4, atol=1e-7)
     assert m_split["loss"] == pytest.approx(m_whole["loss"], rel=1e-4, abs=1e-5)
     assert m_split["entropy"] == pytest.approx(m_whole["entropy"], rel=1e-4)
+
+
+def test_minibatch_schedule_parts():
+    from mmrft.train.update import minibatch_schedule
+
+    assert minibatch_schedule(3, 1, 1) == [[0, 1, 2]]  # on-policy: rollout order
+    g = torch.Generator().manual_seed(0)
+    plan = minibatch_schedule(5, 2, 2, g)
+    assert [len(p) for p in plan] == [3, 2, 3, 2]
+    assert sorted(plan[0] + plan[1]) == sorted(plan[2] + plan[3]) == [0, 1, 2, 3, 4]
+    assert [len(p) for p in minibatch_schedule(5, 1, 4, g)] == [2, 2, 1]  # ceil-sized parts: 3, not 4
+    # data-parallel: always `minibatches` parts per epoch, so ranks with 5, 1 and 0 groups meet at every step
+    assert [len(p) for p in minibatch_schedule(5, 1, 4, g, exact=True)] == [2, 2, 1, 0]
+    assert minibatch_schedule(1, 2, 2, g, exact=True) == [[0], [], [0], []]
+    assert minibatch_schedule(0, 1, 3, g, exact=True) == [[], [], []]
+    assert minibatch_schedule(0, 1, 1, exact=True) == [[]]
