@@ -17,8 +17,11 @@ Two places differ from a plain FSDP training loop:
   no pre-multiplied sum for `set_gradient_divide_factor(1)`).
 
 Checkpoints hold full, unsharded tensors (gathered collectively, written by rank 0), so they load into any number of
-processes and into `from_pretrained`. Not covered yet: LoRA adapters, PPO's critic, DAPO's refill rounds (ranks could
-run different numbers of rounds) and the vLLM engine; those are refused with a clear error.
+processes and into `from_pretrained`. With LoRA the frozen base weights are sharded beside the adapters (FSDP2 shards
+each parameter on its own, so frozen and trained ones share a unit), the reference for a KL is the same sharded model
+with the adapter switched off, and checkpoints hold the gathered adapter. Not covered yet: PPO's critic, DAPO's refill
+rounds (ranks keeping different numbers of groups run different numbers of forward passes, whose gathers would not
+pair up) and the vLLM engine; those are refused with a clear error.
 """
 
 from __future__ import annotations
@@ -37,8 +40,6 @@ from mmrft.models.positions import base_model
 def check_fsdp(cfg) -> None:
     """Refuse the combinations FSDP does not cover yet, before any work."""
     why = []
-    if cfg.model.lora.enabled:
-        why.append("model.lora.enabled (LoRA adapters are small: train them data-parallel without trainer.fsdp)")
     if cfg.algorithm.advantage == "gae":
         why.append("PPO's critic (algorithm.advantage=gae) is not sharded yet")
     if cfg.rollout.engine == "vllm":

@@ -7,7 +7,7 @@ import torch.distributed as dist
 from safetensors.torch import save_file
 
 from mmrft.algorithms import get_advantage_estimator
-from mmrft.config import AlgorithmConfig, ModelConfig
+from mmrft.config import AlgorithmConfig, LoraConfig, ModelConfig
 from mmrft.data.collate import encode_prompts
 from mmrft.data.sources import load_samples
 from mmrft.models.load import load_policy
@@ -17,10 +17,14 @@ from mmrft.train.fsdp import full_state_dict, shard_model
 from mmrft.train.update import policy_update
 
 
-def update_once(ctx: DistContext, model_dir: str, data: str, batch: dict, estimator: str, agg: str, out: str) -> None:
-    torch.manual_seed(0)
-    model, proc = load_policy(ModelConfig(path=model_dir))
+def update_once(ctx: DistContext, model_dir: str, data: str, batch: dict, estimator: str, agg: str, lora: bool,
+                out: str) -> None:
+    torch.manual_seed(0)  # the same LoRA initialisation on every rank, as `mmrft train` seeds every rank alike
+    model, proc = load_policy(ModelConfig(path=model_dir, lora=LoraConfig(enabled=lora, r=4, alpha=8)))
     model.train()
+    if not ctx.enabled:  # the starting weights, to check that the update moved them
+        save_file({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()},
+                  out.replace(".safetensors", ".start.safetensors"))
     if ctx.fsdp:
         shard_model(model)
     n, groups = batch["n"], shard(list(range(batch["groups"])), ctx)

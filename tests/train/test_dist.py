@@ -34,24 +34,31 @@ def fixed_rollout(tiny_model_dir, count_data):
             "rewards": rewards, "suppress": list(engine.suppress)}
 
 
-@pytest.mark.parametrize("estimator,agg,fsdp", [("reinforce_pp", "token-mean", False),
-                                                 ("grpo", "seq-mean-token-mean", False),
-                                                 ("grpo", "seq-mean-token-mean", True)],
-                         ids=["reinforce_pp-replicated", "grpo-replicated", "grpo-fsdp2"])
-def test_two_gloo_processes_equal_one(tmp_path, tiny_model_dir, count_data, fixed_rollout, estimator, agg, fsdp):
-    """Replicated weights (gradients all-reduced) or FSDP2-sharded ones (reduce-scattered shards): one update of two
-    processes on their halves of the batch equals one process's update on the whole batch."""
-    args = (str(tiny_model_dir), str(count_data["train"]), fixed_rollout, estimator, agg)
+@pytest.mark.parametrize("estimator,agg,fsdp,lora", [("reinforce_pp", "token-mean", False, False),
+                                                      ("grpo", "seq-mean-token-mean", False, False),
+                                                      ("grpo", "seq-mean-token-mean", True, False),
+                                                      ("grpo", "token-mean", True, True)],
+                         ids=["reinforce_pp-replicated", "grpo-replicated", "grpo-fsdp2", "grpo-fsdp2-lora"])
+def test_two_gloo_processes_equal_one(tmp_path, tiny_model_dir, count_data, fixed_rollout, estimator, agg, fsdp,
+                                      lora):
+    """Replicated weights (gradients all-reduced) or FSDP2-sharded ones (reduce-scattered shards; with LoRA the
+    frozen base weights are sharded beside the adapters): one update of two processes on their halves of the batch
+    equals one process's update on the whole batch."""
+    args = (str(tiny_model_dir), str(count_data["train"]), fixed_rollout, estimator, agg, lora)
     dist_worker.single(*args, str(tmp_path / "single.safetensors"))
     mp.spawn(dist_worker.rank_main, args=(2, str(tmp_path / "store"), fsdp, *args, str(tmp_path / "two.safetensors")),
              nprocs=2, join=True)
     one, two = load_file(str(tmp_path / "single.safetensors")), load_file(str(tmp_path / "two.safetensors"))
-    start, _ = load_policy(ModelConfig(path=str(tiny_model_dir)))
-    moved = 0.0
-    for name, ref in start.state_dict().items():
+    start = load_file(str(tmp_path / "single.start.safetensors"))
+    assert one.keys() == two.keys() == start.keys()
+    assert any(".lora_A." in name for name in one) is lora
+    moved = {}
+    for name, ref in start.items():
         torch.testing.assert_close(two[name], one[name], atol=2e-6, rtol=1e-5, msg=name)
-        moved += float((one[name] - ref).abs().sum())
-    assert moved > 0  # the update did something
+        moved[name] = float((one[name] - ref).abs().sum())
+    assert sum(moved.values()) > 0  # the update did something
+    if lora:  # ... to the adapters only
+        assert all(v == 0 for k, v in moved.items() if "lora_" not in k)
 
 
 def _torchrun_train(cfg_path, *overrides, timeout: int = 600):
@@ -142,11 +149,13 @@ def test_torchrun_dapo_when_one_rank_keeps_no_group(tmp_path, tiny_model_dir, co
     assert any(not torch.equal(a, b) for a, b in zip(final.state_dict().values(), start.state_dict().values()))
 
 
-@pytest.mark.parametrize("fsdp", [False, True], ids=["replicated", "fsdp2"])
-def test_torchrun_resume_repeats_the_uninterrupted_run(tmp_path, tiny_model_dir, count_data, fsdp):
+@pytest.mark.parametrize("fsdp,lora", [(False, False), (True, False), (True, True)],
+                         ids=["replicated", "fsdp2", "fsdp2-lora-kl"])
+def test_torchrun_resume_repeats_the_uninterrupted_run(tmp_path, tiny_model_dir, count_data, fsdp, lora):
     """Each rank's random state is in the checkpoint (ranks sample different numbers of tokens, so their streams
     differ): a 2-process run resumed from step 1 logs exactly what the uninterrupted run logged, and ends with the
-    same weights."""
+    same weights. With LoRA under FSDP2 the adapter is what is saved and loaded, and the KL's reference is the
+    sharded base model with the adapter switched off."""
     import shutil
 
     from safetensors.torch import load_file as load
@@ -154,13 +163,20 @@ def test_torchrun_resume_repeats_the_uninterrupted_run(tmp_path, tiny_model_dir,
     cfg = _write_config(tmp_path, tiny_model_dir, count_data, ", fsdp: true" if fsdp else "")
     common = ("rewards.weights={task: 1.0, 'tests.train.rewards_for_tests:shorter_is_better': 1.0}",
               "trainer.lr=1e-3", "trainer.steps=3", "trainer.keep_checkpoints=5")
+    if lora:
+        common += ("model.lora.enabled=true", "model.lora.r=4", "trainer.lr=1e-2", "algorithm.kl_coef=0.05")
     out = _torchrun_train(cfg, *common)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     run = tmp_path / "run"
     volatile = ("time/", "tokens/s")
     full = {r["step"]: {k: v for k, v in r.items() if not k.startswith(volatile)} for r in _train_rows(run)}
-    weights = load(str(run / "final" / "model.safetensors"))
+    final_file = run / "final" / ("adapter_model.safetensors" if lora else "model.safetensors")
+    weights = load(str(final_file))
     assert (run / "checkpoint-000001" / "rng_rank1.safetensors").is_file()
+    if lora:
+        # zero at step 1 (lora_B starts at 0: policy == reference), then the adapter has moved the policy away
+        assert full[1]["actor/kl"] == 0 and full[2]["actor/kl"] > 0 and full[3]["actor/kl"] > 0
+        assert any(float(v.abs().sum()) > 0 for k, v in weights.items() if "lora_B" in k)
     for extra in ("checkpoint-000002", "checkpoint-000003", "final"):
         shutil.rmtree(run / extra)
     out = _torchrun_train(cfg, *common, "trainer.resume=auto")
@@ -170,7 +186,7 @@ def test_torchrun_resume_repeats_the_uninterrupted_run(tmp_path, tiny_model_dir,
     for step in (2, 3):
         assert resumed[step] == full[step], (step, {k: (full[step].get(k), v) for k, v in resumed[step].items()
                                                     if full[step].get(k) != v})
-    again = load(str(run / "final" / "model.safetensors"))
+    again = load(str(final_file))
     assert weights.keys() == again.keys() and all(torch.equal(weights[k], again[k]) for k in weights)
 
 
@@ -185,3 +201,16 @@ def test_whitening_with_given_statistics_equals_whitening_with_own():
     torch.testing.assert_close(global_masked_whiten(x, mask, SINGLE), masked_whiten(x, mask))
     assert masked_whiten(x, mask, stats=(4, 4.0, 5.0), eps=0.0)[0, 0].item() == pytest.approx(-3 / 5 ** 0.5)
     assert torch.equal(global_masked_whiten(x, torch.zeros_like(mask), SINGLE), torch.zeros_like(x))
+
+
+def test_check_fsdp_refuses_what_it_does_not_cover():
+    from mmrft.config import load_config
+    from mmrft.errors import ConfigError
+    from mmrft.train.fsdp import check_fsdp
+
+    check_fsdp(load_config(None, ["model.lora.enabled=true", "algorithm.kl_coef=0.05"]))  # LoRA (+ KL) is covered
+    for overrides, why in ((["algorithm.name=ppo"], "PPO's critic"),
+                           (["algorithm.name=dapo"], "algorithm.filter_zero_variance"),
+                           (["rollout.engine=vllm"], "rollout.engine=vllm")):
+        with pytest.raises(ConfigError, match=f"trainer.fsdp=true does not support .*{why}"):
+            check_fsdp(load_config(None, overrides))
