@@ -77,6 +77,15 @@ def all_sum(values: Sequence[float], ctx: DistContext) -> list[float]:
     return t.tolist()
 
 
+def all_max(value: int, ctx: DistContext) -> int:
+    """The largest `value` over ranks."""
+    if not ctx.enabled:
+        return int(value)
+    t = torch.tensor([int(value)], dtype=torch.int64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
 def all_gather_list(values: list, ctx: DistContext) -> list[list]:
     """Every rank's list (ranks may hold different lengths), in rank order."""
     if not ctx.enabled:

@@ -65,6 +65,15 @@ class SequenceBatch:
             ids, mask = ids[:, :t], mask[:, :t]
         return SequenceBatch(self.prompts.select(groups), ids, mask, self.n, self.suppressed_ids, self.share_prompt)
 
+    def widened(self, width: int) -> "SequenceBatch":
+        """The same batch with masked padding columns up to `width` completion columns."""
+        extra = width - self.width
+        if extra <= 0:
+            return self
+        ids = torch.cat([self.completion_ids, self.completion_ids.new_zeros(self.size, extra)], dim=1)
+        mask = torch.cat([self.completion_mask, self.completion_mask.new_zeros(self.size, extra)], dim=1)
+        return SequenceBatch(self.prompts, ids, mask, self.n, self.suppressed_ids, self.share_prompt)
+
     def expanded_inputs(self) -> dict[str, torch.Tensor]:
         """Model inputs of the B*n full sequences (prompt repeated n times, then the completion)."""
         rep = self.prompts.select(list(range(self.num_groups)), repeat=self.n).inputs
@@ -116,8 +125,6 @@ def _logits_shared(model, batch: SequenceBatch) -> torch.Tensor:
         cache = out.past_key_values
     cache.batch_repeat_interleave(n)
     first = out.logits[:, -1:, :].repeat_interleave(n, dim=0)  # predicts each completion's first token
-    if t == 1:
-        return first
     ids = batch.completion_ids[:, :-1]  # the last token predicts nothing we score
     mask = torch.cat([prompt["attention_mask"].repeat_interleave(n, dim=0),
                       batch.completion_mask[:, :-1].to(prompt["attention_mask"].dtype)], dim=1)
@@ -127,13 +134,21 @@ def _logits_shared(model, batch: SequenceBatch) -> torch.Tensor:
     return torch.cat([first, rest.logits], dim=1)
 
 
+def _logits(model, batch: SequenceBatch, shared_prompt: bool) -> torch.Tensor:
+    if not shared_prompt:
+        return _logits_expanded(model, batch)
+    if batch.width == 1:  # the continuation pass needs one input token: score one more (masked) column and drop it,
+        # so the shared path always makes its two passes (under FSDP every rank must make the same passes)
+        return _logits_shared(model, batch.widened(2))[:, :1]
+    return _logits_shared(model, batch)
+
+
 def completion_values(critic, batch: SequenceBatch, shared_prompt: bool | None = None) -> torch.Tensor:
     """Values [B*n, T] of the states that predict each completion token, from a `mmrft.models.value.ValueModel`
     (its one-channel "logits"), by the same two exact paths as the log-probs."""
     if shared_prompt is None:
         shared_prompt = batch.share_prompt and batch.n > 1 and supports_cache_reuse(critic)
-    out = _logits_shared(critic, batch) if shared_prompt else _logits_expanded(critic, batch)
-    return out.squeeze(-1).float()
+    return _logits(critic, batch, shared_prompt).squeeze(-1).float()
 
 
 def completion_logprobs(
@@ -143,5 +158,5 @@ def completion_logprobs(
     optionally the token entropy [B*n, T]. `shared_prompt=None` picks the shared-prompt path when it applies."""
     if shared_prompt is None:
         shared_prompt = batch.share_prompt and batch.n > 1 and supports_cache_reuse(model)
-    logits = _logits_shared(model, batch) if shared_prompt else _logits_expanded(model, batch)
+    logits = _logits(model, batch, shared_prompt)
     return _finish(logits, batch.completion_ids, batch, temperature, with_entropy)

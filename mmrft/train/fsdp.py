@@ -19,9 +19,13 @@ Two places differ from a plain FSDP training loop:
 Checkpoints hold full, unsharded tensors (gathered collectively, written by rank 0), so they load into any number of
 processes and into `from_pretrained`. With LoRA the frozen base weights are sharded beside the adapters (FSDP2 shards
 each parameter on its own, so frozen and trained ones share a unit), the reference for a KL is the same sharded model
-with the adapter switched off, and checkpoints hold the gathered adapter. Not covered yet: PPO's critic, DAPO's refill
-rounds (ranks keeping different numbers of groups run different numbers of forward passes, whose gathers would not
-pair up) and the vLLM engine; those are refused with a clear error.
+with the adapter switched off, and checkpoints hold the gathered adapter.
+
+Every forward and backward pass gathers and reduces with the other ranks, so all ranks make the same passes through
+the same modules: ranks holding fewer micro-batches (DAPO keeps different numbers of groups per rank) run stand-in
+passes worth nothing (`mmrft.train.update.aligned_over_ranks`), the shared-prompt forward always makes its two passes,
+and the training data may not mix samples that run different towers (`check_fsdp_data`). Not covered yet: PPO's
+critic and the vLLM engine; those are refused with a clear error.
 """
 
 from __future__ import annotations
@@ -44,10 +48,27 @@ def check_fsdp(cfg) -> None:
         why.append("PPO's critic (algorithm.advantage=gae) is not sharded yet")
     if cfg.rollout.engine == "vllm":
         why.append("rollout.engine=vllm (its weight sync reads unsharded weights)")
-    if cfg.algorithm.filter_zero_variance:
-        why.append("algorithm.filter_zero_variance (ranks could draw different numbers of refill rounds)")
     if why:
         raise ConfigError("trainer.fsdp=true does not support " + "; ".join(why))
+
+
+def media_signature(sample) -> tuple[bool, bool]:
+    """Which towers a sample's forward pass runs: (vision: images or video, audio)."""
+    return bool(sample.images or sample.videos), bool(sample.audios)
+
+
+def check_fsdp_data(samples, where: str) -> None:
+    """Under FSDP a tower's weights are gathered and its gradients reduced only on ranks whose batch runs it, so
+    every training sample must run the same towers (all with images or video, or all text, ...); refuse a mix."""
+    kinds: dict[tuple[bool, bool], str] = {}
+    for s in samples:
+        kinds.setdefault(media_signature(s), s.id)
+    if len(kinds) > 1:
+        names = {(False, False): "text only", (True, False): "images/video", (False, True): "audio",
+                 (True, True): "images/video and audio"}
+        mix = ", ".join(f"{names[k]} (e.g. id {sid!r})" for k, sid in kinds.items())
+        raise ConfigError(f"{where}: trainer.fsdp=true needs every training sample to carry the same kinds of media, "
+                          f"and this data mixes {mix}; train without trainer.fsdp, or split the data")
 
 
 def shard_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -99,20 +120,6 @@ def gathered(model: torch.nn.Module):
         for unit in units:
             unit.reshard()
             unit.set_reshard_after_forward(True, recurse=False)
-
-
-class GatheredEngine:
-    """A rollout engine whose every `generate` runs with the full weights (see `gathered`)."""
-
-    def __init__(self, engine, model) -> None:
-        self.engine, self.model = engine, model
-
-    def __getattr__(self, name: str):
-        return getattr(self.engine, name)
-
-    def generate(self, prompts, params):
-        with gathered(self.model):
-            return self.engine.generate(prompts, params)
 
 
 def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -107,10 +107,10 @@ def learn_step(
         ref, adapter_off = reference_context(model, learner.ref_model)
         with adapter_off:
             ref_logp = batched_logprobs(ref, seqs, ro.temperature, algo.micro_batch_size,
-                                            algo.length_sorted_micro_batches)
+                                        algo.length_sorted_micro_batches, ctx)
         if algo.kl_in_reward:
             old_logp = batched_logprobs(model, seqs, ro.temperature, algo.micro_batch_size,
-                                        algo.length_sorted_micro_batches)
+                                        algo.length_sorted_micro_batches, ctx)
             reward_kl = k1(old_logp, ref_logp) * mask
             metrics["kl/in_reward"] = float(masked_mean(reward_kl, mask))
     rewards = torch.zeros(mask.shape[0]) if idle else samples.train_rewards

@@ -35,8 +35,8 @@ from mmrft.train.common import (batches, fit_to_model, load_data, prepare_run_di
                                 set_threads)
 from mmrft.train.dist import (DistContext, all_gather_list, any_rank, barrier, destroy, init_distributed,
                               reduce_metrics, shard)
-from mmrft.train.fsdp import (FullStateOptimizer, FullWeights, GatheredEngine, Snapshot, check_fsdp, full_state_dict,
-                              gathered)
+from mmrft.train.fsdp import (FullStateOptimizer, FullWeights, Snapshot, check_fsdp, check_fsdp_data,
+                              full_state_dict, gathered)
 from mmrft.train.learn import CRITIC_ESTIMATOR, Learner, build_learner, learn_step
 from mmrft.train.sampling import StepSamples, sample_step
 from mmrft.train.signals import GracefulStop
@@ -201,6 +201,8 @@ def train_rl(cfg: Config) -> dict:
     check_benchmarks(cfg)
     check_rollout_engine(ro)
     train, held_out = load_data(cfg)
+    if ctx.fsdp:
+        check_fsdp_data(train, f"data.train ({cfg.data.train})")
     ckpt = resume_checkpoint(cfg)
     run_dir = Path(cfg.trainer.output_dir)
     if ctx.is_main:  # the others wait until the directory and its config exist
@@ -229,8 +231,6 @@ def train_rl(cfg: Config) -> dict:
         engine = VLLMRolloutEngine.from_config(cfg, model, processor, rank=ctx.rank)
     else:
         engine = HFRolloutEngine(model, processor, share_prefill=ro.share_prefill)
-        if ctx.fsdp:  # sampling with the policy itself: with the full weights gathered
-            engine = GatheredEngine(engine, model)
     scorer = Scorer(cfg.rewards.weights, cfg.rewards.default, cfg.rewards.timeout_s, cfg.rewards.workers,
                     cfg.rewards.on_error)
     tr = cfg.tracking
@@ -284,8 +284,9 @@ def train_rl(cfg: Config) -> dict:
                 t0 = time.time()
                 timings: dict[str, float] = {}
                 # 1-2. prompts -> G completions each -> rewards scored by program (DAPO: refill dropped groups)
-                samples = sample_step(draw, encode, engine, params, scorer, algo, processor.tokenizer.pad_token_id,
-                                      timings, ctx)
+                with gathered(model):  # FSDP: full weights for the whole sampling phase (refill rounds included)
+                    samples = sample_step(draw, encode, engine, params, scorer, algo, processor.tokenizer.pad_token_id,
+                                          timings, ctx)
                 metrics = _rollout_metrics(samples)
                 advantages = None
                 if any_rank(samples.train is not None, ctx):  # a rank that kept no group still takes part

@@ -13,7 +13,7 @@ import torch
 
 from mmrft.algorithms import aggregate, aggregation_denominators, get_policy_loss, kl_penalty, masked_mean
 from mmrft.config import AlgorithmConfig
-from mmrft.train.dist import SINGLE, DistContext, all_sum, sum_gradients
+from mmrft.train.dist import SINGLE, DistContext, all_max, all_sum, sum_gradients
 from mmrft.train.forward import SequenceBatch, completion_logprobs
 
 
@@ -50,12 +50,27 @@ def micro_batch_plan(seqs: SequenceBatch, groups: list[int], micro_batch_size: i
             for g in micro_batches(groups, seqs.n, micro_batch_size, lengths)]
 
 
-def scores_in_micro_batches(score, seqs: SequenceBatch, micro_batch_size: int, length_sorted: bool) -> torch.Tensor:
+def aligned_over_ranks(plan: list[tuple[list[int] | None, SequenceBatch]], seqs: SequenceBatch,
+                       ctx: DistContext) -> list[tuple[list[int] | None, SequenceBatch]]:
+    """Under FSDP every forward and backward pass gathers and reduces weights with the other ranks, so every rank
+    must run as many passes as the others: a rank with fewer micro-batches (fewer groups kept, an empty minibatch)
+    gets stand-ins, `(None, its first group)`, whose result is multiplied by zero. Unchanged otherwise."""
+    if not ctx.fsdp:
+        return plan
+    missing = all_max(len(plan), ctx) - len(plan)
+    return plan + [(None, seqs.select_groups([0], trim=True))] * missing
+
+
+def scores_in_micro_batches(score, seqs: SequenceBatch, micro_batch_size: int, length_sorted: bool,
+                            ctx: DistContext = SINGLE) -> torch.Tensor:
     """`score(sub_batch) -> [rows, t]` over every micro-batch, assembled into [N, T] in row order (zeros past a
     trimmed micro-batch's width, where the completion mask is 0 anyway)."""
     out = None
-    for groups, sub in micro_batch_plan(seqs, list(range(seqs.num_groups)), micro_batch_size, length_sorted):
+    plan = micro_batch_plan(seqs, list(range(seqs.num_groups)), micro_batch_size, length_sorted)
+    for groups, sub in aligned_over_ranks(plan, seqs, ctx):
         part = score(sub)
+        if groups is None:  # a stand-in pass (FSDP)
+            continue
         if out is None:
             out = part.new_zeros(seqs.size, seqs.width)
         out[group_rows(groups, seqs.n), : part.shape[1]] = part
@@ -94,10 +109,10 @@ def optimizer_step(params, optimizer, scheduler, max_grad_norm: float) -> tuple[
 
 @torch.no_grad()
 def batched_logprobs(model, seqs: SequenceBatch, temperature: float, micro: int,
-                     length_sorted: bool = True) -> torch.Tensor:
+                     length_sorted: bool = True, ctx: DistContext = SINGLE) -> torch.Tensor:
     """Log-probs [N, T] of every completion, in row order, micro-batch by micro-batch."""
     return scores_in_micro_batches(lambda sub: completion_logprobs(model, sub, temperature)[0], seqs, micro,
-                                   length_sorted)
+                                   length_sorted, ctx)
 
 
 def policy_update(
@@ -131,7 +146,7 @@ def policy_update(
     single_step = algo.ppo_epochs == 1 and algo.minibatches == 1
     sort = algo.length_sorted_micro_batches
     if old_logp is None and not single_step:
-        old_logp = batched_logprobs(model, seqs, temperature, algo.micro_batch_size, sort)
+        old_logp = batched_logprobs(model, seqs, temperature, algo.micro_batch_size, sort, ctx)
     loss_opts = {"clip_low": algo.clip_low, "clip_high": algo.clip_high}
     if algo.policy_loss == "ppo_clip":
         loss_opts["dual_clip"] = algo.dual_clip
@@ -147,7 +162,11 @@ def policy_update(
         if num_tokens == 0:  # every group here was filtered out: no step (Adam's momentum would still move)
             continue
         optimizer.zero_grad(set_to_none=True)
-        for groups, sub in micro_batch_plan(seqs, mb, algo.micro_batch_size, sort):
+        for groups, sub in aligned_over_ranks(micro_batch_plan(seqs, mb, algo.micro_batch_size, sort), seqs, ctx):
+            if groups is None:  # a stand-in pass (FSDP): the same gathers and reductions, nothing added
+                logp, _ = completion_logprobs(model, sub, temperature)
+                (logp.sum() * 0.0).backward()
+                continue
             idx, t = group_rows(groups, seqs.n), sub.width
             m = mask[idx, :t]
             logp, entropy = completion_logprobs(model, sub, temperature, with_entropy=True)

@@ -126,11 +126,13 @@ def test_torchrun_fsdp_trains_evaluates_and_checkpoints(tmp_path, tiny_model_dir
     assert any("exp_avg" in v for v in opt["state"].values())  # AdamW moments, gathered by parameter name
 
 
-def test_torchrun_dapo_when_one_rank_keeps_no_group(tmp_path, tiny_model_dir, count_data):
+@pytest.mark.parametrize("fsdp", [False, True], ids=["replicated", "fsdp2"])
+def test_torchrun_dapo_when_one_rank_keeps_no_group(tmp_path, tiny_model_dir, count_data, fsdp):
     """DAPO's filter can leave one rank with nothing to learn from while another has groups: the empty rank still
-    takes part in every collective (advantages, denominators, gradient sums), both ranks run the same number of
-    refill rounds (the sampler stays the same on every rank), and the step trains on the other rank's groups."""
-    cfg = _write_config(tmp_path, tiny_model_dir, count_data)
+    takes part in every collective (advantages, denominators, gradient sums; under FSDP every forward and backward
+    pass, through stand-in passes), both ranks run the same number of refill rounds (the sampler stays the same on
+    every rank), and the step trains on the other rank's groups."""
+    cfg = _write_config(tmp_path, tiny_model_dir, count_data, ", fsdp: true" if fsdp else "")
     reward = "rewards.weights={'tests.train.rewards_for_tests:flat_on_rank_1': 1.0}"
     out = _torchrun_train(cfg, "algorithm.name=dapo", "algorithm.minibatches=2", "algorithm.max_resample_rounds=1",
                           reward, "trainer.lr=1e-3", timeout=240)
@@ -209,8 +211,22 @@ def test_check_fsdp_refuses_what_it_does_not_cover():
     from mmrft.train.fsdp import check_fsdp
 
     check_fsdp(load_config(None, ["model.lora.enabled=true", "algorithm.kl_coef=0.05"]))  # LoRA (+ KL) is covered
+    check_fsdp(load_config(None, ["algorithm.name=dapo"]))  # and DAPO's refills
     for overrides, why in ((["algorithm.name=ppo"], "PPO's critic"),
-                           (["algorithm.name=dapo"], "algorithm.filter_zero_variance"),
                            (["rollout.engine=vllm"], "rollout.engine=vllm")):
         with pytest.raises(ConfigError, match=f"trainer.fsdp=true does not support .*{why}"):
             check_fsdp(load_config(None, overrides))
+
+
+def test_fsdp_refuses_data_that_runs_different_towers():
+    """A text-only sample next to image samples would run the vision tower on some ranks only (unpaired gathers)."""
+    from mmrft.data.schema import Sample
+    from mmrft.errors import ConfigError
+    from mmrft.train.fsdp import check_fsdp_data
+
+    with_image = [Sample(id=f"img-{i}", prompt="<image> How many?", answer="2", images=["a.png"]) for i in range(3)]
+    check_fsdp_data(with_image, "data.train (d.jsonl)")
+    check_fsdp_data([Sample(id="t", prompt="1+1?", answer="2")], "data.train (d.jsonl)")
+    with pytest.raises(ConfigError, match=r"data.train \(d.jsonl\): .* mixes images/video \(e.g. id 'img-0'\), "
+                                          r"text only \(e.g. id 'txt'\)"):
+        check_fsdp_data(with_image + [Sample(id="txt", prompt="1+1?", answer="2")], "data.train (d.jsonl)")

@@ -175,3 +175,26 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_model_dir, count_d
     torch.testing.assert_close(results[True][1], results[False][1], atol=2e-5, rtol=0)
     assert results[False][2].norm() > 0
     assert (results[True][2] - results[False][2]).norm() / results[False][2].norm() < 1e-4
+
+
+def test_shared_prompt_forward_of_one_token_completions(tiny_model_dir, count_data, monkeypatch):
+    """Completions one token wide still take the shared path's two passes (a masked column is scored and dropped;
+    under FSDP every rank must make the same passes) and give the expanded path's log-probs."""
+    import mmrft.train.forward as fwd
+
+    samples = load_samples(count_data["train"])[:2]
+    model, proc = load_policy(ModelConfig(path=str(tiny_model_dir)))
+    prompts = encode_prompts(proc, samples)
+    rollout = HFRolloutEngine(model, proc).generate(prompts, SamplingParams(n=2, max_new_tokens=4))
+    ids, mask = rollout.completion_ids[:, :1], rollout.completion_mask[:, :1]
+    seqs = build_sequences(prompts, ids, mask, 2)
+    calls = []
+    real = model.forward
+    monkeypatch.setattr(model, "forward", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with torch.no_grad():
+        shared, _ = completion_logprobs(model, seqs, shared_prompt=True)
+        assert len(calls) == 2
+        expanded, _ = completion_logprobs(model, seqs, shared_prompt=False)
+    assert shared.shape == expanded.shape == (4, 1)
+    torch.testing.assert_close(shared, expanded, atol=2e-5, rtol=0)
+    assert fwd.SequenceBatch.widened(seqs, 1) is seqs
