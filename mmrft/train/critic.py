@@ -15,14 +15,15 @@ from mmrft.algorithms import aggregate, aggregation_denominators, gae, masked_wh
 from mmrft.config import AlgorithmConfig, CriticConfig
 from mmrft.train.dist import SINGLE, DistContext, all_sum, global_masked_whiten, sum_gradients
 from mmrft.train.forward import SequenceBatch, completion_values
-from mmrft.train.update import (average_step_metrics, group_rows, micro_batch_plan, minibatch_schedule,
-                                optimizer_step, scores_in_micro_batches)
+from mmrft.train.update import (aligned_over_ranks, average_step_metrics, group_rows, micro_batch_plan,
+                                minibatch_schedule, optimizer_step, scores_in_micro_batches, stepped_parameters)
 
 
 @torch.no_grad()
-def batched_values(critic, seqs: SequenceBatch, micro: int, length_sorted: bool = True) -> torch.Tensor:
+def batched_values(critic, seqs: SequenceBatch, micro: int, length_sorted: bool = True,
+                   ctx: DistContext = SINGLE) -> torch.Tensor:
     """Critic values [N, T] of every completion, in row order, micro-batch by micro-batch."""
-    return scores_in_micro_batches(lambda sub: completion_values(critic, sub), seqs, micro, length_sorted)
+    return scores_in_micro_batches(lambda sub: completion_values(critic, sub), seqs, micro, length_sorted, ctx)
 
 
 def gae_advantages(
@@ -67,7 +68,7 @@ def critic_update(
     sums: dict[str, float] = defaultdict(float)
     steps: dict[str, float] = defaultdict(float)
     count = local = 0
-    params = [p for p in critic.parameters() if p.requires_grad]
+    params = stepped_parameters(optimizer)
     for mb in minibatch_schedule(seqs.num_groups, algo.ppo_epochs, algo.minibatches, generator,
                                  exact=ctx.enabled):
         mb_rows = group_rows(mb, seqs.n)
@@ -75,7 +76,11 @@ def critic_update(
         if num_tokens == 0:
             continue
         optimizer.zero_grad(set_to_none=True)
-        for groups, sub in micro_batch_plan(seqs, mb, algo.micro_batch_size, algo.length_sorted_micro_batches):
+        plan = micro_batch_plan(seqs, mb, algo.micro_batch_size, algo.length_sorted_micro_batches)
+        for groups, sub in aligned_over_ranks(plan, seqs, ctx):
+            if groups is None:  # a stand-in pass (FSDP): the same gathers and reductions, nothing added
+                (completion_values(critic, sub).sum() * 0.0).backward()
+                continue
             idx, t = group_rows(groups, seqs.n), sub.width
             m = mask[idx, :t]
             values = completion_values(critic, sub)

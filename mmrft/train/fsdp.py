@@ -24,8 +24,9 @@ with the adapter switched off, and checkpoints hold the gathered adapter.
 Every forward and backward pass gathers and reduces with the other ranks, so all ranks make the same passes through
 the same modules: ranks holding fewer micro-batches (DAPO keeps different numbers of groups per rank) run stand-in
 passes worth nothing (`mmrft.train.update.aligned_over_ranks`), the shared-prompt forward always makes its two passes,
-and the training data may not mix samples that run different towers (`check_fsdp_data`). Not covered yet: PPO's
-critic and the vLLM engine; those are refused with a clear error.
+and the training data may not mix samples that run different towers (`check_fsdp_data`). PPO's critic is sharded
+like the policy (its own units, the summed update, full tensors in checkpoints; the final `critic/` directory is
+written from an unsharded copy on rank 0). Not covered yet: the vLLM engine, refused with a clear error.
 """
 
 from __future__ import annotations
@@ -44,8 +45,6 @@ from mmrft.models.positions import base_model
 def check_fsdp(cfg) -> None:
     """Refuse the combinations FSDP does not cover yet, before any work."""
     why = []
-    if cfg.algorithm.advantage == "gae":
-        why.append("PPO's critic (algorithm.advantage=gae) is not sharded yet")
     if cfg.rollout.engine == "vllm":
         why.append("rollout.engine=vllm (its weight sync reads unsharded weights)")
     if why:
@@ -166,3 +165,31 @@ class Snapshot:
 
     def state_dict(self) -> dict:
         return self.state
+
+
+def _under(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+class FullCritic:
+    """A sharded critic seen through its gathered state dict, the way `save_checkpoint` reads a critic: `backbone`
+    (saved with `save_pretrained`) and `value_head.state_dict()`."""
+
+    def __init__(self, critic: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+        self.backbone = FullWeights(critic.backbone, _under(state, "backbone."))
+        self.value_head = Snapshot(_under(state, "value_head."))
+
+
+def unsharded_critic(cfg, critic: torch.nn.Module):
+    """The critic to save at the end of a run: itself when not sharded; under FSDP (collective) a fresh unsharded
+    copy on rank 0 holding the gathered weights (so `ValueModel.save` can merge LoRA into it), None elsewhere."""
+    if not is_sharded(critic):
+        return critic
+    state = full_state_dict(critic)
+    if not state:
+        return None
+    from mmrft.models.value import load_critic
+
+    copy = load_critic(cfg, "cpu")
+    copy.load_state_dict(state)
+    return copy

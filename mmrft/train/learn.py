@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 import torch
@@ -22,6 +23,7 @@ from mmrft.train.dist import SINGLE, DistContext, any_rank, global_advantages
 from mmrft.train.fsdp import shard_model
 from mmrft.train.forward import build_sequences
 from mmrft.train.sampling import StepSamples
+from mmrft.train.state import load_critic_weights, load_weights
 from mmrft.train.update import batched_logprobs, policy_update, reference_context
 
 # The advantage that needs a value model: per-token GAE from the critic (PPO), outside the outcome registry.
@@ -49,9 +51,11 @@ class Learner:
         return out
 
 
-def build_learner(cfg: Config, model, device, fsdp: bool = False) -> Learner:
-    """The optimizer(s) and the models the update reads. `fsdp`: shard the policy and the reference
-    (`mmrft.train.fsdp`) before the optimizer is made over the shards."""
+def build_learner(cfg: Config, model, device, fsdp: bool = False, checkpoint: Optional[Path] = None) -> Learner:
+    """The optimizer(s) and the models the update reads. `fsdp`: shard the policy, the reference and the critic
+    (`mmrft.train.fsdp`) before the optimizers are made over the shards; the full tensors of `checkpoint` (a run's
+    `checkpoint-<step>/`, when resuming) go into the policy and the critic here, after the reference is copied from
+    the starting weights and before sharding. Unsharded, `load_checkpoint` restores them afterwards."""
     algo = cfg.algorithm
     # one scheduler step per optimizer step: ppo_epochs x minibatches per RL step
     updates = cfg.trainer.steps * algo.ppo_epochs * algo.minibatches
@@ -59,6 +63,8 @@ def build_learner(cfg: Config, model, device, fsdp: bool = False) -> Learner:
     if algo.kl_coef > 0 and not cfg.model.lora.enabled:
         ref = copy.deepcopy(model).eval().requires_grad_(False)
     if fsdp:
+        if checkpoint is not None:
+            load_weights(model, checkpoint / "policy")
         shard_model(model)
         if ref is not None:
             shard_model(ref)
@@ -68,6 +74,10 @@ def build_learner(cfg: Config, model, device, fsdp: bool = False) -> Learner:
     if algo.advantage == CRITIC_ESTIMATOR:
         learner.critic = load_critic(cfg, device)
         learner.critic.train()
+        if fsdp:
+            if checkpoint is not None:
+                load_critic_weights(learner.critic, checkpoint / "critic")
+            shard_model(learner.critic)
         learner.critic_optimizer, learner.critic_scheduler = make_optimizer(
             learner.critic, cfg.critic.lr or cfg.trainer.lr, cfg.trainer.weight_decay, cfg.trainer.warmup_steps,
             updates, cfg.trainer.lr_schedule)
@@ -116,7 +126,8 @@ def learn_step(
     rewards = torch.zeros(mask.shape[0]) if idle else samples.train_rewards
     rewards = rewards.to(device)
     if learner.critic is not None:
-        old_values = batched_values(learner.critic, seqs, algo.micro_batch_size, algo.length_sorted_micro_batches)
+        old_values = batched_values(learner.critic, seqs, algo.micro_batch_size, algo.length_sorted_micro_batches,
+                                    ctx)
         advantages, returns, _ = gae_advantages(rewards, old_values, mask, cfg.critic, whiten=algo.normalize_std,
                                                 kl=reward_kl, kl_coef=algo.kl_coef, ctx=ctx)
     else:

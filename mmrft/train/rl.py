@@ -35,12 +35,12 @@ from mmrft.train.common import (batches, fit_to_model, load_data, prepare_run_di
                                 set_threads)
 from mmrft.train.dist import (DistContext, all_gather_list, any_rank, barrier, destroy, init_distributed,
                               reduce_metrics, shard)
-from mmrft.train.fsdp import (FullStateOptimizer, FullWeights, Snapshot, check_fsdp, check_fsdp_data,
-                              full_state_dict, gathered)
+from mmrft.train.fsdp import (FullCritic, FullStateOptimizer, FullWeights, Snapshot, check_fsdp, check_fsdp_data,
+                              full_state_dict, gathered, unsharded_critic)
 from mmrft.train.learn import CRITIC_ESTIMATOR, Learner, build_learner, learn_step
 from mmrft.train.sampling import StepSamples, sample_step
 from mmrft.train.signals import GracefulStop
-from mmrft.train.state import latest_checkpoint, load_checkpoint, load_weights, rng_state, save_checkpoint
+from mmrft.train.state import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint
 
 log = logging.getLogger("mmrft")
 
@@ -120,9 +120,11 @@ def _checkpoint_parts(learner: Learner, generator: torch.Generator, ctx: DistCon
     if not ctx.fsdp:
         return {"policy": learner.model, "critic": learner.critic, "optimizers": learner.optimizers(),
                 "generator": generator}
-    return {"policy": None, "critic": None, "generator": generator,
-            "optimizers": {"optimizer": FullStateOptimizer(learner.model, learner.optimizer),
-                           "scheduler": learner.scheduler}}
+    optimizers = {"optimizer": FullStateOptimizer(learner.model, learner.optimizer), "scheduler": learner.scheduler}
+    if learner.critic is not None:
+        optimizers.update(critic_optimizer=FullStateOptimizer(learner.critic, learner.critic_optimizer),
+                          critic_scheduler=learner.critic_scheduler)
+    return {"policy": None, "critic": None, "generator": generator, "optimizers": optimizers}
 
 
 def _saveable_parts(learner: Learner, generator: torch.Generator, ctx: DistContext) -> dict:
@@ -132,6 +134,8 @@ def _saveable_parts(learner: Learner, generator: torch.Generator, ctx: DistConte
         parts["rank_rng"] = all_gather_list(rng_state(generator), ctx)[1:]
     if ctx.fsdp:
         parts["policy"] = FullWeights(learner.model, full_state_dict(learner.model))
+        if learner.critic is not None:
+            parts["critic"] = FullCritic(learner.critic, full_state_dict(learner.critic))
         parts["optimizers"] = {k: Snapshot(v.state_dict()) for k, v in parts["optimizers"].items()}
     return parts
 
@@ -213,9 +217,7 @@ def train_rl(cfg: Config) -> dict:
     train = fit_to_model(train, cfg, model, processor)
     held_out = fit_to_model(held_out, cfg, model, processor, "data.eval")
     model.train()
-    if ctx.fsdp and ckpt is not None:  # full tensors from the checkpoint go in before the model is sharded
-        load_weights(model, ckpt / "policy")
-    learner = build_learner(cfg, model, device, fsdp=ctx.fsdp)
+    learner = build_learner(cfg, model, device, fsdp=ctx.fsdp, checkpoint=ckpt)
     sampler = batches(len(train), ro.prompts_per_step, gen)
     start = 1
     if ckpt is not None:
@@ -329,10 +331,11 @@ def train_rl(cfg: Config) -> dict:
             if cfg.trainer.checkpoint_every and cfg.trainer.steps % cfg.trainer.checkpoint_every:
                 checkpoint(cfg.trainer.steps)  # the end of the run is resumable too (e.g. to train longer)
             weights = FullWeights(model, full_state_dict(model)) if ctx.fsdp else model  # FSDP: collective
+            critic = unsharded_critic(cfg, learner.critic) if learner.critic is not None else None  # likewise
             if ctx.is_main:
                 final = save_model(weights, processor, run_dir / "final")
-                if learner.critic is not None:
-                    learner.critic.save(run_dir / "critic", processor)
+                if critic is not None:
+                    critic.save(run_dir / "critic", processor)
             barrier(ctx)
     finally:
         progress.close()

@@ -204,6 +204,12 @@ def save_checkpoint(run_dir: Path, step: int, parts: dict[str, Any], state: dict
     return out
 
 
+def load_critic_weights(critic, src: Path) -> None:
+    """What `save_checkpoint` wrote for a critic (`mmrft.models.value.ValueModel`) into it, in place."""
+    load_weights(critic.backbone, src)
+    critic.value_head.load_state_dict(load_file(str(src / "value_head.safetensors")))
+
+
 def load_checkpoint(path: Path, parts: dict[str, Any], rank: int = 0) -> dict[str, Any]:
     """Restore `parts` (as for `save_checkpoint`) in place from `path`; returns state.json's content. `rank`: whose
     random state to restore (a rank the checkpoint has none for, after a change of world size, takes rank 0's: a
@@ -213,10 +219,8 @@ def load_checkpoint(path: Path, parts: dict[str, Any], rank: int = 0) -> dict[st
         raise CheckpointError(f"{path}: {problem}")
     if parts.get("policy") is not None:  # None: loaded already (FSDP loads the weights before sharding)
         load_weights(parts["policy"], path / "policy")
-    critic = parts.get("critic")
-    if critic is not None:
-        load_weights(critic.backbone, path / "critic")
-        critic.value_head.load_state_dict(load_file(str(path / "critic" / "value_head.safetensors")))
+    if parts.get("critic") is not None:  # None: none, or loaded already (FSDP, as the policy)
+        load_critic_weights(parts["critic"], path / "critic")
     saved = torch.load(path / "optimizers.pt", weights_only=True, map_location="cpu")
     for name, obj in parts["optimizers"].items():
         if name not in saved:

@@ -95,6 +95,13 @@ def minibatch_schedule(
     return plan
 
 
+def stepped_parameters(optimizer: torch.optim.Optimizer) -> list[torch.nn.Parameter]:
+    """The parameters `optimizer` updates. Not `model.parameters()`: under FSDP a module lists its gathered copies
+    while they are unsharded (the root stays so after a forward until its backward), and gradients summed or clipped
+    there would miss the sharded parameters the optimizer steps."""
+    return [p for group in optimizer.param_groups for p in group["params"]]
+
+
 def optimizer_step(params, optimizer, scheduler, max_grad_norm: float) -> tuple[float, bool]:
     """Clip, step (skipped when the gradient is not finite), advance the schedule; (grad norm, stepped)."""
     grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
@@ -154,7 +161,7 @@ def policy_update(
     sums: dict[str, float] = defaultdict(float)
     steps: dict[str, float] = defaultdict(float)
     count = local = 0
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = stepped_parameters(optimizer)
     use_kl_loss = algo.kl_coef > 0 and ref_logp is not None and not algo.kl_in_reward
     for mb in minibatch_schedule(n_groups, algo.ppo_epochs, algo.minibatches, generator, exact=ctx.enabled):
         mb_rows = group_rows(mb, seqs.n)

@@ -151,9 +151,29 @@ def test_torchrun_dapo_when_one_rank_keeps_no_group(tmp_path, tiny_model_dir, co
     assert any(not torch.equal(a, b) for a, b in zip(final.state_dict().values(), start.state_dict().values()))
 
 
-@pytest.mark.parametrize("fsdp,lora", [(False, False), (True, False), (True, True)],
-                         ids=["replicated", "fsdp2", "fsdp2-lora-kl"])
-def test_torchrun_resume_repeats_the_uninterrupted_run(tmp_path, tiny_model_dir, count_data, fsdp, lora):
+def test_torchrun_ppo_with_a_sharded_critic_updates_as_replicated(tmp_path, tiny_model_dir, count_data):
+    """PPO under FSDP2 shards the critic too. Its first step samples the same completions as the replicated run
+    (same weights, same seeds), so both runs' step-1 figures agree: the critic's values, its loss and the norm of
+    its summed gradient (a mean instead of the sum would halve it), and the policy's. The critic is saved whole."""
+    rows = {}
+    for fsdp in (False, True):
+        sub = tmp_path / ("fsdp" if fsdp else "replicated")
+        sub.mkdir()
+        cfg = _write_config(sub, tiny_model_dir, count_data, ", fsdp: true" if fsdp else "")
+        out = _torchrun_train(cfg, "algorithm.name=ppo", "trainer.steps=1", "trainer.lr=1e-3",
+                              "rewards.weights={task: 1.0, 'tests.train.rewards_for_tests:shorter_is_better': 1.0}")
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        rows[fsdp] = _train_rows(sub / "run")[0]
+        assert (sub / "run" / "critic" / "value_head.safetensors").is_file()
+    for key in ("critic/values_before", "actor/grad_norm", "actor/loss", "critic/grad_norm", "critic/vf_loss"):
+        assert rows[True][key] == pytest.approx(rows[False][key], rel=1e-3, abs=1e-6), key
+    assert rows[True]["critic/grad_norm"] > 0
+
+
+@pytest.mark.parametrize("fsdp,lora,algo", [(False, False, "dr_grpo"), (True, False, "dr_grpo"),
+                                            (True, True, "dr_grpo"), (True, False, "ppo")],
+                         ids=["replicated", "fsdp2", "fsdp2-lora-kl", "fsdp2-ppo"])
+def test_torchrun_resume_repeats_the_uninterrupted_run(tmp_path, tiny_model_dir, count_data, fsdp, lora, algo):
     """Each rank's random state is in the checkpoint (ranks sample different numbers of tokens, so their streams
     differ): a 2-process run resumed from step 1 logs exactly what the uninterrupted run logged, and ends with the
     same weights. With LoRA under FSDP2 the adapter is what is saved and loaded, and the KL's reference is the
@@ -167,6 +187,7 @@ def test_torchrun_resume_repeats_the_uninterrupted_run(tmp_path, tiny_model_dir,
               "trainer.lr=1e-3", "trainer.steps=3", "trainer.keep_checkpoints=5")
     if lora:
         common += ("model.lora.enabled=true", "model.lora.r=4", "trainer.lr=1e-2", "algorithm.kl_coef=0.05")
+    common += (f"algorithm.name={algo}",)
     out = _torchrun_train(cfg, *common)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     run = tmp_path / "run"
@@ -212,8 +233,8 @@ def test_check_fsdp_refuses_what_it_does_not_cover():
 
     check_fsdp(load_config(None, ["model.lora.enabled=true", "algorithm.kl_coef=0.05"]))  # LoRA (+ KL) is covered
     check_fsdp(load_config(None, ["algorithm.name=dapo"]))  # and DAPO's refills
-    for overrides, why in ((["algorithm.name=ppo"], "PPO's critic"),
-                           (["rollout.engine=vllm"], "rollout.engine=vllm")):
+    check_fsdp(load_config(None, ["algorithm.name=ppo"]))  # and PPO's critic
+    for overrides, why in ((["rollout.engine=vllm"], "rollout.engine=vllm"),):
         with pytest.raises(ConfigError, match=f"trainer.fsdp=true does not support .*{why}"):
             check_fsdp(load_config(None, overrides))
 
