@@ -7,16 +7,13 @@ micro-batches schedule as the policy update.
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import torch
 
-from mmrft.algorithms import aggregate, aggregation_denominators, gae, masked_whiten, outcome_token_rewards, value_loss
+from mmrft.algorithms import aggregate, gae, masked_whiten, outcome_token_rewards, value_loss
 from mmrft.config import AlgorithmConfig, CriticConfig
-from mmrft.train.dist import SINGLE, DistContext, all_sum, global_masked_whiten, sum_gradients
+from mmrft.train.dist import SINGLE, DistContext, global_masked_whiten
 from mmrft.train.forward import SequenceBatch, completion_values
-from mmrft.train.update import (aligned_over_ranks, average_step_metrics, group_rows, micro_batch_plan,
-                                minibatch_schedule, optimizer_step, scores_in_micro_batches, stepped_parameters)
+from mmrft.train.update import MicroBatch, minibatch_steps, scores_in_micro_batches
 
 
 @torch.no_grad()
@@ -65,37 +62,14 @@ def critic_update(
 ) -> dict[str, float]:
     """`algo.ppo_epochs` x `algo.minibatches` steps of the clipped value loss (aggregated like the policy loss,
     with whole-minibatch denominators); returns averaged metrics (`vf_loss`, `vf_clip_frac`, `vf_mse`, ...)."""
-    sums: dict[str, float] = defaultdict(float)
-    steps: dict[str, float] = defaultdict(float)
-    count = local = 0
-    params = stepped_parameters(optimizer)
-    for mb in minibatch_schedule(seqs.num_groups, algo.ppo_epochs, algo.minibatches, generator,
-                                 exact=ctx.enabled):
-        mb_rows = group_rows(mb, seqs.n)
-        num_tokens, num_seqs = all_sum(aggregation_denominators(mask[mb_rows]), ctx)
-        if num_tokens == 0:
-            continue
-        optimizer.zero_grad(set_to_none=True)
-        plan = micro_batch_plan(seqs, mb, algo.micro_batch_size, algo.length_sorted_micro_batches)
-        for groups, sub in aligned_over_ranks(plan, seqs, ctx):
-            if groups is None:  # a stand-in pass (FSDP): the same gathers and reductions, nothing added
-                (completion_values(critic, sub).sum() * 0.0).backward()
-                continue
-            idx, t = group_rows(groups, seqs.n), sub.width
-            m = mask[idx, :t]
-            values = completion_values(critic, sub)
-            loss_mat, metrics = value_loss(values, old_values[idx, :t], returns[idx, :t], m, critic_cfg.value_clip)
-            loss = aggregate(loss_mat, m, algo.loss_agg_mode, num_tokens=num_tokens, num_seqs=num_seqs,
-                             max_len=max_len)
-            loss.backward()
-            w = len(idx) / len(mb_rows)
-            sums["vf_loss"] += float(loss.detach())
-            for k, v in metrics.items():
-                sums[k] += w * float(v)
-        sum_gradients(params, ctx)
-        grad_norm, stepped = optimizer_step(params, optimizer, scheduler, max_grad_norm)
-        steps["grad_norm"] += grad_norm
-        steps["skipped_updates"] += 0.0 if stepped else 1.0
-        count += 1
-        local += bool(mb)
-    return average_step_metrics(sums, local, steps, count)
+
+    def loss_of(mb: MicroBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        idx, t = mb.rows, mb.seqs.width
+        values = completion_values(critic, mb.seqs)
+        loss_mat, metrics = value_loss(values, old_values[idx, :t], returns[idx, :t], mb.mask, critic_cfg.value_clip)
+        loss = aggregate(loss_mat, mb.mask, algo.loss_agg_mode, num_tokens=mb.num_tokens, num_seqs=mb.num_seqs,
+                         max_len=max_len)
+        return loss, metrics
+
+    return minibatch_steps(optimizer, scheduler, seqs, mask, algo, max_grad_norm, loss_of,
+                           lambda sub: completion_values(critic, sub), "vf_loss", generator, ctx)

@@ -7,7 +7,9 @@ changes nothing but peak memory (see `mmrft.algorithms.aggregate`).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import torch
 
@@ -148,7 +150,6 @@ def policy_update(
     are those of the whole minibatch over all ranks and gradients are summed over ranks before clipping.
     """
     loss_fn = get_policy_loss(algo.policy_loss)
-    n_groups = seqs.num_groups
     adv = advantages if advantages.dim() == 2 else advantages.unsqueeze(1).expand_as(mask)
     single_step = algo.ppo_epochs == 1 and algo.minibatches == 1
     sort = algo.length_sorted_micro_batches
@@ -158,40 +159,78 @@ def policy_update(
     if algo.policy_loss == "ppo_clip":
         loss_opts["dual_clip"] = algo.dual_clip
 
+    use_kl_loss = algo.kl_coef > 0 and ref_logp is not None and not algo.kl_in_reward
+
+    def loss_of(mb: MicroBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        idx, t, m = mb.rows, mb.seqs.width, mb.mask
+        logp, entropy = completion_logprobs(model, mb.seqs, temperature, with_entropy=True)
+        old = logp.detach() if old_logp is None else old_logp[idx, :t]
+        loss_mat, metrics = loss_fn(logp, old, adv[idx, :t], m, **loss_opts)
+        if use_kl_loss:
+            kl = kl_penalty(logp, ref_logp[idx, :t], kind=algo.kl_estimator)
+            loss_mat = loss_mat + algo.kl_coef * kl
+            metrics["kl"] = float(masked_mean(kl.detach(), m))
+        if algo.entropy_coef > 0:
+            loss_mat = loss_mat - algo.entropy_coef * entropy
+        metrics["entropy"] = float(masked_mean(entropy.detach(), m))
+        loss = aggregate(loss_mat, m, algo.loss_agg_mode, num_tokens=mb.num_tokens, num_seqs=mb.num_seqs,
+                         max_len=max_len)
+        return loss, metrics
+
+    return minibatch_steps(optimizer, scheduler, seqs, mask, algo, max_grad_norm, loss_of,
+                           lambda sub: completion_logprobs(model, sub, temperature)[0], "loss", generator, ctx)
+
+
+@dataclass
+class MicroBatch:
+    """One micro-batch of a minibatch: its completion rows, their sequences (trimmed) and mask, and the whole
+    minibatch's aggregation denominators (over all ranks)."""
+
+    rows: list[int]
+    seqs: SequenceBatch
+    mask: torch.Tensor
+    num_tokens: float
+    num_seqs: float
+
+
+def minibatch_steps(
+    optimizer,
+    scheduler,
+    seqs: SequenceBatch,
+    mask: torch.Tensor,
+    algo: AlgorithmConfig,
+    max_grad_norm: float,
+    loss_of: Callable[[MicroBatch], tuple[torch.Tensor, dict[str, float]]],
+    stand_in: Callable[[SequenceBatch], torch.Tensor],
+    loss_name: str,
+    generator: torch.Generator | None = None,
+    ctx: DistContext = SINGLE,
+) -> dict[str, float]:
+    """The schedule the policy and the critic are both trained on: for each minibatch of `minibatch_schedule`, the
+    aggregation denominators over all ranks, then gradient accumulation over its micro-batches (`loss_of` gives a
+    micro-batch's loss and metrics; under FSDP `stand_in(sub)` is run times zero where this rank has fewer passes),
+    gradients summed over ranks, clipped, one optimizer step. Returns the averaged metrics: `loss_name` summed over
+    micro-batches, the others weighted by their micro-batch's share of the minibatch, then `average_step_metrics`."""
     sums: dict[str, float] = defaultdict(float)
     steps: dict[str, float] = defaultdict(float)
     count = local = 0
     params = stepped_parameters(optimizer)
-    use_kl_loss = algo.kl_coef > 0 and ref_logp is not None and not algo.kl_in_reward
-    for mb in minibatch_schedule(n_groups, algo.ppo_epochs, algo.minibatches, generator, exact=ctx.enabled):
+    for mb in minibatch_schedule(seqs.num_groups, algo.ppo_epochs, algo.minibatches, generator, exact=ctx.enabled):
         mb_rows = group_rows(mb, seqs.n)
         num_tokens, num_seqs = all_sum(aggregation_denominators(mask[mb_rows]), ctx)
         if num_tokens == 0:  # every group here was filtered out: no step (Adam's momentum would still move)
             continue
         optimizer.zero_grad(set_to_none=True)
-        for groups, sub in aligned_over_ranks(micro_batch_plan(seqs, mb, algo.micro_batch_size, sort), seqs, ctx):
+        plan = micro_batch_plan(seqs, mb, algo.micro_batch_size, algo.length_sorted_micro_batches)
+        for groups, sub in aligned_over_ranks(plan, seqs, ctx):
             if groups is None:  # a stand-in pass (FSDP): the same gathers and reductions, nothing added
-                logp, _ = completion_logprobs(model, sub, temperature)
-                (logp.sum() * 0.0).backward()
+                (stand_in(sub).sum() * 0.0).backward()
                 continue
-            idx, t = group_rows(groups, seqs.n), sub.width
-            m = mask[idx, :t]
-            logp, entropy = completion_logprobs(model, sub, temperature, with_entropy=True)
-            old = logp.detach() if old_logp is None else old_logp[idx, :t]
-            loss_mat, metrics = loss_fn(logp, old, adv[idx, :t], m, **loss_opts)
-            if use_kl_loss:
-                kl = kl_penalty(logp, ref_logp[idx, :t], kind=algo.kl_estimator)
-                loss_mat = loss_mat + algo.kl_coef * kl
-                metrics["kl"] = float(masked_mean(kl.detach(), m))
-            if algo.entropy_coef > 0:
-                loss_mat = loss_mat - algo.entropy_coef * entropy
-            loss = aggregate(
-                loss_mat, m, algo.loss_agg_mode, num_tokens=num_tokens, num_seqs=num_seqs, max_len=max_len
-            )
+            idx = group_rows(groups, seqs.n)
+            loss, metrics = loss_of(MicroBatch(idx, sub, mask[idx, : sub.width], num_tokens, num_seqs))
             loss.backward()
             w = len(idx) / len(mb_rows)  # metrics of micro-batches weighted by their share of the minibatch
-            sums["loss"] += float(loss.detach())
-            sums["entropy"] += w * float(masked_mean(entropy.detach(), m))
+            sums[loss_name] += float(loss.detach())
             for k, v in metrics.items():
                 sums[k] += w * float(v)
         sum_gradients(params, ctx)
