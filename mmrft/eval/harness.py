@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from mmrft.data.media import describe_ref, load_image
 from mmrft.data.schema import Sample
 from mmrft.errors import DataError, MmrftError
 from mmrft.eval.benchmarks.base import Benchmark, Judgement
-from mmrft.rewards.worker import RewardTimeout, raise_timeout
+from mmrft.rewards.worker import RewardTimeout, time_limit, timeout_handler
 from mmrft.rollout.engine import SamplingParams
 from mmrft.rollout.hf import HFRolloutEngine
 
@@ -52,23 +51,14 @@ class EvalSetup:
 def judge_with_limit(bench: Benchmark, completion: str, sample: Sample, timeout_s: float) -> tuple[Judgement, bool]:
     """`bench.judge` under a SIGALRM time limit (main thread only; elsewhere untimed). (judgement, timed out)."""
     timed = threading.current_thread() is threading.main_thread() and timeout_s > 0
-    old = signal.signal(signal.SIGALRM, raise_timeout) if timed else None
     try:
-        if timed:
-            signal.setitimer(signal.ITIMER_REAL, timeout_s)
-        try:
+        with timeout_handler(timed), time_limit(timeout_s, timed):
             return bench.judge(completion, sample), False
-        finally:
-            if timed:
-                signal.setitimer(signal.ITIMER_REAL, 0)
     except RewardTimeout:
         return Judgement(None, 0.0), True
     except Exception as e:  # an adapter must not raise; if one does, the completion scores 0 and we say so
         log.warning("benchmark %s: judge raised on sample %s: %s: %s", bench.name, sample.id, type(e).__name__, e)
         return Judgement(None, 0.0), False
-    finally:
-        if timed:
-            signal.signal(signal.SIGALRM, old)
 
 
 def image_problem(sample: Sample) -> Optional[str]:

@@ -63,7 +63,7 @@ from typing import Deque, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from mmrft.rewards import worker as worker_module
 from mmrft.rewards.compose import RewardSpec, build_reward
-from mmrft.rewards.worker import BOOTSTRAP, RewardTimeout, format_error, grade_one, raise_timeout, warmup
+from mmrft.rewards.worker import BOOTSTRAP, RewardTimeout, format_error, grade_one, timeout_handler, warmup
 
 __all__ = ["RewardRunner", "RewardBatch", "RewardTimeout", "DEFAULT_DROP_KEYS"]
 
@@ -322,17 +322,12 @@ class RewardRunner:
         use_timer = threading.current_thread() is threading.main_thread()
         if use_timer and signal.getitimer(signal.ITIMER_REAL)[0] > 0:
             use_timer = False  # somebody else's timer is running; do not clobber it
-        old_handler = signal.signal(signal.SIGALRM, raise_timeout) if use_timer else None
-        try:
+        with timeout_handler(use_timer):
             for i, (completion, sample) in enumerate(zip(completions, samples)):
                 row, n_to, errs = grade_one(items, completion, self._strip(sample), self.timeout_s, use_timer)
                 scores[i] = row
                 state["timeouts"] += n_to
                 state["errors"].extend(errs)
-        finally:
-            if use_timer:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, old_handler)
 
     def _score_workers(self, completions, samples, scores, state) -> None:
         n = len(completions)

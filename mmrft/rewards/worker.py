@@ -7,6 +7,7 @@ is in `runner.py`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -32,6 +33,35 @@ def raise_timeout(signum, frame):
     raise RewardTimeout()
 
 
+@contextlib.contextmanager
+def timeout_handler(enabled: bool = True):
+    """`raise_timeout` as the SIGALRM handler for the block, the previous handler and a disarmed timer after. Only
+    the main thread may install signal handlers: call with `enabled=False` elsewhere (the block then runs untimed)."""
+    if not enabled:
+        yield
+        return
+    old = signal.signal(signal.SIGALRM, raise_timeout)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@contextlib.contextmanager
+def time_limit(timeout_s: float, enabled: bool = True):
+    """`RewardTimeout` raised inside the block after `timeout_s` seconds (with `timeout_handler` installed); the
+    timer is disarmed when the block ends either way."""
+    if not enabled:
+        yield
+        return
+    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
 def format_error(sample, name: str, exc: BaseException) -> str:
     sid = sample.get("id") if isinstance(sample, dict) else None
     try:
@@ -51,13 +81,8 @@ def grade_one(items, completion, sample, timeout_s: float, use_timer: bool):
     for name, fn in items:
         value = 0.0
         try:
-            if use_timer:
-                signal.setitimer(signal.ITIMER_REAL, timeout_s)
-            try:
+            with time_limit(timeout_s, use_timer):
                 raw = fn(completion, sample)
-            finally:
-                if use_timer:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
             raw = float(raw)
             if not math.isfinite(raw):
                 raise ValueError(f"reward returned a non-finite score {raw!r}")
