@@ -205,10 +205,12 @@ def evaluate_benchmark(
     judge_timeout_s: float = 5.0,
     progress: bool = True,
     model_and_processor=None,
+    loaded: Optional[dict] = None,
 ) -> dict[str, Any]:
     """`mmrft eval`: load the model and the benchmark, run, write `results.json` / `results.md` under `out_dir`,
     return the summary (see `mmrft.eval.results.summarize`). Greedy for one sample; `samples > 1` samples at
-    `temperature` (default 1.0) for pass@k and majority voting."""
+    `temperature` (default 1.0) for pass@k and majority voting. `loaded`: a dict kept by the caller across calls,
+    in which the benchmark's parsed items are kept (a training run evaluates the same files at every evaluation)."""
     from tqdm.auto import tqdm
 
     from mmrft.config import ModelConfig
@@ -223,9 +225,15 @@ def evaluate_benchmark(
     if samples > 1 and temperature <= 0:
         raise MmrftError(f"--samples {samples} needs sampling: set --temperature > 0 (greedy gives identical samples)")
     options = dict(options or {})
-    bench = get_benchmark(benchmark, **options)
-    split = split or bench.default_split
-    items = bench.load(Path(data_dir), split)
+    key = json.dumps([benchmark, str(data_dir), split, options], sort_keys=True, default=str)
+    if loaded is not None and key in loaded:
+        bench, split, items = loaded[key]
+    else:
+        bench = get_benchmark(benchmark, **options)
+        split = split or bench.default_split
+        items = bench.load(Path(data_dir), split)
+        if loaded is not None:
+            loaded[key] = (bench, split, items)
     if limit is not None:
         items = items[:limit]
     if not items:

@@ -87,9 +87,10 @@ def check_benchmarks(cfg) -> None:
             raise ConfigError(f"{where}.data: {b.data!r} is not a directory (the benchmark's released files)")
 
 
-def evaluate_benchmarks(cfg, model, processor, run_dir: Path, step: int) -> dict[str, float]:
+def evaluate_benchmarks(cfg, model, processor, run_dir: Path, step: int, loaded: dict | None = None) -> dict[str, float]:
     """Greedy run of every `eval.benchmarks` entry on the current policy; results under
-    RUN/eval/<name>/step_<step>/; returns `{"bench/<name>/accuracy": ...}` for the tracker."""
+    RUN/eval/<name>/step_<step>/; returns `{"bench/<name>/accuracy": ...}` for the tracker. `loaded`: kept by the
+    caller between evaluations, so each benchmark's files are read once per run."""
     from mmrft.eval.harness import evaluate_benchmark
 
     out: dict[str, float] = {}
@@ -99,7 +100,7 @@ def evaluate_benchmarks(cfg, model, processor, run_dir: Path, step: int) -> dict
             max_new_tokens=cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens, batch_size=cfg.eval.batch_size,
             prompt_format=cfg.data.prompt_format, system_prompt=cfg.data.system_prompt,
             out_dir=str(Path(run_dir) / "eval" / b.name / f"step_{step}"), overwrite=True, progress=False,
-            model_and_processor=(model, processor),
+            model_and_processor=(model, processor), loaded=loaded,
         )
         out[f"bench/{b.name}/accuracy"] = summary["overall"]["accuracy"]
         out[f"bench/{b.name}/skipped"] = float(summary["overall"]["n_skipped"])

@@ -241,12 +241,14 @@ def train_rl(cfg: Config) -> dict:
         mlflow=tr.mlflow, project=tr.project, run_name=tr.run_name, config=dataclasses.asdict(cfg))
     params = SamplingParams(ro.group_size, ro.max_new_tokens, ro.temperature, ro.top_p, ro.top_k)
 
+    loaded: dict = {}  # benchmark items, read once
+
     def run_eval(step: int) -> EvalResult | None:
         with gathered(model):  # FSDP: full weights on every rank (collective), so rank 0 can generate alone
             return _evaluate(step) if ctx.is_main else None  # the others wait at the next collective
 
     def _evaluate(step: int) -> EvalResult | None:
-        metrics = evaluate_benchmarks(cfg, model, processor, run_dir, step) if cfg.eval.benchmarks else {}
+        metrics = evaluate_benchmarks(cfg, model, processor, run_dir, step, loaded) if cfg.eval.benchmarks else {}
         res = None
         if held_out:
             res = evaluate(model, processor, held_out, scorer, fmt=cfg.data.prompt_format, media=media_options(cfg.data),

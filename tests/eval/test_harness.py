@@ -117,9 +117,14 @@ def test_cli_eval_samples_and_compare(tmp_path, tiny_model_dir, synth_dir, capsy
     assert "unknown benchmark 'mathvistaa'" in capsys.readouterr().err
 
 
-def test_training_config_eval_block_scores_benchmarks_during_rl(tmp_path, tiny_model_dir, count_data):
+def test_training_config_eval_block_scores_benchmarks_during_rl(tmp_path, tiny_model_dir, count_data, monkeypatch):
     from mmrft.config import load_config
+    from mmrft.eval.benchmarks.chartqa import ChartQA
     from mmrft.train.rl import train_rl
+
+    reads = []
+    real_load = ChartQA.load
+    monkeypatch.setattr(ChartQA, "load", lambda self, *a, **k: reads.append(a) or real_load(self, *a, **k))
 
     cfg = load_config(None, [
         "algorithm.name=dr_grpo", f"model.path={tiny_model_dir}", f"data.train={count_data['train']}",
@@ -135,6 +140,7 @@ def test_training_config_eval_block_scores_benchmarks_during_rl(tmp_path, tiny_m
     for step in (0, 1, 2):
         res = json.loads((tmp_path / "rl" / "eval" / "chartqa" / f"step_{step}" / "results.json").read_text())
         assert res["overall"]["n"] == 3
+    assert len(reads) == 1  # the benchmark's files are parsed once per run, not at every evaluation
 
 
 def test_training_config_rejects_an_unknown_benchmark(tmp_path, tiny_model_dir, count_data):
