@@ -13,12 +13,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 from mmrft.track.metrics import read_metrics  # noqa: E402
 
 
-def _series(rows: list[dict], phase: str, key: str) -> tuple[list[int], list[float]]:
+def metric_series(rows: list[dict], phase: str, key: str) -> tuple[list[int], list[float]]:
+    """(steps, values) of `key` in the metrics rows of `phase` ("train" / "eval") that have it."""
     pts = [(r["step"], r[key]) for r in rows if r.get("phase") == phase and r.get(key) is not None]
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def _smooth(values: list[float], k: int = 10) -> list[float]:
+def smoothed(values: list[float], k: int = 10) -> list[float]:
+    """Trailing mean over the last `k` values (fewer at the start)."""
     out, acc = [], []
     for v in values:
         acc.append(v)
@@ -33,11 +35,11 @@ def plot_reward_accuracy(run_dir: str | Path, out: str | Path | None = None, tit
     rows = read_metrics(run_dir)
     out = Path(out) if out else run_dir / "reward_accuracy.png"
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    steps, reward = _series(rows, "train", "reward/mean")
+    steps, reward = metric_series(rows, "train", "reward/mean")
     if steps:
         ax.plot(steps, reward, color="tab:blue", alpha=0.25, lw=1)
-        ax.plot(steps, _smooth(reward), color="tab:blue", lw=2, label="train reward (mean, smoothed)")
-    acc_steps, acc = _series(rows, "eval", "eval/accuracy")
+        ax.plot(steps, smoothed(reward), color="tab:blue", lw=2, label="train reward (mean, smoothed)")
+    acc_steps, acc = metric_series(rows, "eval", "eval/accuracy")
     if acc_steps:
         ax.plot(acc_steps, acc, "o-", color="tab:red", lw=2, label="held-out accuracy (greedy)")
     ax.set_xlabel("RL step")

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 from mmrft import atomic
 from mmrft.errors import MmrftError
-from mmrft.report.plots import _series, _smooth, plt
+from mmrft.report.plots import metric_series, smoothed, plt
 from mmrft.track.metrics import read_metrics
 
 # (title, [(phase, metric key, label)]); the first key a run logged is drawn
@@ -40,7 +40,7 @@ def plot_report(runs: Sequence[Path], out: Path) -> Path:
     """All panels in one PNG, each run in its own colour; written atomically."""
     data = {Path(r).name or str(r): _run_rows(Path(r)) for r in runs}
     panels = [(title, keys) for title, keys in PANELS
-              if any(_series(rows, ph, k)[0] for rows in data.values() for ph, k, _ in keys)]
+              if any(metric_series(rows, ph, k)[0] for rows in data.values() for ph, k, _ in keys)]
     if not panels:
         raise MmrftError(f"{', '.join(map(str, runs))}: no metrics to plot yet")
     cols = 2
@@ -50,7 +50,7 @@ def plot_report(runs: Sequence[Path], out: Path) -> Path:
     for ax, (title, keys) in zip(axes.flat, panels):
         for i, (name, rows) in enumerate(data.items()):
             for phase, key, label in keys:
-                steps, vals = _series(rows, phase, key)
+                steps, vals = metric_series(rows, phase, key)
                 if not steps:
                     continue
                 tag = f"{name}: {label}" if len(data) > 1 else label
@@ -59,7 +59,7 @@ def plot_report(runs: Sequence[Path], out: Path) -> Path:
                     ax.plot(steps, vals, "o-", color=colour, lw=1.5, label=tag)
                 else:
                     ax.plot(steps, vals, color=colour, alpha=0.2, lw=1)
-                    ax.plot(steps, _smooth(vals), color=colour, lw=1.8, label=tag)
+                    ax.plot(steps, smoothed(vals), color=colour, lw=1.8, label=tag)
                 break
         ax.set_title(title)
         ax.set_xlabel("RL step")
@@ -77,7 +77,7 @@ def plot_report(runs: Sequence[Path], out: Path) -> Path:
 
 def _stats(rows: list[dict], phase: str, key: str) -> Optional[tuple[float, float, float]]:
     """(first, last, mean of the last 10%) of a metric, or None when the run never logged it."""
-    _, vals = _series(rows, phase, key)
+    _, vals = metric_series(rows, phase, key)
     if not vals:
         return None
     tail = vals[-max(1, len(vals) // 10):]
