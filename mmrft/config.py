@@ -198,8 +198,8 @@ class TrainerConfig:
         "stop the run after this many RL steps in a row whose update was skipped for a non-finite gradient", 3)
     fsdp: bool = _help(
         "under torchrun: shard parameters, gradients and optimizer states over the processes with FSDP2, for models "
-        "whose training state does not fit one device (full fine-tuning or LoRA, PPO's critic too; not with "
-        "rollout.engine=vllm yet). Sampling gathers the full weights", False)
+        "whose training state does not fit one device (full fine-tuning or LoRA, PPO's critic too). Sampling with "
+        "rollout.engine=hf gathers the full weights; with vllm, each weight sync does", False)
 
 
 @dataclass

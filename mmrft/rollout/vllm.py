@@ -33,6 +33,7 @@ What this relies on (vLLM >= 0.19.1, the first release that installs beside tran
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -226,12 +227,14 @@ class VLLMRolloutEngine:
     `model_path` is the checkpoint vLLM builds itself from (the base model for LoRA); the policy's weights replace
     those at construction (a resumed run's differ). `sleep_level` 0 keeps the memory, 1/2 free it after every
     `generate` (see the module docstring). `llm` (with `vllm_module`) injects a ready engine, e.g. a test double.
+    `gather(model)`: a context in which the policy's parameters are whole, for a policy sharded with FSDP2
+    (`mmrft.train.fsdp.gathered`, collective: every rank syncs at the same points); none needed otherwise.
     """
 
     def __init__(self, model, processor, *, model_path: str, prompt_format: str = "r1", system: str | None = None,
                  media: MediaOptions | None = None, dtype: str = "bfloat16", gpu_memory_utilization: float = 0.3,
                  sleep_level: int = 1, max_model_len: int | None = None, seed: int = 0,
-                 llm_kwargs: dict | None = None, llm=None, vllm_module=None):
+                 llm_kwargs: dict | None = None, llm=None, vllm_module=None, gather=None):
         if sleep_level not in (0, 1, 2):
             raise ConfigError(f"rollout.vllm_sleep_level: {sleep_level} is not 0, 1 or 2")
         self.model, self.processor = model, processor
@@ -240,6 +243,7 @@ class VLLMRolloutEngine:
         self.eos_ids = _eos_ids(model, processor.tokenizer)
         self.suppress = media_token_ids(processor, model)
         self.sleep_level = sleep_level
+        self.gather = gather or (lambda model: contextlib.nullcontext())
         self.vllm = vllm_module or import_vllm()
         if llm is None:
             if not torch.cuda.is_available():
@@ -258,12 +262,13 @@ class VLLMRolloutEngine:
         self.sleep()
 
     @classmethod
-    def from_config(cls, cfg, model, processor, rank: int = 0) -> "VLLMRolloutEngine":
+    def from_config(cls, cfg, model, processor, rank: int = 0, gather=None) -> "VLLMRolloutEngine":
         ro = cfg.rollout
         return cls(model, processor, model_path=cfg.model.path, prompt_format=cfg.data.prompt_format,
                    system=cfg.data.system_prompt, media=media_options(cfg.data), dtype=cfg.model.dtype,
                    gpu_memory_utilization=ro.vllm_gpu_memory_utilization, sleep_level=ro.vllm_sleep_level,
-                   max_model_len=ro.vllm_max_model_len, seed=cfg.trainer.seed + rank, llm_kwargs=dict(ro.vllm_kwargs))
+                   max_model_len=ro.vllm_max_model_len, seed=cfg.trainer.seed + rank, llm_kwargs=dict(ro.vllm_kwargs),
+                   gather=gather)
 
     def sleep(self) -> None:
         """Release vLLM's GPU memory until the next `sync_weights` / `generate` (nothing with sleep level 0)."""
@@ -286,12 +291,13 @@ class VLLMRolloutEngine:
         """Load the policy's current weights (LoRA merged in) into vLLM; call after every optimizer update."""
         self.model = model if model is not None else self.model
         self.wake_up(("weights",))  # weights first, KV cache at generate: never both copies at once
-        weights = vllm_weights(self.model)
-        apply_model = getattr(self.llm, "apply_model", None)
-        if apply_model is not None:
-            apply_model(lambda m: m.load_weights(weights))
-        else:  # releases without apply_model: TRL's path to the in-process model
-            self.llm.llm_engine.model_executor.driver_worker.worker.model_runner.model.load_weights(weights)
+        with self.gather(self.model):
+            weights = vllm_weights(self.model)
+            apply_model = getattr(self.llm, "apply_model", None)
+            if apply_model is not None:
+                apply_model(lambda m: m.load_weights(weights))
+            else:  # releases without apply_model: TRL's path to the in-process model
+                self.llm.llm_engine.model_executor.driver_worker.worker.model_runner.model.load_weights(weights)
         self.stale = False
         self.llm.reset_prefix_cache()
         reset_encoder = getattr(self.llm, "reset_encoder_cache", None)

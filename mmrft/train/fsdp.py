@@ -26,7 +26,9 @@ the same modules: ranks holding fewer micro-batches (DAPO keeps different number
 passes worth nothing (`mmrft.train.update.aligned_over_ranks`), the shared-prompt forward always makes its two passes,
 and the training data may not mix samples that run different towers (`check_fsdp_data`). PPO's critic is sharded
 like the policy (its own units, the summed update, full tensors in checkpoints; the final `critic/` directory is
-written from an unsharded copy on rank 0). Not covered yet: the vLLM engine, refused with a clear error.
+written from an unsharded copy on rank 0). With the vLLM engine, each weight sync runs inside `gathered(policy)`
+(every rank syncs after every update) and sampling needs no gather; vLLM's sleep level 2 is refused, because it
+reloads the weights inside `generate`, which DAPO's refill rounds do not call on every rank.
 """
 
 from __future__ import annotations
@@ -45,8 +47,9 @@ from mmrft.models.positions import base_model
 def check_fsdp(cfg) -> None:
     """Refuse the combinations FSDP does not cover yet, before any work."""
     why = []
-    if cfg.rollout.engine == "vllm":
-        why.append("rollout.engine=vllm (its weight sync reads unsharded weights)")
+    if cfg.rollout.engine == "vllm" and cfg.rollout.vllm_sleep_level == 2:
+        why.append("rollout.vllm_sleep_level=2 with rollout.engine=vllm (it reloads the weights at every generate, "
+                   "a gather ranks would not all make; use level 1)")
     if why:
         raise ConfigError("trainer.fsdp=true does not support " + "; ".join(why))
 

@@ -7,6 +7,7 @@ the update in `mmrft.train.learn`, checkpoints in `mmrft.train.state`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -230,7 +231,7 @@ def train_rl(cfg: Config) -> dict:
     if ro.engine == "vllm":  # one vLLM engine per rank, holding its own copy of the weights
         from mmrft.rollout.vllm import VLLMRolloutEngine
 
-        engine = VLLMRolloutEngine.from_config(cfg, model, processor, rank=ctx.rank)
+        engine = VLLMRolloutEngine.from_config(cfg, model, processor, rank=ctx.rank, gather=gathered)
     else:
         engine = HFRolloutEngine(model, processor, share_prefill=ro.share_prefill)
     scorer = Scorer(cfg.rewards.weights, cfg.rewards.default, cfg.rewards.timeout_s, cfg.rewards.workers,
@@ -288,7 +289,9 @@ def train_rl(cfg: Config) -> dict:
                 t0 = time.time()
                 timings: dict[str, float] = {}
                 # 1-2. prompts -> G completions each -> rewards scored by program (DAPO: refill dropped groups)
-                with gathered(model):  # FSDP: full weights for the whole sampling phase (refill rounds included)
+                # FSDP + transformers sampling: full weights for the whole phase (refill rounds included); vLLM
+                # samples from its own copy
+                with gathered(model) if ro.engine == "hf" else contextlib.nullcontext():
                     samples = sample_step(draw, encode, engine, params, scorer, algo, processor.tokenizer.pad_token_id,
                                           timings, ctx)
                 metrics = _rollout_metrics(samples)

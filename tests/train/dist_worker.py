@@ -46,12 +46,54 @@ def update_once(ctx: DistContext, model_dir: str, data: str, batch: dict, estima
         save_file({k: v.detach().clone().contiguous() for k, v in state.items()}, out)
 
 
-def rank_main(rank: int, world: int, init_file: str, fsdp: bool, *args) -> None:
+def vllm_sync_once(ctx: DistContext, model_dir: str, lora: bool, out: str) -> None:
+    """What the vLLM engine is handed at a weight sync (through a recorder standing in for vllm.LLM), with the
+    policy sharded by FSDP2 when `ctx.fsdp`."""
+    from types import SimpleNamespace
+
+    from mmrft.rollout.vllm import VLLMRolloutEngine
+    from mmrft.train.fsdp import gathered
+
+    torch.manual_seed(0)
+    model, proc = load_policy(ModelConfig(path=model_dir, lora=LoraConfig(enabled=lora, r=4, alpha=8)))
+    with torch.no_grad():  # non-zero adapters, so that the merge shows
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape) * 0.05)
+    if ctx.fsdp:
+        shard_model(model)
+    got: dict[str, torch.Tensor] = {}
+
+    def load_weights(weights):
+        for name, t in weights:
+            assert type(t) is torch.Tensor, (name, type(t))  # whole tensors, not shards
+            got[name] = t.detach().clone().contiguous()
+
+    class Recorder:
+        def apply_model(self, fn):
+            return [fn(SimpleNamespace(load_weights=load_weights))]
+
+        def sleep(self, level): ...
+        def wake_up(self, tags): ...
+        def reset_prefix_cache(self): ...
+        def reset_encoder_cache(self): ...
+
+    VLLMRolloutEngine(model, proc, model_path="unused", sleep_level=0, llm=Recorder(), vllm_module=SimpleNamespace(),
+                      gather=gathered)
+    if ctx.is_main:
+        save_file(got, out)
+
+
+def rank_main(rank: int, world: int, init_file: str, fsdp: bool, *args, job=update_once) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        update_once(DistContext(rank, world, rank, fsdp), *args)
+        job(DistContext(rank, world, rank, fsdp), *args)
     finally:
         dist.destroy_process_group()
+
+
+def rank_vllm_sync(rank: int, world: int, init_file: str, fsdp: bool, *args) -> None:
+    rank_main(rank, world, init_file, fsdp, *args, job=vllm_sync_once)
 
 
 def single(*args) -> None:

@@ -234,7 +234,8 @@ def test_check_fsdp_refuses_what_it_does_not_cover():
     check_fsdp(load_config(None, ["model.lora.enabled=true", "algorithm.kl_coef=0.05"]))  # LoRA (+ KL) is covered
     check_fsdp(load_config(None, ["algorithm.name=dapo"]))  # and DAPO's refills
     check_fsdp(load_config(None, ["algorithm.name=ppo"]))  # and PPO's critic
-    for overrides, why in ((["rollout.engine=vllm"], "rollout.engine=vllm"),):
+    check_fsdp(load_config(None, ["rollout.engine=vllm"]))  # and vLLM, at sleep level 1
+    for overrides, why in ((["rollout.engine=vllm", "rollout.vllm_sleep_level=2"], "rollout.vllm_sleep_level=2"),):
         with pytest.raises(ConfigError, match=f"trainer.fsdp=true does not support .*{why}"):
             check_fsdp(load_config(None, overrides))
 
@@ -251,3 +252,16 @@ def test_fsdp_refuses_data_that_runs_different_towers():
     with pytest.raises(ConfigError, match=r"data.train \(d.jsonl\): .* mixes images/video \(e.g. id 'img-0'\), "
                                           r"text only \(e.g. id 'txt'\)"):
         check_fsdp_data(with_image + [Sample(id="txt", prompt="1+1?", answer="2")], "data.train (d.jsonl)")
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_vllm_weight_sync_from_an_fsdp_policy(tmp_path, tiny_model_dir, lora):
+    """Under FSDP2 the vLLM engine is handed whole tensors (the policy gathered for the sync, LoRA merged), the same
+    names and values as from the unsharded policy."""
+    dist_worker.vllm_sync_once(dist_worker.SINGLE, str(tiny_model_dir), lora, str(tmp_path / "one.safetensors"))
+    mp.spawn(dist_worker.rank_vllm_sync, args=(2, str(tmp_path / "store"), True, str(tiny_model_dir), lora,
+                                               str(tmp_path / "two.safetensors")), nprocs=2, join=True)
+    one, two = load_file(str(tmp_path / "one.safetensors")), load_file(str(tmp_path / "two.safetensors"))
+    assert one.keys() == two.keys() and not any("lora_" in k or "base_layer" in k for k in one)
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], atol=0, rtol=0, msg=name)
