@@ -194,6 +194,9 @@ class TrainerConfig:
     resume: Optional[str] = _help(
         "continue a run from its newest valid checkpoint: a run directory, or `auto` (trainer.output_dir if it "
         "has one, else a fresh start)", None)
+    flat_reward_warning_steps: int = _help(
+        "warn when for this many steps in a row every group's completions got the same reward (no advantage: a "
+        "collapsed or a solved policy); 0: never", 10)
     max_nonfinite_steps: int = _help(
         "stop the run after this many RL steps in a row whose update was skipped for a non-finite gradient", 3)
     fsdp: bool = _help(

@@ -20,7 +20,7 @@ from typing import Optional
 import torch
 from tqdm.auto import tqdm
 
-from mmrft.algorithms import AGGREGATION_MODES, get_advantage_estimator, get_policy_loss
+from mmrft.algorithms import AGGREGATION_MODES, filter_groups, get_advantage_estimator, get_policy_loss
 from mmrft.config import Config, import_plugins
 from mmrft.data.collate import encode_prompts, media_options
 from mmrft.models.families import family_of
@@ -38,6 +38,7 @@ from mmrft.train.dist import (DistContext, all_gather_list, any_rank, barrier, d
                               reduce_metrics, shard)
 from mmrft.train.fsdp import (FullCritic, FullStateOptimizer, FullWeights, Snapshot, check_fsdp, check_fsdp_data,
                               full_state_dict, gathered, unsharded_critic)
+from mmrft.train.health import FlatRewardWatch
 from mmrft.train.learn import CRITIC_ESTIMATOR, Learner, build_learner, learn_step
 from mmrft.train.sampling import StepSamples, sample_step
 from mmrft.train.signals import GracefulStop
@@ -76,6 +77,7 @@ def _rollout_metrics(samples: StepSamples) -> dict[str, float]:
         "reward/timeouts": float(scores.timeouts),
         "reward/overlong_penalty": float(samples.drawn_shaping.mean()),
         "filter/groups_drawn": float(samples.groups_drawn),
+        "filter/flat_groups": _flat_fraction(samples),
         "filter/groups_kept": float(samples.groups_kept),
         "filter/rounds": float(samples.rounds),
     }
@@ -85,6 +87,13 @@ def _rollout_metrics(samples: StepSamples) -> dict[str, float]:
             out[f"reward/{name}"] = float(finite.mean())
             out[f"reward/{name}/std"] = float(finite.std()) if len(finite) > 1 else 0.0
     return out
+
+
+def _flat_fraction(samples: StepSamples) -> float:
+    """The share of drawn groups whose completions all got the same reward (shaping included): their advantages are
+    zero whatever the filter does."""
+    _, stats = filter_groups(samples.drawn_scores.totals + samples.drawn_shaping, samples.drawn.group_ids)
+    return 1.0 - stats.groups_kept / max(stats.groups_seen, 1)
 
 
 def _dump_rollouts(run_dir: Path, step: int, samples: StepSamples, advantages: Optional[torch.Tensor], n: int) -> None:
@@ -281,6 +290,7 @@ def train_rl(cfg: Config) -> dict:
 
     first = run_eval(0) if start == 1 else _eval_from_metrics(run_dir, held_out, 0)
     last, final, stopped, nonfinite = first, None, None, state.get("nonfinite_in_a_row", 0) if ckpt else 0
+    flat_watch = FlatRewardWatch(cfg.trainer.flat_reward_warning_steps)
     progress = _Progress(cfg.trainer.steps, start, "GRPO" if algo.name == "grpo" else algo.name,
                          cfg.trainer.progress and ctx.is_main, cfg.trainer.log_every)
     try:
@@ -315,6 +325,8 @@ def train_rl(cfg: Config) -> dict:
                 nonfinite = nonfinite + 1 if metrics.get("actor/skipped_updates", 0) > 0 else 0
                 tracker.log(step, metrics)
                 progress.update(step, metrics)
+                if ctx.is_main:
+                    flat_watch.update(step, metrics)
                 if nonfinite:
                     log.warning("step %d: non-finite gradient, update skipped (%d in a row)", step, nonfinite)
                 if nonfinite >= cfg.trainer.max_nonfinite_steps:

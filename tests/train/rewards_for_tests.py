@@ -21,3 +21,8 @@ def flat_on_rank_1(completion: str, sample: dict) -> float:
     if os.environ.get("RANK") == "1":
         return 0.0
     return zlib.crc32(completion.encode()) / 2**32
+
+
+def always_zero(completion: str, sample: dict) -> float:
+    """Every completion scores 0: every group is flat (a collapsed policy, as far as the trainer can tell)."""
+    return 0.0

@@ -95,3 +95,29 @@ def test_dynamic_sampling_refills_dropped_groups(tmp_path, tiny_model_dir, count
         assert r["advantage/std"] > 0
     # half the ids are even: over the run some of their groups were drawn, dropped and replaced
     assert sum(r["filter/groups_drawn"] for r in rows) > sum(r["filter/groups_kept"] for r in rows)
+    # the flat share counts every drawn group: kept (spread) groups are not flat, dropped ones are
+    for r in rows:
+        assert r["filter/flat_groups"] == pytest.approx(1 - r["filter/groups_kept"] / r["filter/groups_drawn"])
+
+
+def test_flat_rewards_are_reported_and_warned_about(tmp_path, tiny_model_dir, count_data, caplog):
+    """Every completion scores 0: no group has a reward spread, the update does nothing, and after
+    trainer.flat_reward_warning_steps steps in a row the run says so (once per streak)."""
+    with caplog.at_level("WARNING", logger="mmrft"):
+        _, rows = _run(tmp_path, tiny_model_dir, count_data,
+                       "rewards.weights={'tests.train.rewards_for_tests:always_zero': 1.0}", "trainer.steps=3",
+                       "trainer.flat_reward_warning_steps=2")
+    assert [r["filter/flat_groups"] for r in rows] == [1.0, 1.0, 1.0]
+    assert all(r["advantage/std"] == 0 for r in rows)
+    warnings = [m for m in caplog.messages if "got the same reward" in m]
+    assert len(warnings) == 1 and warnings[0].startswith("steps 1-2:") and "mean 0.000" in warnings[0]
+
+
+def test_flat_reward_watch_counts_streaks():
+    from mmrft.train.health import FlatRewardWatch
+
+    watch = FlatRewardWatch(patience=2)
+    fired = [watch.update(s, {"filter/flat_groups": f, "reward/mean": 0.0})
+             for s, f in enumerate([1.0, 0.5, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0], start=1)]
+    assert fired == [False, False, False, True, False, False, False, True]  # once per streak of 2+
+    assert not any(FlatRewardWatch(patience=0).update(s, {"filter/flat_groups": 1.0}) for s in range(5))
