@@ -171,19 +171,21 @@ def test_torchrun_ppo_with_a_sharded_critic_updates_as_replicated(tmp_path, tiny
 
 
 @pytest.mark.parametrize("fsdp,lora,algo", [(False, False, "dr_grpo"), (True, False, "dr_grpo"),
-                                            (True, True, "dr_grpo"), (True, False, "ppo")],
-                         ids=["replicated", "fsdp2", "fsdp2-lora-kl", "fsdp2-ppo"])
+                                            (True, True, "dr_grpo"), (True, False, "ppo"), (False, False, "dapo")],
+                         ids=["replicated", "fsdp2", "fsdp2-lora-kl", "fsdp2-ppo", "replicated-dapo"])
 def test_torchrun_resume_repeats_the_uninterrupted_run(tmp_path, tiny_model_dir, count_data, fsdp, lora, algo):
     """Each rank's random state is in the checkpoint (ranks sample different numbers of tokens, so their streams
     differ): a 2-process run resumed from step 1 logs exactly what the uninterrupted run logged, and ends with the
     same weights. With LoRA under FSDP2 the adapter is what is saved and loaded, and the KL's reference is the
-    sharded base model with the adapter switched off."""
+    sharded base model with the adapter switched off. With DAPO (half the prompts give flat groups) ranks refill in
+    rounds decided together, so the prompt sampler that rank 0 saves is every rank's."""
     import shutil
 
     from safetensors.torch import load_file as load
 
     cfg = _write_config(tmp_path, tiny_model_dir, count_data, ", fsdp: true" if fsdp else "")
-    common = ("rewards.weights={task: 1.0, 'tests.train.rewards_for_tests:shorter_is_better': 1.0}",
+    reward = "flat_for_even_ids" if algo == "dapo" else "shorter_is_better"
+    common = (f"rewards.weights={{task: 1.0, 'tests.train.rewards_for_tests:{reward}': 1.0}}",
               "trainer.lr=1e-3", "trainer.steps=3", "trainer.keep_checkpoints=5")
     if lora:
         common += ("model.lora.enabled=true", "model.lora.r=4", "trainer.lr=1e-2", "algorithm.kl_coef=0.05")
@@ -193,6 +195,8 @@ def test_torchrun_resume_repeats_the_uninterrupted_run(tmp_path, tiny_model_dir,
     run = tmp_path / "run"
     volatile = ("time/", "tokens/s")
     full = {r["step"]: {k: v for k, v in r.items() if not k.startswith(volatile)} for r in _train_rows(run)}
+    if algo == "dapo":  # refills happened
+        assert any(r["filter/rounds"] > 1 for r in full.values()), full
     final_file = run / "final" / ("adapter_model.safetensors" if lora else "model.safetensors")
     weights = load(str(final_file))
     assert (run / "checkpoint-000001" / "rng_rank1.safetensors").is_file()
