@@ -110,7 +110,7 @@ def test_flat_rewards_are_reported_and_warned_about(tmp_path, tiny_model_dir, co
     assert [r["filter/flat_groups"] for r in rows] == [1.0, 1.0, 1.0]
     assert all(r["advantage/std"] == 0 for r in rows)
     warnings = [m for m in caplog.messages if "got the same reward" in m]
-    assert len(warnings) == 1 and warnings[0].startswith("steps 1-2:") and "mean 0.000" in warnings[0]
+    assert len(warnings) == 1 and warnings[0].startswith("steps 1-2:") and "mean 0.000, accuracy 0.000" in warnings[0]
 
 
 def test_flat_reward_watch_counts_streaks():
@@ -121,3 +121,14 @@ def test_flat_reward_watch_counts_streaks():
              for s, f in enumerate([1.0, 0.5, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0], start=1)]
     assert fired == [False, False, False, True, False, False, False, True]  # once per streak of 2+
     assert not any(FlatRewardWatch(patience=0).update(s, {"filter/flat_groups": 1.0}) for s in range(5))
+
+
+def test_flat_reward_watch_tells_solved_from_collapsed(caplog):
+    from mmrft.train.health import FlatRewardWatch
+
+    with caplog.at_level("INFO", logger="mmrft"):
+        FlatRewardWatch(1).update(7, {"filter/flat_groups": 1.0, "reward/mean": 1.0, "accuracy": 1.0})
+        FlatRewardWatch(1).update(9, {"filter/flat_groups": 1.0, "reward/mean": 0.0, "accuracy": 0.0})
+    (solved, collapsed) = caplog.records
+    assert solved.levelname == "INFO" and "steps 7-7: every completion was correct" in solved.getMessage()
+    assert collapsed.levelname == "WARNING" and "has collapsed" in collapsed.getMessage()
