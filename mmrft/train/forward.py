@@ -134,7 +134,11 @@ def _logits_shared(model, batch: SequenceBatch) -> torch.Tensor:
     return torch.cat([first, rest.logits], dim=1)
 
 
-def _logits(model, batch: SequenceBatch, shared_prompt: bool) -> torch.Tensor:
+def _logits(model, batch: SequenceBatch, shared_prompt: bool | None) -> torch.Tensor:
+    """Per-position outputs predicting each completion token; `shared_prompt=None` picks the shared-prompt path when
+    it applies (the batch allows it, a group has several completions, the model keeps its KV cache)."""
+    if shared_prompt is None:
+        shared_prompt = batch.share_prompt and batch.n > 1 and supports_cache_reuse(model)
     if not shared_prompt:
         return _logits_expanded(model, batch)
     if batch.width == 1:  # the continuation pass needs one input token: score one more (masked) column and drop it,
@@ -146,8 +150,6 @@ def _logits(model, batch: SequenceBatch, shared_prompt: bool) -> torch.Tensor:
 def completion_values(critic, batch: SequenceBatch, shared_prompt: bool | None = None) -> torch.Tensor:
     """Values [B*n, T] of the states that predict each completion token, from a `mmrft.models.value.ValueModel`
     (its one-channel "logits"), by the same two exact paths as the log-probs."""
-    if shared_prompt is None:
-        shared_prompt = batch.share_prompt and batch.n > 1 and supports_cache_reuse(critic)
     return _logits(critic, batch, shared_prompt).squeeze(-1).float()
 
 
@@ -156,7 +158,5 @@ def completion_logprobs(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-probs [B*n, T] of the completion tokens under `model` at `temperature` (the sampling distribution), and
     optionally the token entropy [B*n, T]. `shared_prompt=None` picks the shared-prompt path when it applies."""
-    if shared_prompt is None:
-        shared_prompt = batch.share_prompt and batch.n > 1 and supports_cache_reuse(model)
     logits = _logits(model, batch, shared_prompt)
     return _finish(logits, batch.completion_ids, batch, temperature, with_entropy)

@@ -34,6 +34,7 @@ from safetensors.torch import load_file, save_file
 
 from mmrft import atomic
 from mmrft.errors import MmrftError
+from mmrft.models.value import VALUE_HEAD_FILE
 
 log = logging.getLogger("mmrft")
 
@@ -82,6 +83,20 @@ def load_weights(model, src: Path) -> None:
         model.load_state_dict(fresh.state_dict(), strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"{src}: weights do not fit the model: {str(e).splitlines()[0]}") from None
+
+
+def save_critic_weights(critic, out: Path) -> None:
+    """A critic (`mmrft.models.value.ValueModel`, or a view with `backbone` and `value_head`) as `save_weights` writes
+    its backbone, plus its value head."""
+    save_weights(critic.backbone, out)
+    save_file({k: v.detach().cpu().contiguous() for k, v in critic.value_head.state_dict().items()},
+              str(out / VALUE_HEAD_FILE))
+
+
+def load_critic_weights(critic, src: Path) -> None:
+    """What `save_critic_weights` wrote into a critic, in place."""
+    load_weights(critic.backbone, src)
+    critic.value_head.load_state_dict(load_file(str(src / VALUE_HEAD_FILE)))
 
 
 # ----------------------------------------------------------------------------- RNG
@@ -177,11 +192,8 @@ def save_checkpoint(run_dir: Path, step: int, parts: dict[str, Any], state: dict
     try:
         with atomic.directory(out) as tmp:
             save_weights(parts["policy"], tmp / "policy")
-            critic = parts.get("critic")
-            if critic is not None:
-                save_weights(critic.backbone, tmp / "critic")
-                save_file({k: v.detach().cpu().contiguous() for k, v in critic.value_head.state_dict().items()},
-                          str(tmp / "critic" / "value_head.safetensors"))
+            if parts.get("critic") is not None:
+                save_critic_weights(parts["critic"], tmp / "critic")
             torch.save({k: v.state_dict() for k, v in parts["optimizers"].items()}, tmp / "optimizers.pt")
             tensors, plain = rng_state(parts["generator"])
             save_file(tensors, str(tmp / "rng.safetensors"))
@@ -202,12 +214,6 @@ def save_checkpoint(run_dir: Path, step: int, parts: dict[str, Any], state: dict
     for _, old in list_checkpoints(run_dir)[: -max(keep_last, 1)]:
         shutil.rmtree(old, ignore_errors=True)
     return out
-
-
-def load_critic_weights(critic, src: Path) -> None:
-    """What `save_checkpoint` wrote for a critic (`mmrft.models.value.ValueModel`) into it, in place."""
-    load_weights(critic.backbone, src)
-    critic.value_head.load_state_dict(load_file(str(src / "value_head.safetensors")))
 
 
 def load_checkpoint(path: Path, parts: dict[str, Any], rank: int = 0) -> dict[str, Any]:
