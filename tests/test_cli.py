@@ -71,3 +71,24 @@ def test_unknown_estimator_is_a_config_error(tmp_path, tiny_model_dir, count_dat
     cfg.write_text(f"model:\n  path: {tiny_model_dir}\ndata:\n  train: {count_data['train']}\n"
                    f"algorithm:\n  advantage: grpoo\ntrainer:\n  output_dir: {tmp_path / 'run'}\n")
     _assert_one_line_error(run("train", str(cfg)), "algorithm.advantage", "grpoo", "dr_grpo")
+
+
+def test_reward_registered_by_a_plugin_module_reaches_the_grading_worker(tmp_path, tiny_model_dir, count_data):
+    """`imports:` names a module whose `@register_reward` entry the rewards use; with the default
+    `rewards.workers=1` the reward runs in a worker process, which must import that module too."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"imports: [tests.train.plugin_rewards]\nmodel:\n  path: {tiny_model_dir}\ndata:\n  train: {count_data['train']}\n"
+        "rewards:\n  weights: {plugin_shorter_is_better: 1.0}\n"
+        "rollout:\n  group_size: 2\n  prompts_per_step: 2\n  max_new_tokens: 6\n"
+        f"trainer:\n  steps: 1\n  progress: false\n  output_dir: {tmp_path / 'run'}\n")
+    r = run("train", str(cfg), cwd=root)
+    assert r.returncode == 0, r.stderr
+    assert "rewards.workers" not in cfg.read_text()  # the default: one grading worker process
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    train = [row for row in rows if row["phase"] == "train"]
+    assert len(train) == 1
+    # scored by the plugin (lengths differ, so the scores spread), not 0 for an unknown reward
+    assert train[0]["reward/plugin_shorter_is_better"] < 0
+    assert "reward error" not in r.stderr

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import importlib
 import logging
 import math
 import multiprocessing
@@ -136,6 +137,8 @@ class RewardRunner:
         fast_start: import ``mmrft.rewards`` in the worker without running
             ``mmrft/__init__.py``.
         drop_keys: sample keys not passed to rewards (heavy media).
+        imports: modules each worker imports before building the reward (the config's ``imports:``), so that
+            rewards registered there by name resolve in the worker as they do in the parent.
     """
 
     def __init__(
@@ -149,7 +152,11 @@ class RewardRunner:
         mp_context: str = "spawn",
         fast_start: bool = True,
         drop_keys: Iterable[str] = DEFAULT_DROP_KEYS,
+        imports: Sequence[str] = (),
     ) -> None:
+        self.imports = tuple(imports)
+        for module in self.imports:  # the parent validates the names, as the worker will resolve them
+            importlib.import_module(module)
         self.reward = build_reward(spec)  # validates the names here, in the parent
         self.spec = self.reward.spec
         self.names: List[str] = self.reward.names
@@ -217,6 +224,7 @@ class RewardRunner:
             "ROOT_PKG": root,
             "ROOT_PATH": list(getattr(sys.modules[root], "__path__", [])),
             "RUNNER_MODULE": worker_module.__name__,
+            "IMPORTS": self.imports,
         }
         proc = self._ctx.Process(target=exec, args=(BOOTSTRAP, env), name="mmrft-reward-worker", daemon=True)
         proc.start()

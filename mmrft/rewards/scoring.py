@@ -42,7 +42,7 @@ class RewardError(MmrftError):
 
 class Scorer:
     def __init__(self, weights: dict[str, float], default: str = "exact", timeout_s: float = 5.0, workers: int = 1,
-                 on_error: str = "log"):
+                 on_error: str = "log", imports: tuple[str, ...] | list[str] = ()):
         if on_error not in ("log", "raise"):
             raise MmrftError(f"rewards.on_error: {on_error!r} is not one of log, raise")
         self.on_error = on_error
@@ -50,6 +50,7 @@ class Scorer:
         self.default = default
         self.timeout_s = timeout_s
         self.workers = workers
+        self.imports = tuple(imports)  # the config's `imports:`, which reward workers import too
         self._runners: dict[tuple, RewardRunner] = {}
 
     def task_reward(self, sample: Sample) -> str:
@@ -71,7 +72,8 @@ class Scorer:
     def _runner(self, spec: dict[str, float]) -> RewardRunner:
         key = tuple(sorted(spec.items()))
         if key not in self._runners:
-            self._runners[key] = RewardRunner(spec, timeout_s=self.timeout_s, workers=self.workers)
+            self._runners[key] = RewardRunner(spec, timeout_s=self.timeout_s, workers=self.workers,
+                                                   imports=self.imports)
         return self._runners[key]
 
     def score(self, texts: list[str], samples: list[Sample]) -> Scores:

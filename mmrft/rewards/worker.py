@@ -8,6 +8,7 @@ is in `runner.py`.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import math
 import os
@@ -106,10 +107,14 @@ def warmup(items) -> None:
                 log.warning("warm-up of reward %r failed", name, exc_info=True)
 
 
-def worker_main(conn, spec, timeout_s: float) -> None:
-    """Entry point of a grading worker (runs in the child's main thread)."""
+def worker_main(conn, spec, timeout_s: float, imports: tuple[str, ...] = ()) -> None:
+    """Entry point of a grading worker (runs in the child's main thread). `imports`: the modules the run's config
+    lists under `imports:`, imported first so that rewards they register with `@register_reward` exist here too
+    (the worker is a fresh interpreter: only `module:function` names would import themselves)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
     try:
+        for module in imports:
+            importlib.import_module(module)
         reward = build_reward(spec)
     except BaseException:
         conn.send(("init_error", traceback.format_exc()))
@@ -144,5 +149,5 @@ if FAST_START and ROOT_PKG not in sys.modules:
     _spec = importlib.machinery.ModuleSpec(ROOT_PKG, None, is_package=True)
     _spec.submodule_search_locations = list(ROOT_PATH)
     sys.modules[ROOT_PKG] = importlib.util.module_from_spec(_spec)
-importlib.import_module(RUNNER_MODULE).worker_main(CONN, SPEC, TIMEOUT_S)
+importlib.import_module(RUNNER_MODULE).worker_main(CONN, SPEC, TIMEOUT_S, IMPORTS)
 """

@@ -244,7 +244,7 @@ def train_rl(cfg: Config) -> dict:
     else:
         engine = HFRolloutEngine(model, processor, share_prefill=ro.share_prefill)
     scorer = Scorer(cfg.rewards.weights, cfg.rewards.default, cfg.rewards.timeout_s, cfg.rewards.workers,
-                    cfg.rewards.on_error)
+                    cfg.rewards.on_error, imports=cfg.imports)
     tr = cfg.tracking
     tracker = _NoTracker() if not ctx.is_main else Tracker(
         run_dir, tensorboard=tr.tensorboard, purge_step=start if ckpt is not None else None, wandb=tr.wandb,

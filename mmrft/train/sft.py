@@ -53,7 +53,7 @@ def train_sft(cfg: Config) -> dict:
     pad_id = processor.tokenizer.pad_token_id
     batch_iter = batches(len(samples), cfg.sft.batch_size, gen)
     scorer = Scorer(cfg.rewards.weights, cfg.rewards.default, cfg.rewards.timeout_s, cfg.rewards.workers,
-                    cfg.rewards.on_error) if held_out else None
+                    cfg.rewards.on_error, imports=cfg.imports) if held_out else None
 
     def run_eval(step: int) -> dict | None:
         if not held_out:
