@@ -311,18 +311,47 @@ def _explain(err: OmegaConfBaseException, origin: str, user: Any = None) -> Conf
     return ConfigError(f"{origin}: {str(err).splitlines()[0]}")
 
 
+def _dict_fields(cls, prefix: str = "") -> list[str]:
+    """Dotted paths of the dict-valued fields (e.g. "rewards.weights"), nested dataclasses included."""
+    import typing
+
+    out = []
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        hint = hints[f.name]
+        if typing.get_origin(hint) is dict:
+            out.append(prefix + f.name)
+        elif is_dataclass(hint):
+            out.extend(_dict_fields(hint, f"{prefix}{f.name}."))
+    return out
+
+
+def _replace_dicts(base, layer, paths: list[str]):
+    """A dict the user writes replaces the default one instead of being merged into it key by key (OmegaConf's
+    merge), so `rewards.weights: {format: 1.0}` means exactly that reward, not `format` beside the default `task`."""
+    for path in paths:
+        value = OmegaConf.select(layer, path, default=None)
+        if value is not None:
+            OmegaConf.update(base, path, OmegaConf.to_container(value), merge=False)
+    return base
+
+
 def _merge_user_layers(base, file_cfg, path: Path | None, overrides) -> Any:
-    """`base` <- the YAML file's mapping <- each `key.sub=value` override, errors naming the key and its origin."""
+    """`base` <- the YAML file's mapping <- each `key.sub=value` override, errors naming the key and its origin.
+    A dict given whole (in the file, or as `rewards.weights={...}`) replaces the default dict; `key.sub.name=v`
+    sets one entry of it."""
+    dicts = _dict_fields(Config)
     if file_cfg is not None:
         try:
-            base = OmegaConf.merge(base, file_cfg)
+            base = _replace_dicts(OmegaConf.merge(base, file_cfg), file_cfg, dicts)
         except OmegaConfBaseException as e:
             raise _explain(e, str(path), file_cfg) from None
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected key.sub=value")
         try:
-            base = OmegaConf.merge(base, OmegaConf.from_dotlist([item]))
+            layer = OmegaConf.from_dotlist([item])
+            base = _replace_dicts(OmegaConf.merge(base, layer), layer, [p for p in dicts if item.startswith(p + "=")])
         except OmegaConfBaseException as e:
             raise _explain(e, f"override {item!r}") from None
     return base

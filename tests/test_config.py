@@ -59,3 +59,15 @@ def test_wrong_type_in_a_file_names_the_file_and_key(tmp_path):
     f.write_text("eval:\n  benchmarks:\n    - {name: mathvista, limit: lots}\n")
     with pytest.raises(ConfigError, match=r"wrong.yaml: bad value for 'eval.benchmarks\[0\].limit'"):
         load_config(f)
+
+
+def test_a_dict_written_whole_replaces_the_default(tmp_path):
+    """`rewards.weights` defaults to {task: 1.0}; a user's mapping means exactly those rewards (OmegaConf alone
+    would merge the two), while a dotted key adds one entry."""
+    f = tmp_path / "c.yaml"
+    f.write_text("rewards:\n  weights: {format: 1.0}\n")
+    assert load_config(f).rewards.weights == {"format": 1.0}
+    assert load_config(None, ["rewards.weights={format: 0.5}"]).rewards.weights == {"format": 0.5}
+    assert load_config(f, ["rewards.weights.exact=2.0"]).rewards.weights == {"format": 1.0, "exact": 2.0}
+    assert load_config(None, ["rewards.weights.format=0.5"]).rewards.weights == {"task": 1.0, "format": 0.5}
+    assert load_config(None).rewards.weights == {"task": 1.0}
