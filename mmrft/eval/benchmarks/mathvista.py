@@ -12,6 +12,11 @@ Official files followed (github.com/lupantech/MathVista):
   text, else the option nearest in edit distance; integer: ``str(int(float(x)))``; float:
   ``str(round(float(x), precision))``; list: ``str(x)``) and ``safe_equal`` (string equality with the gold);
   category keys as in its ``target_keys`` (``skills`` is a list).
+
+mmrft's rule extractor (:func:`_rule_extract`), used where the official code would ask GPT-4, is not official: the official
+shortcuts run first, on the response as written; then the rules of :mod:`mmrft.eval.benchmarks.answer_rules`
+(CJK normalisation, the answer span, the option or the number that answers the question), documented there
+with their limits.
 """
 
 from __future__ import annotations
@@ -23,13 +28,13 @@ from typing import Any, Optional
 
 from mmrft.data.schema import Sample
 from mmrft.errors import DataError
+from mmrft.eval.benchmarks.answer_rules import (JUSTIFICATION_RE, answer_number, answer_span, cjk_normalize,
+                                               option_by_value)
 from mmrft.eval.benchmarks.base import Benchmark, Judgement, final_text, register_benchmark
 from mmrft.eval.benchmarks.base import read_json as _read_json, read_parquet as _read_parquet
 from mmrft.rewards.choice import named_options
-from mmrft.rewards.extract import extract_answer
-from mmrft.rewards.numeric import parse_number
 
-__all__ = ["MathVista", "build_query", "normalize_extracted_answer"]
+__all__ = ["MathVista", "build_query", "normalize_extracted_answer", "answer_number"]
 
 _CATEGORY_KEYS = ("question_type", "answer_type", "language", "source", "category", "task", "context", "grade",
                   "skills")
@@ -115,7 +120,9 @@ def normalize_extracted_answer(extraction: Optional[str], choices: list, questio
 
 
 def _rule_extract(response: str, md: dict) -> Optional[str]:
-    """``extract_answer.extract_answer(quick_extract=True)`` with a rule extractor in place of GPT-4."""
+    """``extract_answer.extract_answer(quick_extract=True)``: its rule shortcuts, then (in place of GPT-4) mmrft's
+    rule extractor (module docstring, rules 1-4)."""
+    # --- official shortcuts, on the response as written
     if response == "":
         return None
     choices, qtype, atype = md["choices"], md["question_type"], md["answer_type"]
@@ -134,20 +141,27 @@ def _rule_extract(response: str, md: dict) -> Optional[str]:
     quick = _QUICK_RE.search(response)
     if quick:
         return quick.group(1)
-    # --- replaces the GPT-4 extraction: boxed / <answer> / "answer is" / last line, then by answer type
-    ans = extract_answer(response)
+    # --- mmrft's rules, replacing the GPT-4 extraction
+    question = md.get("question") or ""
+    ans = answer_span(cjk_normalize(response))  # rules 1 and 2
     if ans is None:
         return None
-    if qtype == "multi_choice":
-        if ans in choices:
-            return ans
-        options = {chr(65 + i): str(c) for i, c in enumerate(choices)}
+    if qtype == "multi_choice":  # rule 3
+        options = {chr(65 + i): cjk_normalize(str(c)) for i, c in enumerate(choices)}
+        for letter, text in options.items():
+            if ans == text:
+                return letter
         named = named_options(ans, options, "".join(options))
+        justification = JUSTIFICATION_RE.search(ans)
+        if len(named) > 1 and justification:  # "A, since 360 - 122 - 141 = 97": options in the reason don't count
+            named = named_options(ans[: justification.start()], options, "".join(options))
         if len(named) == 1:
             return named.pop()
-        return None if named else ans  # several options named: no single answer
+        if named:
+            return None  # several options named: no single answer
+        return option_by_value(ans, question, options) or ans
     if atype in ("integer", "float"):
-        values = parse_number(ans)
+        values = answer_number(ans, question)  # rule 4
         return None if values is None else repr(values[0])
     if atype == "list":
         found = _LIST_RE.findall(ans)
@@ -170,10 +184,13 @@ class MathVista(Benchmark):
     layout = "DIR/data/testmini-*.parquet (HF); or DIR/testmini.json [+ DIR/query.json] + DIR/images/*.jpg (GitHub)"
     categories = _CATEGORY_KEYS
     deviations = ("official answer extraction falls back to GPT-4; we use its rule shortcuts plus a rule extractor "
-                  "(boxed / <answer> / 'answer is' / last line, then option letter or text, last number, or list), "
-                  "and map a non-letter multi-choice answer to the nearest option by edit distance only when it is "
-                  "close (official: always the nearest); empty extractions score 0 (official "
-                  "--ignore_empty_extractions)")
+                  "(boxed / <answer> / an English or Chinese answer statement, hedged or not / last line; then an "
+                  "option letter or text, or the one option equal to the stated number with or without a unit; or "
+                  "the number that answers the question: the last one, after setting aside parenthesised remarks, "
+                  "justifications, breakdowns and comparisons, preferring a conclusion and a number in front of the "
+                  "counted noun; or a list), and map a non-letter multi-choice answer to the nearest option by edit "
+                  "distance only when it is close (official: always the nearest); empty extractions score 0 "
+                  "(official --ignore_empty_extractions)")
     default_split = "testmini"
 
     def load(self, data_dir: Path, split: Optional[str] = None) -> list[Sample]:

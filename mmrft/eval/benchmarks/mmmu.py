@@ -11,9 +11,33 @@ Prompt and scoring follow the official MMMU evaluation code (github.com/MMMU-Ben
   ``eval_multi_choice`` for multiple choice, ``parse_open_response`` + ``eval_open`` for open questions, ported
   rule for rule below (including their quirks: the 5-token gate on option-text matching, the last occurrence
   winning when several options are named, numbers rounded to 2 decimals, substring matching of string answers).
-  They read ``final_text`` of the completion, or the content of its last ``\\boxed{}`` if it has one.
 * categories: subject (the folder name), discipline (``DOMAIN_CAT2SUB_CAT`` of ``data_utils.py``, named as in the
   paper), ``question_type`` and ``topic_difficulty`` as released.
+
+What the official parser is given (:func:`response_text`).  The official pipeline (``main_parse_and_eval.py``)
+passes the model's ``response`` to the parser as generated, so for a plain completion (no ``<think>`` /
+``</think>`` / ``<answer>`` tag) mmrft does the same: the completion, byte for byte, *not stripped*.  Whitespace
+matters to the official multiple-choice parser: it strips only ``, . ! ? ; : '`` from the ends and then looks for
+``"(A)"``, then ``" A "``, so ``"A\\n"``, ``"\\nA"`` and ``"The answer is A.\\n"`` (the newline shields the
+period) name no letter and get the official random guess (here: no answer, see 3. below), while ``"  (A) "`` and
+``"A."`` read A.  (The open-question parser strips whitespace itself, so there whitespace never matters.)  mmrft
+differs from the official code in exactly three places, all listed in :attr:`MMMU.deviations`:
+
+1. R1-format completions (mmrft's addition; the official code predates the format): when the completion has an
+   ``<answer>`` block or a ``<think>`` / ``</think>`` tag, the parser reads
+   :func:`~mmrft.eval.benchmarks.base.final_text`: the content of the last ``<answer>`` block, else the text after
+   the last ``</think>``, stripped of surrounding whitespace (``<answer>\\nB\\n</answer>`` reads ``"B"``: the
+   template puts the tags on their own lines, so that whitespace belongs to the format, not to the answer).  An
+   unclosed ``<think>`` (truncated reasoning) reads ``""``: no answer.
+2. ``\\boxed{}`` (mmrft's addition): if that text contains a ``\\boxed{...}``, the parser reads the content of the
+   last one, stripped (the official parser finds no letter in ``"\\boxed{B}"``).
+3. The random guess: where the official parser finds no option it returns ``random.choice(all_choices)`` (module-
+   level ``random.seed(42)``, so the guess depends on evaluation order); mmrft returns ``None`` and scores 0,
+   deterministically, so accuracy is a lower bound (by about the unparsed fraction / the number of options).
+
+Everything else, i.e. all of the parsing and scoring of that text, is the official code ported rule for rule.
+(``Judgement.extracted`` of an open question, one normalised string for majority voting, is mmrft's own; it does
+not affect the score.)
 """
 
 from __future__ import annotations
@@ -27,9 +51,9 @@ from mmrft.data.schema import Sample
 from mmrft.errors import DataError
 from mmrft.eval.benchmarks.base import read_parquet
 from mmrft.eval.benchmarks.base import Benchmark, Judgement, final_text, register_benchmark
-from mmrft.rewards.extract import last_boxed
+from mmrft.rewards.extract import answer_block, last_boxed
 
-__all__ = ["MMMU", "DISCIPLINES", "parse_multi_choice_response", "parse_open_response", "eval_open"]
+__all__ = ["MMMU", "DISCIPLINES", "parse_multi_choice_response", "parse_open_response", "eval_open", "response_text"]
 
 MULTI_CHOICE_FORMAT = "{}\n{}\nAnswer with the option's letter from the given choices directly."
 SHORT_ANSWER_FORMAT = "{}\nAnswer the question using a single word or phrase."
@@ -53,7 +77,10 @@ _SUBJECT_TO_DISCIPLINE = {s: d for d, subjects in DISCIPLINES.items() for s in s
 # ----------------------------------------------------------------------------- official parsing, ported
 def parse_multi_choice_response(response: str, all_choices: list[str], index2ans: dict[str, str]) -> Optional[str]:
     """Official ``parse_multi_choice_response``, except that it returns ``None`` where the official code falls
-    back to ``random.choice(all_choices)``."""
+    back to ``random.choice(all_choices)`` (deviation 3 of the module docstring).
+
+    ``response`` must be the text the official code would parse (see :func:`response_text`), unstripped: only
+    ``, . ! ? ; : '`` are stripped from its ends, so ``"A\\n"`` names no letter (official: a random guess)."""
     for char in [",", ".", "!", "?", ";", ":", "'"]:
         response = response.strip(char)
     response = " " + response + " "  # official: spaces avoid partial matches
@@ -176,6 +203,24 @@ def _parse_gold_open(answer: str) -> Union[str, list[str]]:
     return answer
 
 
+# ----------------------------------------------------------------------------- what the parser reads
+def response_text(completion: str) -> str:
+    """The text given to the official parsers (module docstring, "What the official parser is given").
+
+    A plain completion is returned unchanged, surrounding whitespace included, as the official pipeline passes the
+    model's response.  An R1-format completion (an ``<answer>`` block, or a ``<think>``/``</think>`` tag) is
+    unwrapped by :func:`~mmrft.eval.benchmarks.base.final_text` (deviation 1); then, in either case, the content of
+    the last ``\\boxed{}``, stripped, replaces the text if there is one (deviation 2).
+    """
+    low = completion.lower()
+    if answer_block(completion) is not None or "<think>" in low or "</think>" in low:
+        text = final_text(completion)
+    else:
+        text = completion  # official: the response as generated; final_text would strip it
+    boxed = last_boxed(text)
+    return boxed.strip() if boxed is not None else text
+
+
 # ----------------------------------------------------------------------------- adapter
 def _image_ref(value: Any, base: Path) -> Optional[Union[str, dict]]:
     if isinstance(value, dict):
@@ -196,12 +241,14 @@ class MMMU(Benchmark):
     layout = "DIR/<Subject>/<split>-*.parquet (e.g. DIR/Art_Theory/validation-00000-of-00001.parquet)"
     categories = ("discipline", "subject", "question_type", "topic_difficulty")
     deviations = (
-        "When no option can be parsed from a multiple-choice response, the official parser guesses "
-        "random.choice(all_choices) (global seed 42, so the guess depends on evaluation order); we score it 0 "
-        "(extracted None), so accuracy is a lower bound, by (unparsed fraction)/(number of options) in expectation. "
-        "The official rules read the final answer (final_text: the <answer> block, or the text after </think>); "
-        "if it contains a \\boxed{...}, the content of the last one is read instead (the official parser "
-        "predates \\boxed answers and finds no letter in '\\boxed{B}'). Otherwise unchanged."
+        "A plain completion is parsed as generated (not stripped), as the official pipeline does. Three "
+        "differences: (1) an R1-format completion is parsed from its final answer (final_text: the <answer> block, "
+        "else the text after </think>, stripped; an unclosed <think> gives no answer); (2) if that text contains a "
+        "\\boxed{...}, the stripped content of the last one is parsed instead (the official parser predates "
+        "\\boxed answers and finds no letter in '\\boxed{B}'); (3) when no option can be parsed from a "
+        "multiple-choice response, the official parser guesses random.choice(all_choices) (global seed 42, so the "
+        "guess depends on evaluation order); we score it 0 (extracted None), so accuracy is a lower bound, by "
+        "(unparsed fraction)/(number of options) in expectation. Otherwise the official rules, unchanged."
     )
     default_split = "validation"
 
@@ -264,10 +311,7 @@ class MMMU(Benchmark):
 
     def judge(self, completion: str, sample: Sample) -> Judgement:
         try:
-            text = final_text(completion if isinstance(completion, str) else "")
-            boxed = last_boxed(text)
-            if boxed is not None:  # not in the official parser, which predates boxed answers
-                text = boxed.strip()
+            text = response_text(completion if isinstance(completion, str) else "")
             if sample.metadata.get("question_type") == "multiple-choice":
                 options = list(sample.metadata.get("options") or [])
                 letters = [chr(ord("A") + k) for k in range(len(options))]

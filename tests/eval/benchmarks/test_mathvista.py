@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from mmrft.data.schema import Sample
 from mmrft.errors import DataError
 from mmrft.eval.benchmarks.base import BENCHMARKS
-from mmrft.eval.benchmarks.mathvista import MathVista, build_query, normalize_extracted_answer
+from mmrft.eval.benchmarks.mathvista import MathVista, answer_number, build_query, normalize_extracted_answer
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "benchmarks" / "mathvista"
 HINT_INT = ("Hint: Please answer the question requiring an integer answer and provide the final value, "
@@ -150,6 +151,107 @@ JUDGE_CASES = [
 def test_judge(samples, pid, completion, extracted, score):
     j = MathVista().judge(completion, samples[pid])
     assert (j.extracted, j.score) == (extracted, score)
+
+
+# mmrft's rule extractor (module docstring, rules 1-4; none of it official: it stands in for the GPT-4 extraction).
+# Each row is a model output the previous rules (boxed / English "answer is" / last line, then the last number)
+# misread, unless marked "guard": a row they read right that the new rules must not break.
+RULE_CASES = [
+    # (pid, completion, extracted, score)
+    # Chinese answer statements (rules 1-2): 答案是 / 答案为 / 故选 / 选项, full-width punctuation
+    ("5", "答案是A", "97", 1.0),
+    ("5", "∠H与∠G互补，故选A。", "97", 1.0),
+    ("5", "答案可能是C", "107", 0.0),  # hedged
+    ("7", "答案是B", "quarter", 1.0),
+    ("7", "B选项正确。", "quarter", 1.0),
+    ("2", "量杯的总容量是1000克。", "1000", 1.0),
+    ("1", "答案为1.2厘米", "1.2", 1.0),
+    # hedged / modal answer statements (rule 2): the statement, not the explanation on the last line
+    ("5", "The answer would be A.\nThis is because the angles of the quadrilateral add up to 360°.", "97", 1.0),
+    ("901", "The answer should be $1.45.\nThe two candies cost $0.86 and $0.59.", "1.45", 1.0),
+    ("5", "I think the answer is probably A, since 360 - 122 - 141 = 97.", "97", 1.0),  # 122, 97 in the reason
+    ("2", "It might be around 1000 g.", "1000", 1.0),  # guard: hedge and unit
+    # distractor numbers after the answer (rule 4)
+    ("901", "Luca needs $1.45 in total (0.86 + 0.59).", "1.45", 1.0),  # a: remark
+    ("901", "Luca needs $1.45, because the sour apple candy costs $0.86 and the butterscotch candy costs $0.59.",
+     "1.45", 1.0),  # b: justification
+    ("2", "The total volume is 1000 (4 × 250).", "1000", 1.0),  # a
+    ("2", "The measuring cup holds 1000 g, twice the 500 g it is filled with.", "1000", 1.0),  # d: comparison
+    ("1", "The spring is compressed by about 1.2 cm, which is less than the 5 cm length of the canister.", "1.2",
+     1.0),  # d: comparison
+    ("1", "d = v·sqrt(m/k) ≈ 0.0115 m, which is about 1.2 cm.", "1.2", 1.0),  # guard: c then last number
+    ("901", "Luca needs $0.86 + $0.59 = $1.45, so 1.45.", "1.45", 1.0),  # guard: conclusion
+]
+
+
+@pytest.mark.parametrize("pid,completion,extracted,score", RULE_CASES)
+def test_judge_rule_extractor(samples, pid, completion, extracted, score):
+    j = MathVista().judge(completion, samples[pid])
+    assert (j.extracted, j.score) == (extracted, score)
+
+
+def _problem(question: str, answer: str, answer_type: str = "integer", choices: tuple = (),
+             precision=None, unit=None) -> Sample:
+    """A sample with the metadata the loader writes (the fixture has no counting or unit-option question)."""
+    qtype = "multi_choice" if choices else "free_form"
+    md = {"question": question, "unit": unit, "choices": list(choices), "precision": precision,
+          "question_type": qtype, "answer_type": answer_type}
+    return Sample(id="t", prompt=question, answer=answer, task="mathvista", metadata=md)
+
+
+PROBLEMS = {
+    "apples": _problem("How many apples are there in the bowl?", "5"),
+    "green": _problem("How many green apples are there in the bowl?", "2"),
+    "left": _problem("Subtract all large rubber spheres. Subtract all big shiny cylinders. How many objects are "
+                     "left?", "4"),
+    "bars": _problem("How many bars have values larger than 6?", "3"),
+    "age": _problem("What is the age gap between these two people in image?", "7", unit="years"),
+    "perimeter": _problem("Find the perimeter of the triangle.", "12 cm", "text", ("6 cm", "12 cm", "18 cm", "24 cm")),
+}
+
+COUNT_AND_UNIT_CASES = [
+    # (problem, completion, extracted, score)
+    # the number that answers "how many" (rule 4), not the last one
+    ("apples", "There are 5 apples, 2 of which are green.", "5", 1.0),  # d: breakdown
+    ("apples", "There are 5 apples. Of these, 2 are green.", "5", 1.0),  # d
+    ("apples", "There are 5 apples and 2 bananas in the bowl.", "5", 1.0),  # e: 2 counts bananas
+    ("apples", "图中碗里有5个苹果，其中2个是绿色的。", "5", 1.0),  # rule 1 + d: 其中
+    ("apples", "There were 7 apples; 2 were eaten, so 5 are left.", "5", 1.0),  # guard: c
+    ("apples", "So far there are 3 apples; adding 2 gives 5.", "5", 1.0),  # guard: 5 counts nothing else
+    ("green", "There are 5 apples, 2 of which are green.", "2", 1.0),  # guard: the breakdown is the count asked
+    ("green", "I count 5 apples: 3 red and 2 green.", "2", 1.0),  # guard: e, "2 green" names the modifier
+    ("left", "4 objects are left: 2 cubes, 1 sphere and 1 cylinder.", "4", 1.0),  # e
+    ("left", "There are 6 objects; removing the 2 that match leaves 4 objects.", "4", 1.0),  # guard
+    ("bars", "There are 3 bars with values larger than 6.", "3", 1.0),  # d: comparison
+    ("age", "The age gap is 7 years (45 - 38).", "7", 1.0),  # a
+    ("age", "7 years, since the man is about 45 and the woman about 38.", "7", 1.0),  # b
+    ("age", "The man looks about 45 and the woman about 38, so the age gap is 7 years.", "7", 1.0),  # guard
+    # options that carry a unit, answered with or without it (rule 3)
+    ("perimeter", "12", "12 cm", 1.0),
+    ("perimeter", "The perimeter is 3 + 4 + 5 = 12.", "12 cm", 1.0),
+    ("perimeter", "The answer is 12 centimeters.", "12 cm", 1.0),
+    ("perimeter", "答案是18", "18 cm", 0.0),
+    ("perimeter", "B", "12 cm", 1.0),  # guard
+    ("perimeter", "The perimeter is 12 cm.", "12 cm", 1.0),  # guard: the option text
+]
+
+
+@pytest.mark.parametrize("problem,completion,extracted,score", COUNT_AND_UNIT_CASES)
+def test_judge_counts_and_units(problem, completion, extracted, score):
+    j = MathVista().judge(completion, PROBLEMS[problem])
+    assert (j.extracted, j.score) == (extracted, score)
+
+
+def test_answer_number_rules():
+    q = "How many apples are there?"
+    assert answer_number("5 apples, 2 of which are green", q) == (5.0,)
+    assert answer_number("5 apples, 2 of which are green") == (5.0,)  # the breakdown rule needs no question
+    assert answer_number("5 apples and 2 pears", q) == (5.0,)
+    assert answer_number("5 apples and 2 pears") == (2.0,)  # without a counted noun: the last number
+    assert answer_number("The ratio is 3:4 (0.75)") == (0.75,)  # a restated bare value is not a remark
+    assert answer_number("x = 3 because 2x = 6, and the perimeter is 4x + 2 = 14") == (14.0,)
+    assert answer_number("45%") == (45.0, 0.45)
+    assert answer_number("no number here", q) is None
 
 
 @pytest.mark.parametrize("completion", [None, 42, "\\boxed{", "A" * 5000, "<answer></answer>", "\x00\ud800"])

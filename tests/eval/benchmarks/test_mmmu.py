@@ -11,7 +11,8 @@ import pytest
 from mmrft.data.schema import Sample
 from mmrft.errors import DataError
 from mmrft.eval.benchmarks.base import BENCHMARKS
-from mmrft.eval.benchmarks.mmmu import MMMU, eval_open, parse_multi_choice_response, parse_open_response
+from mmrft.eval.benchmarks.mmmu import (MMMU, eval_open, parse_multi_choice_response, parse_open_response,
+                                        response_text)
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "benchmarks" / "mmmu"
 
@@ -99,6 +100,72 @@ def test_judge_multiple_choice(samples, completion, extracted, score):
     assert (j.extracted, j.score) == (extracted, score)
 
 
+# A plain completion is parsed as the model wrote it, surrounding whitespace included, as the official pipeline
+# does (main_parse_and_eval.py passes `response` to parse_multi_choice_response unchanged). The official parser
+# strips only , . ! ? ; : ' from the ends and then looks for "(D)", then " D ", then (responses of more than 5
+# tokens) an option's text; "guess" is its random.choice fallback, which mmrft scores as no answer (None, 0).
+# Each `official` entry was worked out from the official eval_utils.py and checked against it.
+WHITESPACE = [  # (completion, official verdict); sample Math_5: (A) 5 (B) 6 (C) 8 (D) 10 (E) 12, gold D
+    ("D\n", "guess"),  # " D\n " holds no " D "
+    ("\nD", "guess"),
+    ("\n\nD", "guess"),
+    ("D.\n", "guess"),  # the newline shields the period from the strip: " D.\n "
+    ("The answer is D.\n", "guess"),  # 4 tokens: too short for option-text matching
+    ("The answer is D\n", "guess"),
+    ("Answer: D\n", "guess"),
+    ("D\n\nExplanation: 6-8-10 triangle.", "guess"),  # "triangle." loses its period; "D\n" still no " D "
+    ("  (D) ", "D"),  # brackets need no surrounding spaces
+    ("(D)\n", "D"),
+    ("(D) 10\n", "D"),
+    ("D.", "D"),  # no newline: the period is stripped, " D " found
+    ("The answer is D.", "D"),
+    ("The correct option is (D).\n", "D"),
+    # longer than 5 tokens, no letter found: the option texts decide, the last one mentioned wins
+    ("The hypotenuse is sqrt(6^2 + 8^2) = 10, so the answer is D.\n", "D"),  # "10" is mentioned last
+    ("AB = sqrt(6^2 + 8^2), so AB is option D.\n", "C"),  # "8" is mentioned last: official C, not D
+]
+
+
+@pytest.mark.parametrize("completion, official", WHITESPACE)
+def test_judge_parses_plain_completions_unstripped(samples, completion, official):
+    j = MMMU().judge(completion, samples["validation_Math_5"])
+    expected = None if official == "guess" else official
+    assert (j.extracted, j.score) == (expected, 1.0 if expected == "D" else 0.0)
+
+
+def test_option_text_and_whitespace():  # (A) Claude Monet (B) Vincent van Gogh ...: official verdicts
+    letters, options = ["A", "B", "C", "D"], ["Claude Monet", "Vincent van Gogh", "Paul Cézanne", "Edgar Degas"]
+    index2ans = dict(zip(letters, options))
+    assert parse_multi_choice_response("B\n", letters, index2ans) is None  # official: random guess
+    assert parse_multi_choice_response("The answer is B.\n", letters, index2ans) is None  # official: guess
+    assert parse_multi_choice_response("B. Vincent van Gogh\n", letters, index2ans) is None  # 4 tokens: guess
+    assert parse_multi_choice_response("The painting is by Vincent van Gogh.\n", letters, index2ans) == "B"
+
+
+R1_WHITESPACE = [  # R1 format (mmrft's deviation 1): the final answer is read with the tags' whitespace removed
+    ("<think>6-8-10 triangle</think>\n<answer>\nD\n</answer>", "D", 1.0),
+    ("<think>6-8-10 triangle</think>\nD\n", "D", 1.0),
+    ("<think>6-8-10 triangle</think><answer> The answer is D.\n</answer>", "D", 1.0),
+    ("<think>6-8-10 triangle</think>\n<answer>\n$\\boxed{D}$\n</answer>", "D", 1.0),
+    ("The answer is \\boxed{ D }.\n", "D", 1.0),  # deviation 2: the stripped boxed content
+]
+
+
+@pytest.mark.parametrize("completion, extracted, score", R1_WHITESPACE)
+def test_judge_r1_format_strips_around_the_tags(samples, completion, extracted, score):
+    j = MMMU().judge(completion, samples["validation_Math_5"])
+    assert (j.extracted, j.score) == (extracted, score)
+
+
+def test_response_text_is_what_the_official_parser_reads():
+    assert response_text("The answer is D.\n") == "The answer is D.\n"  # plain: unchanged
+    assert response_text("  (C) ") == "  (C) "
+    assert response_text("<think>x</think>\n<answer>\nB\n</answer>\n") == "B"
+    assert response_text("<think>x</think>\nB\n") == "B"
+    assert response_text("<think>unfinished reasoning, B") == ""
+    assert response_text("so \\boxed{ B }\n") == "B"
+
+
 ART = [  # (A) Claude Monet (B) Vincent van Gogh (C) Paul Cézanne (D) Edgar Degas, gold B
     ("This painting, The Starry Night, was painted by Vincent van Gogh in 1889.", "B", 1.0),
     ("Vincent van Gogh", None, 0.0),  # option text in a short response is not matched (official 5-token gate)
@@ -115,6 +182,9 @@ def test_judge_option_text(samples, completion, extracted, score):
 
 
 OPEN = [  # gold "1.06"
+    # the official open parser strips whitespace itself: surrounding whitespace never changes the verdict
+    ("The factor of safety is 1.06.\n", "1.06", 1.0),
+    ("\n1.06\n", "1.06", 1.0),
     ("The factor of safety is 1.06.", "1.06", 1.0),
     ("FS = 1.0625", "1.06", 1.0),  # rounded to 2 decimals, as the official normalize_str does
     ("<think>resisting / driving</think><answer>1.6</answer>", "1.6", 0.0),
