@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mmrft.registry import Registry
+
 # How a processor output tensor's rows map onto a batch's media:
 #   "per_image" / "per_video" / "per_audio": one row per media item, in prompt order
 #   "patches:<grid key>": rows are patches; media item j owns prod(grid[j]) of them (Qwen-VL's flattened layout)
@@ -54,14 +56,14 @@ class Family:
         return modality in self.modalities
 
 
-FAMILIES: dict[str, Family] = {}
+FAMILIES: Registry[Family] = Registry("model family")
 
 
 def register_family(family: Family) -> Family:
+    """Register `family` under its `model_type` (a transformers `config.model_type`)."""
     if family.box_format is not None and family.box_format not in BOX_FORMATS:
         raise ValueError(f"family {family.model_type}: box_format {family.box_format!r} not in {BOX_FORMATS}")
-    FAMILIES[family.model_type] = family
-    return family
+    return FAMILIES.add(family.model_type, family)
 
 
 GENERIC = Family(model_type="generic", modalities=("image",), notes="unknown family: layout inferred from shapes")

@@ -8,7 +8,7 @@ Built-in rewards (registered by name): ``format``, ``answer_format``, ``math``,
 safely (time limits, worker isolation) with :class:`RewardRunner`.
 """
 
-from mmrft.rewards.registry import get_reward, list_rewards, register_reward
+from mmrft.rewards.registry import REWARDS, get_reward, list_rewards, register_reward
 from mmrft.rewards.compose import CompositeReward, build_reward
 from mmrft.rewards.extract import extract_answer
 from mmrft.rewards.format import answer_format_reward, format_reward, make_answer_format_reward, make_format_reward
@@ -26,6 +26,7 @@ from mmrft.rewards.runner import RewardBatch, RewardRunner, RewardTimeout
 
 __all__ = [
     "register_reward",
+    "REWARDS",
     "get_reward",
     "list_rewards",
     "build_reward",

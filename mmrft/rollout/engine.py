@@ -9,6 +9,7 @@ import torch
 
 from mmrft.data.collate import PromptBatch, concat_prompt_batches
 from mmrft.errors import ConfigError
+from mmrft.registry import Registry
 
 
 @dataclass
@@ -22,6 +23,12 @@ class SamplingParams:
     @property
     def greedy(self) -> bool:
         return self.temperature <= 0
+
+
+def group_rows(groups: list[int], n: int) -> list[int]:
+    """The rows of `groups` in a prompt-major batch of `n` completions per prompt (row i belongs to prompt i // n),
+    group by group: `[g * n + j for g in groups for j in range(n)]`."""
+    return [g * n + j for g in groups for j in range(n)]
 
 
 @dataclass
@@ -48,11 +55,8 @@ class Rollout:
     def lengths(self) -> torch.Tensor:
         return self.completion_mask.sum(dim=1).long()
 
-    def rows(self, groups: list[int]) -> list[int]:
-        return [g * self.n + j for g in groups for j in range(self.n)]
-
     def select_groups(self, groups: list[int]) -> "Rollout":
-        rows = self.rows(groups)
+        rows = group_rows(groups, self.n)
         return Rollout(self.prompts.select(groups), self.n, self.completion_ids[rows], self.completion_mask[rows],
                        self.truncated[rows], [self.texts[i] for i in rows])
 
@@ -91,25 +95,20 @@ def completion_mask_from_ids(ids: torch.Tensor, eos_ids: list[int]) -> tuple[tor
     return mask, ~ended
 
 
-ROLLOUT_ENGINES = ("hf", "vllm")
+# name -> factory `fn(cfg, model, processor, *, rank=0, gather=None) -> engine` (`cfg` an `mmrft.config.Config`).
+# Registered facts: `own_weights` (the engine samples from its own copy of the weights, so the trainer calls its
+# `sync_weights(model)` after every update; otherwise it samples with the policy itself, whose full weights FSDP
+# gathers for the sampling phase) and `check` (a `fn(rollout_cfg)` raising ConfigError, run before anything loads).
+ROLLOUT_ENGINES: Registry = Registry("rollout engine", builtin_modules=("mmrft.rollout.hf", "mmrft.rollout.vllm"))
 
 
 def check_rollout_engine(ro) -> None:
-    """Fail before loading anything when the rollout engine cannot run here: an unknown name, or vLLM without a
-    CUDA device or without the package. `ro` is the `rollout` section (`mmrft.config.RolloutConfig`)."""
-    if ro.engine not in ROLLOUT_ENGINES:
-        raise ConfigError(f"rollout.engine: {ro.engine!r} is not one of {', '.join(ROLLOUT_ENGINES)}")
-    if ro.engine != "vllm":
-        return
-    import importlib.util
-
-    if ro.vllm_sleep_level not in (0, 1, 2):
-        raise ConfigError(f"rollout.vllm_sleep_level: {ro.vllm_sleep_level} is not 0, 1 or 2")
-    if not 0 < ro.vllm_gpu_memory_utilization <= 1:
-        raise ConfigError(f"rollout.vllm_gpu_memory_utilization: {ro.vllm_gpu_memory_utilization} is not in (0, 1]")
-    if not torch.cuda.is_available():
-        raise ConfigError("rollout.engine=vllm needs a CUDA GPU and none is visible here; use rollout.engine=hf "
-                          "(transformers generate, CPU or GPU)")
-    if importlib.util.find_spec("vllm") is None:
-        raise ConfigError("rollout.engine=vllm needs the vllm package: pip install 'mmrft[vllm]' on a CUDA machine "
-                          "(vllm brings its own CUDA build of torch)")
+    """Fail before loading anything when the rollout engine cannot run here: an unknown name, or the engine's own
+    check (vLLM: its settings, a CUDA device, the package). `ro` is the `rollout` section."""
+    try:
+        ROLLOUT_ENGINES[ro.engine]
+    except KeyError:
+        raise ConfigError(f"rollout.engine: {ro.engine!r} is not one of {', '.join(ROLLOUT_ENGINES)}") from None
+    check = ROLLOUT_ENGINES.info(ro.engine).get("check")
+    if check is not None:
+        check(ro)

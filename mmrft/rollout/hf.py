@@ -7,7 +7,7 @@ import torch
 from mmrft.data.collate import PromptBatch
 from mmrft.models.load import media_token_ids
 from mmrft.models.positions import base_model, prompt_positions, reusing_cache
-from mmrft.rollout.engine import Rollout, SamplingParams, completion_mask_from_ids
+from mmrft.rollout.engine import ROLLOUT_ENGINES, Rollout, SamplingParams, completion_mask_from_ids
 
 
 class HFRolloutEngine:
@@ -73,3 +73,9 @@ class HFRolloutEngine:
         expanded = {k: inputs[k].repeat_interleave(n, dim=0) for k in head}
         with reusing_cache():
             return self.model.generate(**expanded, past_key_values=cache, **common)
+
+
+@ROLLOUT_ENGINES.register("hf", own_weights=False)
+def hf_engine(cfg, model, processor, *, rank: int = 0, gather=None) -> HFRolloutEngine:
+    """`rollout.engine=hf`: `generate` with the policy itself (CPU or GPU)."""
+    return HFRolloutEngine(model, processor, share_prefill=cfg.rollout.share_prefill)

@@ -45,7 +45,7 @@ import torch
 from mmrft.data.collate import MediaOptions, PromptBatch, chat_texts, load_media, media_options
 from mmrft.errors import ConfigError, MmrftError
 from mmrft.models.load import media_token_ids
-from mmrft.rollout.engine import Rollout, SamplingParams
+from mmrft.rollout.engine import ROLLOUT_ENGINES, Rollout, SamplingParams
 
 log = logging.getLogger("mmrft")
 # Added to the logits of media placeholder tokens: exp(-1e9) is 0 in float32, without inf arithmetic.
@@ -334,3 +334,22 @@ class VLLMRolloutEngine:
         device = prompts.inputs["input_ids"].device
         return Rollout(prompts, r.n, r.completion_ids.to(device), r.completion_mask.to(device),
                        r.truncated.to(device), r.texts)
+
+
+def check_vllm_config(ro) -> None:
+    """`rollout.engine=vllm` can run here: valid settings, a CUDA device, the package installed."""
+    import importlib.util
+
+    if ro.vllm_sleep_level not in (0, 1, 2):
+        raise ConfigError(f"rollout.vllm_sleep_level: {ro.vllm_sleep_level} is not 0, 1 or 2")
+    if not 0 < ro.vllm_gpu_memory_utilization <= 1:
+        raise ConfigError(f"rollout.vllm_gpu_memory_utilization: {ro.vllm_gpu_memory_utilization} is not in (0, 1]")
+    if not torch.cuda.is_available():
+        raise ConfigError("rollout.engine=vllm needs a CUDA GPU and none is visible here; use rollout.engine=hf "
+                          "(transformers generate, CPU or GPU)")
+    if importlib.util.find_spec("vllm") is None:
+        raise ConfigError("rollout.engine=vllm needs the vllm package: pip install 'mmrft[vllm]' on a CUDA machine "
+                          "(vllm brings its own CUDA build of torch)")
+
+
+ROLLOUT_ENGINES.add("vllm", VLLMRolloutEngine.from_config, own_weights=True, check=check_vllm_config)

@@ -43,7 +43,7 @@ def test_register_and_conflicts():
         register_reward("test_registry_const")(lambda c, s: 0.0)
     register_reward("test_registry_const", override=True)(lambda c, s: 0.0)
     assert get_reward("test_registry_const")("", {}) == 0.0
-    registry._REGISTRY.pop("test_registry_const")
+    registry.REWARDS.unregister("test_registry_const")
 
 
 def test_build_reward_forms():

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Optional
 
-from mmrft.algorithms.registry import Registry
+from mmrft.registry import Registry
 from mmrft.data.schema import Sample
 from mmrft.errors import ConfigError, DataError
 from mmrft.rewards.extract import answer_block
@@ -77,7 +77,8 @@ class Benchmark:
         raise NotImplementedError
 
 
-BENCHMARKS: Registry[type[Benchmark]] = Registry("benchmark")
+# the built-in adapters register themselves when `mmrft.eval.benchmarks` is imported; a lookup loads them
+BENCHMARKS: Registry[type[Benchmark]] = Registry("benchmark", builtin_modules=("mmrft.eval.benchmarks",))
 
 
 def register_benchmark(name: str, *, override: bool = False):
@@ -93,9 +94,7 @@ def register_benchmark(name: str, *, override: bool = False):
 def get_benchmark(name: str, **options) -> Benchmark:
     """An instance of the adapter registered as `name`, built with `options` (e.g. ``box_format="norm1000"`` for
     RefCOCO); KeyError lists the known names, a bad option is a ConfigError naming it."""
-    import mmrft.eval.benchmarks  # noqa: F401  (registers the built-in adapters)
-
-    cls = BENCHMARKS.get(name)
+    cls = BENCHMARKS[name]
     try:
         return cls(**options)
     except TypeError as e:

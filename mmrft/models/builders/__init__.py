@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Iterable
 
 from mmrft.models.tiny import TinySize
+from mmrft.registry import Registry
 
 
 def set_named_tokens(tokenizer, **named: str) -> None:
@@ -55,15 +56,17 @@ def token_ids(tokenizer, tokens: Iterable[str]) -> dict[str, int]:
 
 from mmrft.models.builders import gemma3, idefics3, internvl, llava_onevision, mistral3, qwen2_audio, qwen3_vl  # noqa: E402
 
-FAMILIES = {m.MODEL_TYPE: m for m in (qwen3_vl, gemma3, idefics3, mistral3, llava_onevision, internvl, qwen2_audio)}
+_MODULES = {m.MODEL_TYPE: m for m in (qwen3_vl, gemma3, idefics3, mistral3, llava_onevision, internvl, qwen2_audio)}
 Builder = Callable[[TinySize, list[str], int], tuple]
 # model_type -> build(size, corpus, vocab_size) -> (model, processor)
-BUILDERS: dict[str, Builder] = {name: m.build for name, m in FAMILIES.items()}
+BUILDERS: Registry[Builder] = Registry("tiny-model builder")
+for _name, _module in _MODULES.items():
+    BUILDERS.add(_name, _module.build)
 # model_type -> media placeholder / delimiter tokens a policy must never sample (suppress them in generate).
-MEDIA_TOKENS: dict[str, list[str]] = {name: list(m.MEDIA_TOKENS) for name, m in FAMILIES.items()}
+MEDIA_TOKENS: dict[str, list[str]] = {name: list(m.MEDIA_TOKENS) for name, m in _MODULES.items()}
 # model_type -> module-name fragments of the vision tower, the projector and the language model (for freezing and
 # LoRA target selection: `any(f in name for f in fragments)` over `model.named_parameters()`).
 MODULE_FRAGMENTS: dict[str, dict[str, tuple[str, ...]]] = {
     name: {"vision_tower": m.VISION_TOWER, "projector": m.PROJECTOR, "language_model": m.LANGUAGE_MODEL}
-    for name, m in FAMILIES.items()
+    for name, m in _MODULES.items()
 }
