@@ -56,18 +56,19 @@ def child(spec_path: str) -> int:
     """One rank of one run (started by torchrun)."""
     spec = json.loads(Path(spec_path).read_text())
     import mmrft.train.rl as rl
+    import mmrft.train.run as run
     from mmrft.config import load_config
 
     rank = int(os.environ.get("RANK", "0"))
     seen: list[dict[str, int]] = []
-    real = rl.learn_step
+    real = run.update_weights
 
-    def recording_learn_step(cfg, learner, *args, **kwargs):
+    def recording_update(cfg, learner, *args, **kwargs):
         out = real(cfg, learner, *args, **kwargs)
         seen.append(training_state(learner))  # after the step: gradients and moments are all present
         return out
 
-    rl.learn_step = recording_learn_step
+    run.update_weights = recording_update
     p, g = spec["prompts"], spec["group"]
     cfg = load_config(None, [
         "algorithm.name=dr_grpo", "algorithm.kl_coef=0.0", f"algorithm.micro_batch_size={p * g}",

@@ -73,7 +73,7 @@ def processed_tokens(seqs, micro: int, sort: bool) -> int:
 
 def one_update(model, seqs, mask, advantages, micro: int, sort: bool, max_len: int) -> tuple[float, float]:
     from mmrft.config import AlgorithmConfig
-    from mmrft.train.common import make_optimizer
+    from mmrft.train.optim import make_optimizer
     from mmrft.train.update import policy_update
 
     model = copy.deepcopy(model)

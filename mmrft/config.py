@@ -1,22 +1,21 @@
 """Dataclass configs, loaded from YAML with dotted command-line overrides.
 
-One `Config` holds every section; `mmrft sft` reads model/data/sft/trainer, `mmrft train` reads
-model/data/rollout/algorithm/rewards/trainer. OmegaConf does the YAML merging and type checking against the
-dataclasses; this module turns its errors into one-line messages that name the key and suggest the closest one.
+One `Config` holds every section; `mmrft sft` reads model/data/sft/trainer/eval, `mmrft train` every section, and
+`mmrft eval --config` model/data/rollout/eval. Each field carries its help text. OmegaConf does the YAML merging
+and type checking against the dataclasses (`mmrft.config_layers` turns its errors into one-line messages that name
+the key and suggest the closest one).
 """
 
 from __future__ import annotations
 
-import difflib
-import re
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
-from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
+from mmrft.config_layers import Layers
 from mmrft.errors import ConfigError
 from mmrft.presets import apply_preset
 
@@ -83,7 +82,6 @@ class RolloutConfig:
     temperature: float = _help("sampling temperature (also applied to the training log-probs)", 1.0)
     top_p: float = _help("nucleus sampling", 1.0)
     top_k: int = _help("top-k sampling; 0 disables", 0)
-    eval_batch_size: int = _help("prompts per greedy evaluation batch", 64)
     share_prefill: bool = _help(
         "prefill each prompt (and encode its image) once and repeat its KV cache for the G samples; false: "
         "`generate(num_return_sequences=G)`, which prefills every copy (same samples, for measuring)", True)
@@ -108,11 +106,19 @@ class RolloutConfig:
 class AlgorithmConfig:
     name: str = _help("preset name; the fields below are its knobs", "grpo")
     advantage: str = _help("advantage estimator (mmrft.algorithms.ADVANTAGE_ESTIMATORS)", "grpo")
-    normalize_std: bool = _help(
-        "grpo: divide group-centred rewards by the group std; gae (ppo): whiten advantages over the batch", True)
+    advantage_options: dict[str, Any] = _help(
+        "further keyword options of the advantage estimator, e.g. {eps: 1e-8} (its keyword parameters named like an "
+        "algorithm.* knob get that knob; these add to or override them)", factory=dict)
+    whiten_advantages: bool = _help(
+        "after the estimator, whiten the advantages over the batch's valid tokens, (A - mean) / std (PPO's GAE "
+        "whitening; the outcome estimators normalise by themselves)", False)
     policy_loss: str = _help("policy loss (mmrft.algorithms.POLICY_LOSSES)", "ppo_clip")
+    policy_loss_options: dict[str, Any] = _help(
+        "further keyword options of the policy loss (clip_low, clip_high and dual_clip below reach every loss whose "
+        "signature names them; these add to or override them)", factory=dict)
     loss_agg_mode: str = _help(
-        "token-mean | seq-mean-token-mean | seq-mean-token-sum | seq-mean-token-sum-norm", "token-mean"
+        "loss aggregation (mmrft.algorithms.AGGREGATIONS): token-mean | seq-mean-token-mean | seq-mean-token-sum | "
+        "seq-mean-token-sum-norm", "token-mean"
     )
     clip_low: float = _help("lower ratio clip epsilon", 0.2)
     clip_high: float = _help("upper ratio clip epsilon (DAPO clip-higher: 0.28)", 0.2)
@@ -231,15 +237,18 @@ class EvalConfig:
     benchmarks: list[BenchmarkEvalConfig] = _help(
         "benchmarks scored (greedy) whenever the held-out data is: before RL, every trainer.eval_every steps, "
         "after; results under RUN/eval/<name>/step_<N>/", factory=list)
-    max_new_tokens: Optional[int] = _help("generation budget; None: rollout.max_new_tokens", None)
-    batch_size: int = _help("questions per generation batch", 16)
+    max_new_tokens: Optional[int] = _help(
+        "generation budget of every evaluation (held-out data, benchmarks, `mmrft eval --config`); None: "
+        "rollout.max_new_tokens", None)
+    batch_size: int = _help(
+        "prompts per generation batch of every evaluation (held-out data, benchmarks, `mmrft eval --config`)", 64)
 
 
 @dataclass
 class Config:
     imports: list[str] = _help(
-        "Python modules imported before training, to register your own estimators, losses or rewards",
-        factory=list)
+        "Python modules imported first (by the reward worker processes too), to register your own estimators, "
+        "losses, aggregations, rewards, tasks or benchmarks", factory=list)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
@@ -252,109 +261,12 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 
-def _known_keys(cls, prefix: str = "") -> list[str]:
-    keys = []
-    for f in fields(cls):
-        path = f"{prefix}{f.name}"
-        keys.append(path)
-        sub = f.default_factory() if f.default_factory is not MISSING and callable(f.default_factory) else None  # type: ignore[misc]
-        if is_dataclass(sub):
-            keys.extend(_known_keys(type(sub), path + "."))
-    return keys
-
-
-def _did_you_mean(key: str) -> str:
-    match = difflib.get_close_matches(key, _known_keys(Config), n=1, cutoff=0.6)
-    return f" (did you mean '{match[0]}'?)" if match else ""
-
-
-def _list_fields(cls, prefix: str = "") -> list[tuple[str, type]]:
-    """(dotted path, item dataclass) of every list-of-dataclasses field, e.g. ("eval.benchmarks", BenchmarkEvalConfig)."""
-    import typing
-
-    out = []
-    hints = typing.get_type_hints(cls)
-    for f in fields(cls):
-        hint = hints[f.name]
-        args = typing.get_args(hint)
-        if typing.get_origin(hint) is list and args and is_dataclass(args[0]):
-            out.append((prefix + f.name, args[0]))
-        elif is_dataclass(hint):
-            out.extend(_list_fields(hint, f"{prefix}{f.name}."))
-    return out
-
-
-def _locate_in_list(err: OmegaConfBaseException, user: Any, key: str) -> str:
-    """OmegaConf reports a bad field inside a list item without its path ('limit'); find it in the user's layer
-    ('eval.benchmarks[0].limit') by the item type and the offending value."""
-    if "." in key or user is None:
-        return key
-    item_type = getattr(err, "object_type", None)
-    bad = re.search(r"Value '(.*?)' of type", str(err))
-    for path, cls in _list_fields(Config):
-        if cls is not item_type:
-            continue
-        items = OmegaConf.select(user, path, default=None) if isinstance(user, DictConfig) else None
-        for i, item in enumerate(items or []):
-            if isinstance(item, DictConfig) and key in item and (bad is None or str(item[key]) == bad.group(1)):
-                return f"{path}[{i}].{key}"
-    return key
-
-
-def _explain(err: OmegaConfBaseException, origin: str, user: Any = None) -> ConfigError:
-    key = _locate_in_list(err, user, getattr(err, "full_key", None) or "")
-    if isinstance(err, ConfigKeyError):
-        return ConfigError(f"{origin}: unknown key '{key}'{_did_you_mean(key)}")
-    if isinstance(err, ValidationError):
-        msg = str(err).splitlines()[0]
-        return ConfigError(f"{origin}: bad value for '{key}': {msg}")
-    return ConfigError(f"{origin}: {str(err).splitlines()[0]}")
-
-
-def _dict_fields(cls, prefix: str = "") -> list[str]:
-    """Dotted paths of the dict-valued fields (e.g. "rewards.weights"), nested dataclasses included."""
-    import typing
-
-    out = []
-    hints = typing.get_type_hints(cls)
-    for f in fields(cls):
-        hint = hints[f.name]
-        if typing.get_origin(hint) is dict:
-            out.append(prefix + f.name)
-        elif is_dataclass(hint):
-            out.extend(_dict_fields(hint, f"{prefix}{f.name}."))
-    return out
-
-
-def _replace_dicts(base, layer, paths: list[str]):
-    """A dict the user writes replaces the default one instead of being merged into it key by key (OmegaConf's
-    merge), so `rewards.weights: {format: 1.0}` means exactly that reward, not `format` beside the default `task`."""
-    for path in paths:
-        value = OmegaConf.select(layer, path, default=None)
-        if value is not None:
-            OmegaConf.update(base, path, OmegaConf.to_container(value), merge=False)
-    return base
-
-
-def _merge_user_layers(base, file_cfg, path: Path | None, overrides) -> Any:
-    """`base` <- the YAML file's mapping <- each `key.sub=value` override, errors naming the key and its origin.
-    A dict given whole (in the file, or as `rewards.weights={...}`) replaces the default dict; `key.sub.name=v`
-    sets one entry of it."""
-    dicts = _dict_fields(Config)
-    if file_cfg is not None:
-        try:
-            base = _replace_dicts(OmegaConf.merge(base, file_cfg), file_cfg, dicts)
-        except OmegaConfBaseException as e:
-            raise _explain(e, str(path), file_cfg) from None
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r}: expected key.sub=value")
-        try:
-            layer = OmegaConf.from_dotlist([item])
-            base = _replace_dicts(OmegaConf.merge(base, layer), layer, [p for p in dicts if item.startswith(p + "=")])
-        except OmegaConfBaseException as e:
-            raise _explain(e, f"override {item!r}") from None
-    return base
+# Keys that were renamed or removed, and what to write instead.
+RENAMED = {
+    "algorithm.normalize_std": "algorithm.whiten_advantages (whitening after any estimator, PPO's GAE whitening); "
+                               "GRPO without the std division is algorithm.advantage=dr_grpo",
+    "rollout.eval_batch_size": "eval.batch_size (one batch size for every evaluation)",
+}
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -365,34 +277,22 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     on the command line wins over the preset, so `algorithm.name=dapo` switches exactly the knobs not set
     explicitly. A resolved config saved with `config_to_yaml` sets every knob, so it reloads unchanged.
     """
-    file_cfg = None
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(raw).__name__}")
-        try:
-            file_cfg = OmegaConf.create(raw)
-        except OmegaConfBaseException as e:
-            raise _explain(e, str(path)) from None
+    layers = Layers(Config, RENAMED)
+    path = Path(path) if path is not None else None
+    file_cfg = layers.read_file(path) if path is not None else None
     # First pass without a preset: validates the user's layers (errors name the key) and resolves
     # algorithm.name with the right precedence (command line > file > default).
-    user_only = _merge_user_layers(OmegaConf.structured(Config), file_cfg, path, overrides)
+    user_only = layers.merge(OmegaConf.structured(Config), file_cfg, path, overrides)
     try:
         name = user_only.algorithm.name
     except OmegaConfBaseException as e:
-        raise _explain(e, "algorithm.name") from None
+        raise layers.explain(e, "algorithm.name") from None
     # Second pass: the same user layers on top of the preset.
     try:
         base = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(apply_preset(name)))
     except OmegaConfBaseException as e:  # a broken preset is a bug, but say which one
-        raise _explain(e, f"algorithm preset {name!r}") from None
-    base = _merge_user_layers(base, file_cfg, path, overrides)
+        raise layers.explain(e, f"algorithm preset {name!r}") from None
+    base = layers.merge(base, file_cfg, path, overrides)
     cfg: Config = OmegaConf.to_object(base)  # type: ignore[assignment]
     return cfg
 
@@ -406,6 +306,17 @@ def import_plugins(cfg: Config) -> None:
             importlib.import_module(name)
         except ImportError as e:
             raise ConfigError(f"imports: cannot import {name!r}: {e}") from None
+
+
+def algorithm_knobs(algo: AlgorithmConfig) -> dict[str, Any]:
+    """The `algorithm.*` settings by name, for `mmrft.algorithms.options_for`."""
+    return {f.name: getattr(algo, f.name) for f in fields(algo)}
+
+
+def eval_budget(cfg: Config) -> tuple[int, int]:
+    """(max new tokens, batch size) of every evaluation: `eval.max_new_tokens` (else `rollout.max_new_tokens`) and
+    `eval.batch_size`. The one place they are decided, for evaluation during training and `mmrft eval` alike."""
+    return cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens, cfg.eval.batch_size
 
 
 def config_to_yaml(cfg: Config) -> str:

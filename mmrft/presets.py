@@ -9,13 +9,14 @@ command line wins over the preset. The preset name itself is read from the comma
 else the default `grpo`.
 
 Every preset spells out the same full set of algorithm knobs (`PRESET_KNOBS`), each with where its number comes
-from. `micro_batch_size` is a memory setting, not part of any method, and is never set by a preset. Batch shape
-(`rollout.group_size`, `rollout.prompts_per_step`) and learning rate are compute-budget choices that every paper
-sets for its own model and hardware (DeepSeekMath samples 64 completions per prompt, DAPO 16), so no
-preset touches them: copying a 7B-32B recipe's batch onto a small multimodal run would be wrong more often
-than right. Presets may also set `rollout.*` / `rewards.*` values where a method prescribes them; none needs to yet.
-Never put a dict-valued field (e.g. `rewards.weights`) in a preset: OmegaConf merges dicts key by key, so a
-user's YAML could then add keys but never remove the preset's.
+from. `micro_batch_size` and `length_sorted_micro_batches` are memory/speed settings, not part of any method, and
+are never set by a preset; nor are `advantage_options` / `policy_loss_options`, the user's extra options for the
+chosen estimator and loss. Batch shape (`rollout.group_size`, `rollout.prompts_per_step`) and learning rate are
+compute-budget choices that every paper sets for its own model and hardware (DeepSeekMath samples 64 completions per
+prompt, DAPO 16), so no preset touches them: copying a 7B-32B recipe's batch onto a small multimodal run would be
+wrong more often than right. Presets may also set `rollout.*` / `rewards.*` values where a method prescribes them;
+none needs to yet. Never put a dict-valued field (e.g. `rewards.weights`) in a preset: a dict the user writes
+replaces the default whole, so the preset's entries would silently vanish.
 
 Two remarks that apply to several presets:
 
@@ -24,9 +25,9 @@ Two remarks that apply to several presets:
   the importance ratio is exactly 1 and the clip range has no effect (the loss is then plain REINFORCE with the
   chosen advantage). Methods whose clip range matters (DAPO's clip-higher, GSPO's tiny sequence clip, PPO) are
   therefore given the number of updates per rollout batch their paper uses.
-* mmrft's KL is a loss term (`kl_coef * k_n(logp, ref_logp)` added to each token's loss). Methods that subtract a
-  KL penalty from the *reward* instead (RLOO, REINFORCE++ v1, InstructGPT-style PPO) cannot be reproduced exactly;
-  each such preset says what it does instead.
+* mmrft's KL is a loss term (`kl_coef * k_n(logp, ref_logp)` added to each token's loss) unless
+  `algorithm.kl_in_reward` is set: then `kl_coef * k1` is subtracted from the reward instead, per token for PPO's
+  GAE and summed over the completion for the outcome estimators. Each preset says which form its paper uses.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ __all__ = ["PRESETS", "PRESET_KNOBS", "apply_preset", "preset_names"]
 # The algorithm knobs every preset sets explicitly (all of AlgorithmConfig except `name` and `micro_batch_size`).
 PRESET_KNOBS = (
     "advantage",
-    "normalize_std",
+    "whiten_advantages",
     "policy_loss",
     "loss_agg_mode",
     "clip_low",
@@ -68,7 +69,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "algorithm": {
             # Outcome supervision: A_i = (r_i - mean(r)) / std(r) over the G completions of a prompt (Sec. 4.1.2).
             "advantage": "grpo",
-            "normalize_std": True,
+            "whiten_advantages": False,
             # PPO clipped surrogate with a per-token ratio (Eq. 3).
             "policy_loss": "ppo_clip",
             # Eq. 3 averages each completion's tokens (1/|o_i|) and then the G completions (1/G).
@@ -104,7 +105,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "algorithm": {
             # A_i = r_i - mean(r): no division by the group std (the question-level difficulty bias).
             "advantage": "dr_grpo",
-            "normalize_std": False,  # only read by the `grpo` estimator; False keeps the preset self-consistent
+            "whiten_advantages": False,
             # Dr.GRPO keeps GRPO's token-level PPO clipped surrogate.
             "policy_loss": "ppo_clip",
             # No 1/|o_i| (the response-length bias): token sums divided by a constant (the max generation length),
@@ -136,7 +137,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "algorithm": {
             # DAPO keeps GRPO's group-normalised advantage (r_i - mean) / std.
             "advantage": "grpo",
-            "normalize_std": True,
+            "whiten_advantages": False,
             "policy_loss": "ppo_clip",
             # Sec. 3.3 "Token-Level Policy Gradient Loss": 1 / sum_i |o_i| over all tokens of the batch.
             "loss_agg_mode": "token-mean",
@@ -175,7 +176,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "algorithm": {
             # GSPO uses the group-normalised advantage of GRPO: (r_i - mean) / std.
             "advantage": "grpo",
-            "normalize_std": True,
+            "whiten_advantages": False,
             # Sequence-level importance ratio s_i = (pi/pi_old)(y_i)^(1/|y_i|), clipped per sequence (Eq. 5-7).
             "policy_loss": "gspo",
             # Eq. 5 averages over the G sequences; with the token-form loss that is 1/|y_i| per sequence, then
@@ -208,7 +209,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "algorithm": {
             # A_i = r_i - 1/(k-1) sum_{j != i} r_j over the k samples of a prompt. No std normalisation.
             "advantage": "rloo",
-            "normalize_std": False,
+            "whiten_advantages": False,
             # With one on-policy update (below) the PPO ratio is exactly 1 and `ppo_clip` reduces to the plain
             # REINFORCE gradient -A_i * grad log pi(y_i|x), which is what the paper optimises (it argues clipping
             # is unnecessary in this regime). The clip range is kept at PPO's 0.2 but never binds.
@@ -219,10 +220,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "clip_high": 0.2,
             "dual_clip": None,
             # The paper subtracts beta * KL(pi || pi_ref) from the sequence *reward* (an RLHF setting with a learned
-            # reward model). mmrft's KL is a loss term, which is a different objective, so the preset does not
-            # fake it: kl_coef = 0, as in the KL-free verifiable-reward recipes (DAPO, Dr.GRPO). Set
-            # algorithm.kl_coef > 0 to regularise with the loss-term KL, or also algorithm.kl_in_reward=true for the
-            # paper's reward-side form (k1 summed over the completion, subtracted from its reward).
+            # reward model); with verifiable rewards there is no reward model to over-optimise, so the preset uses
+            # kl_coef = 0, as the KL-free verifiable-reward recipes (DAPO, Dr.GRPO) do. For the paper's form set
+            # algorithm.kl_coef > 0 and algorithm.kl_in_reward=true (k1 summed over the completion, subtracted from
+            # its reward).
             "kl_coef": 0.0,
             "kl_estimator": "k3",
             "kl_in_reward": False,
@@ -239,15 +240,15 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     # REINFORCE++ -- Hu 2025, "REINFORCE++: A Simple and Efficient Approach for Aligning Large Language Models"
     # (arXiv:2501.03262; later versions add REINFORCE++-baseline for prompts sampled several times).
-    # Which estimator: the paper's first form normalises rewards over the global batch (mmrft's `reinforce_pp`
-    # estimator), meant for one sample per prompt. mmrft always samples G completions per prompt, and for that
-    # setting the paper prescribes REINFORCE++-baseline: subtract the group mean, then divide by the std over the
-    # whole batch (`reinforce_pp_baseline`). So the `reinforce_pp` preset uses `reinforce_pp_baseline`; set
+    # Which estimator: the paper's first form whitens the rewards over every token of the global batch (mmrft's
+    # `reinforce_pp` estimator), meant for one sample per prompt. mmrft always samples G completions per prompt,
+    # and for that setting the paper prescribes REINFORCE++-baseline: subtract the group mean, then whiten over the
+    # batch's tokens (`reinforce_pp_baseline`). So the `reinforce_pp` preset uses `reinforce_pp_baseline`; set
     # algorithm.advantage=reinforce_pp for the group-free global normalisation.
     "reinforce_pp": {
         "algorithm": {
             "advantage": "reinforce_pp_baseline",
-            "normalize_std": False,  # only read by the `grpo` estimator; the batch std is built into the estimator
+            "whiten_advantages": False,  # the estimator whitens over the batch's tokens itself
             # REINFORCE++ keeps PPO's clipped token-level ratio with epsilon = 0.2.
             "policy_loss": "ppo_clip",
             # The paper fixes no aggregation; token-mean is what its reference implementation (OpenRLHF, whose
@@ -256,8 +257,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "clip_low": 0.2,
             "clip_high": 0.2,
             "dual_clip": None,
-            # REINFORCE++-baseline regularises with a KL *loss* estimated with k2 (the v1 form's per-token reward
-            # penalty needs a reward-side KL mmrft does not have); the reference implementation's example uses
+            # REINFORCE++-baseline regularises with a KL *loss* estimated with k2 (the v1 form subtracts a per-token
+            # KL from the reward instead); the reference implementation's example uses
             # --init_kl_coef 1e-3 --use_kl_loss --kl_estimator k2.
             "kl_coef": 1e-3,
             "kl_estimator": "k2",
@@ -283,7 +284,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             # Generalised Advantage Estimation (Schulman et al. 2016) from the critic's per-token values.
             "advantage": "gae",
             # lm-human-preferences whitens the GAE advantages over the batch (`whiten(advantages)`).
-            "normalize_std": True,
+            "whiten_advantages": True,
             "policy_loss": "ppo_clip",
             # lm-human-preferences takes the plain mean of the clipped loss over all response tokens.
             "loss_agg_mode": "token-mean",

@@ -71,3 +71,19 @@ def test_a_dict_written_whole_replaces_the_default(tmp_path):
     assert load_config(f, ["rewards.weights.exact=2.0"]).rewards.weights == {"format": 1.0, "exact": 2.0}
     assert load_config(None, ["rewards.weights.format=0.5"]).rewards.weights == {"task": 1.0, "format": 0.5}
     assert load_config(None).rewards.weights == {"task": 1.0}
+
+
+def test_one_evaluation_budget():
+    from mmrft.config import eval_budget
+
+    assert eval_budget(load_config(None, [])) == (32, 64)  # rollout.max_new_tokens, eval.batch_size
+    assert eval_budget(load_config(None, ["rollout.max_new_tokens=100"])) == (100, 64)
+    assert eval_budget(load_config(None, ["rollout.max_new_tokens=100", "eval.max_new_tokens=9",
+                                          "eval.batch_size=4"])) == (9, 4)
+
+
+@pytest.mark.parametrize("key,hint", [("algorithm.normalize_std=false", "algorithm.whiten_advantages"),
+                                      ("rollout.eval_batch_size=8", "eval.batch_size")])
+def test_renamed_keys_say_what_replaced_them(key, hint):
+    with pytest.raises(ConfigError, match=f"is gone: use {hint}"):
+        load_config(None, [key])

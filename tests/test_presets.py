@@ -4,7 +4,7 @@ from dataclasses import asdict, fields
 
 import pytest
 
-from mmrft.algorithms import ADVANTAGE_ESTIMATORS, AGGREGATION_MODES, KL_ESTIMATORS, POLICY_LOSSES
+from mmrft.algorithms import ADVANTAGE_ESTIMATORS, AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES
 from mmrft.config import AlgorithmConfig, Config, config_to_yaml, load_config
 from mmrft.errors import ConfigError
 from mmrft.presets import PRESET_KNOBS, PRESETS, apply_preset
@@ -12,49 +12,49 @@ from mmrft.presets import PRESET_KNOBS, PRESETS, apply_preset
 # Written out by hand from the papers (see mmrft/presets.py for the sources), not read from PRESETS.
 EXPECTED = {
     "grpo": dict(
-        advantage="grpo", normalize_std=True, policy_loss="ppo_clip", loss_agg_mode="seq-mean-token-mean",
+        advantage="grpo", whiten_advantages=False, policy_loss="ppo_clip", loss_agg_mode="seq-mean-token-mean",
         clip_low=0.2, clip_high=0.2, dual_clip=None, kl_coef=0.04, kl_estimator="k3", kl_in_reward=False, entropy_coef=0.0,
         ppo_epochs=1, minibatches=1, filter_zero_variance=False,
         max_resample_rounds=0, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
     ),
     "dr_grpo": dict(
-        advantage="dr_grpo", normalize_std=False, policy_loss="ppo_clip", loss_agg_mode="seq-mean-token-sum-norm",
+        advantage="dr_grpo", whiten_advantages=False, policy_loss="ppo_clip", loss_agg_mode="seq-mean-token-sum-norm",
         clip_low=0.2, clip_high=0.2, dual_clip=None, kl_coef=0.0, kl_estimator="k3", kl_in_reward=False, entropy_coef=0.0,
         ppo_epochs=1, minibatches=1, filter_zero_variance=False,
         max_resample_rounds=0, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
     ),
     "dapo": dict(
-        advantage="grpo", normalize_std=True, policy_loss="ppo_clip", loss_agg_mode="token-mean",
+        advantage="grpo", whiten_advantages=False, policy_loss="ppo_clip", loss_agg_mode="token-mean",
         clip_low=0.2, clip_high=0.28, dual_clip=None, kl_coef=0.0, kl_estimator="k3", kl_in_reward=False, entropy_coef=0.0,
         ppo_epochs=1, minibatches=16, filter_zero_variance=True,
         max_resample_rounds=3, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
     ),
     "gspo": dict(
-        advantage="grpo", normalize_std=True, policy_loss="gspo", loss_agg_mode="seq-mean-token-mean",
+        advantage="grpo", whiten_advantages=False, policy_loss="gspo", loss_agg_mode="seq-mean-token-mean",
         clip_low=3e-4, clip_high=4e-4, dual_clip=None, kl_coef=0.0, kl_estimator="k3", kl_in_reward=False, entropy_coef=0.0,
         ppo_epochs=1, minibatches=4, filter_zero_variance=False,
         max_resample_rounds=0, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
     ),
     "rloo": dict(
-        advantage="rloo", normalize_std=False, policy_loss="ppo_clip", loss_agg_mode="seq-mean-token-sum",
+        advantage="rloo", whiten_advantages=False, policy_loss="ppo_clip", loss_agg_mode="seq-mean-token-sum",
         clip_low=0.2, clip_high=0.2, dual_clip=None, kl_coef=0.0, kl_estimator="k3", kl_in_reward=False, entropy_coef=0.0,
         ppo_epochs=1, minibatches=1, filter_zero_variance=False,
         max_resample_rounds=0, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
     ),
     "reinforce_pp": dict(
-        advantage="reinforce_pp_baseline", normalize_std=False, policy_loss="ppo_clip", loss_agg_mode="token-mean",
+        advantage="reinforce_pp_baseline", whiten_advantages=False, policy_loss="ppo_clip", loss_agg_mode="token-mean",
         clip_low=0.2, clip_high=0.2, dual_clip=None, kl_coef=1e-3, kl_estimator="k2", kl_in_reward=False, entropy_coef=0.0,
         ppo_epochs=1, minibatches=1, filter_zero_variance=False,
         max_resample_rounds=0, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
     ),
     "ppo": dict(
-        advantage="gae", normalize_std=True, policy_loss="ppo_clip", loss_agg_mode="token-mean",
+        advantage="gae", whiten_advantages=True, policy_loss="ppo_clip", loss_agg_mode="token-mean",
         clip_low=0.2, clip_high=0.2, dual_clip=None, kl_coef=0.02, kl_estimator="k3", kl_in_reward=True, entropy_coef=0.0,
         ppo_epochs=4, minibatches=4, filter_zero_variance=False,
         max_resample_rounds=0, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
     ),
 }
-# `gae` is not an outcome estimator (per-token, needs the critic's values), so it lives outside the registry.
+# `gae` is not an outcome estimator (per-token, needs the critic's values): registered with needs_critic.
 CRITIC_ESTIMATOR = {"ppo": "gae"}
 
 
@@ -83,8 +83,10 @@ def test_every_preset_has_a_hand_written_expectation():
 
 def test_presets_set_every_method_knob_and_nothing_else():
     algorithm_fields = {f.name for f in fields(AlgorithmConfig)}
-    # how the update is split into forward passes is not part of a method (the loss is the same either way)
-    assert set(PRESET_KNOBS) == algorithm_fields - {"name", "micro_batch_size", "length_sorted_micro_batches"}
+    # how the update is split into forward passes is not part of a method (the loss is the same either way); the
+    # option dicts are the user's additions to a chosen estimator or loss
+    assert set(PRESET_KNOBS) == algorithm_fields - {"name", "micro_batch_size", "length_sorted_micro_batches",
+                                                    "advantage_options", "policy_loss_options"}
     for name, preset in PRESETS.items():
         assert set(preset["algorithm"]) == set(PRESET_KNOBS), name
         # Sections other than `algorithm` are allowed only where a method prescribes them; each key must exist
@@ -182,11 +184,10 @@ def test_preset_names_exist_in_registries(name):
     algo = PRESETS[name]["algorithm"]
     if name in CRITIC_ESTIMATOR:
         assert algo["advantage"] == CRITIC_ESTIMATOR[name]
-        assert algo["advantage"] not in ADVANTAGE_ESTIMATORS
-    else:
-        assert algo["advantage"] in ADVANTAGE_ESTIMATORS
+    assert algo["advantage"] in ADVANTAGE_ESTIMATORS
+    assert bool(ADVANTAGE_ESTIMATORS.info(algo["advantage"]).get("needs_critic")) == (name in CRITIC_ESTIMATOR)
     assert algo["policy_loss"] in POLICY_LOSSES
-    assert algo["loss_agg_mode"] in AGGREGATION_MODES
+    assert algo["loss_agg_mode"] in AGGREGATIONS
     assert algo["kl_estimator"] in KL_ESTIMATORS
 
 

@@ -2,17 +2,18 @@
 
 Advantage estimators, policy/value losses, loss aggregation, KL estimators, entropy and
 DAPO-style filtering. No I/O, models or config objects live here; the trainer selects
-pieces by name through the registries.
+pieces by name through the registries (`ADVANTAGE_ESTIMATORS`, `POLICY_LOSSES`,
+`AGGREGATIONS`, `KL_ESTIMATORS`), each a `mmrft.registry.Registry`.
 """
 
 from mmrft.algorithms.registry import (
     ADVANTAGE_ESTIMATORS,
+    AGGREGATIONS,
     KL_ESTIMATORS,
     POLICY_LOSSES,
-    Registry,
-    get_advantage_estimator,
-    get_policy_loss,
+    options_for,
     register_advantage_estimator,
+    register_aggregation,
     register_policy_loss,
 )
 from mmrft.algorithms.advantages import (
@@ -28,7 +29,6 @@ from mmrft.algorithms.advantages import (
     rloo,
 )
 from mmrft.algorithms.losses import (
-    AGGREGATION_MODES,
     aggregate,
     aggregation_denominators,
     gspo,
@@ -46,14 +46,14 @@ from mmrft.algorithms.filtering import (
 )
 
 __all__ = [
-    "Registry",
     "ADVANTAGE_ESTIMATORS",
     "POLICY_LOSSES",
+    "AGGREGATIONS",
     "KL_ESTIMATORS",
     "register_advantage_estimator",
-    "get_advantage_estimator",
     "register_policy_loss",
-    "get_policy_loss",
+    "register_aggregation",
+    "options_for",
     "group_stats",
     "grpo",
     "dr_grpo",
@@ -64,7 +64,6 @@ __all__ = [
     "outcome_token_rewards",
     "masked_whiten",
     "broadcast_to_tokens",
-    "AGGREGATION_MODES",
     "masked_mean",
     "aggregation_denominators",
     "aggregate",

@@ -1,13 +1,16 @@
-"""Advantage estimators.
+"""Advantage estimators, registered in ``ADVANTAGE_ESTIMATORS``.
 
-Outcome estimators share the signature ``fn(rewards[N], group_ids[N], **options) -> [N]``:
-one scalar reward per completion, and ``group_ids`` marking completions sampled from the
-same prompt (ids are arbitrary integers, need not be sorted or contiguous). They are
-registered in ``ADVANTAGE_ESTIMATORS``. Unknown options raise ``TypeError`` on purpose so
-config typos do not pass silently.
+Outcome estimators share the signature ``fn(rewards[N], group_ids[N], mask[N, T] | None, **options)``:
+one scalar reward per completion, ``group_ids`` marking completions sampled from the same
+prompt (arbitrary integers, need not be sorted or contiguous), and the mask of the tokens
+the update trains on (for estimators whose statistics count tokens, e.g. REINFORCE++).
+They return ``[N]`` (one advantage per completion) or ``[N, T]`` (per token).
+Those registered with ``needs_groups=True`` need several completions per prompt.
+Options are keyword-only; unknown ones raise ``TypeError`` so config typos do not pass
+silently.
 
-``gae`` works on per-token rewards and a critic, so it has its own signature and is
-exported as a plain function, outside the registry.
+``gae`` (registered with ``needs_critic=True``) works on per-token rewards and a critic's
+values: ``fn(token_rewards[N, T], values[N, T], mask[N, T], **options) -> (advantages, returns)``.
 
 Advantages are constants for the policy gradient, so every estimator returns a tensor
 with no autograd history.
@@ -87,22 +90,14 @@ def _centered(rewards: Tensor, group_ids: Tensor) -> tuple[Tensor, Tensor, Tenso
     return centered, std, count
 
 
-def _batch_std(x: Tensor) -> Tensor:
-    # torch.std(correction=1) returns NaN for a single element; we want 0 there.
-    n = x.numel()
-    if n < 2:
-        return x.new_zeros(())
-    return ((x - x.mean()) ** 2).sum().div(n - 1).sqrt()
-
-
-@register_advantage_estimator("grpo")
-def grpo(rewards: Tensor, group_ids: Tensor, *, normalize_std: bool = True, eps: float = 1e-6) -> Tensor:
-    """GRPO group-relative advantage (DeepSeekMath, Shao et al. 2024).
+@register_advantage_estimator("grpo", needs_groups=True)
+def grpo(rewards: Tensor, group_ids: Tensor, mask: Tensor | None = None, *, eps: float = 1e-6) -> Tensor:
+    """GRPO group-relative advantage (DeepSeekMath, Shao et al. 2024, Sec. 4.1.2).
 
     ``A_i = (r_i - mean_g(r)) / (std_g(r) + eps)`` with ``std_g`` the *unbiased* group
     standard deviation (divides by ``n - 1``, torch's default, as in TRL and verl).
-    ``normalize_std=False`` gives the Dr.GRPO advantage ``r_i - mean_g(r)``.
-    Groups of one and groups with identical rewards get exactly 0.
+    Groups of one and groups with identical rewards get exactly 0. Without the division
+    this is ``dr_grpo``. ``mask`` is not used (an outcome advantage is per completion).
 
     Args:
         rewards: ``FloatTensor[N]`` outcome rewards.
@@ -111,13 +106,11 @@ def grpo(rewards: Tensor, group_ids: Tensor, *, normalize_std: bool = True, eps:
         ``FloatTensor[N]``.
     """
     centered, std, _ = _centered(rewards, group_ids)
-    if not normalize_std:
-        return centered
     return _safe_div(centered, std + eps)
 
 
-@register_advantage_estimator("dr_grpo")
-def dr_grpo(rewards: Tensor, group_ids: Tensor) -> Tensor:
+@register_advantage_estimator("dr_grpo", needs_groups=True)
+def dr_grpo(rewards: Tensor, group_ids: Tensor, mask: Tensor | None = None) -> Tensor:
     """Dr.GRPO advantage (Liu et al. 2025, "Understanding R1-Zero-Like Training").
 
     ``A_i = r_i - mean_g(r)``: the std division of GRPO is dropped because it biases
@@ -126,8 +119,8 @@ def dr_grpo(rewards: Tensor, group_ids: Tensor) -> Tensor:
     return _centered(rewards, group_ids)[0]
 
 
-@register_advantage_estimator("rloo")
-def rloo(rewards: Tensor, group_ids: Tensor) -> Tensor:
+@register_advantage_estimator("rloo", needs_groups=True)
+def rloo(rewards: Tensor, group_ids: Tensor, mask: Tensor | None = None) -> Tensor:
     """RLOO leave-one-out baseline (Ahmadian et al. 2024, "Back to Basics").
 
     ``A_i = r_i - 1/(n-1) * sum_{j != i} r_j = n/(n-1) * (r_i - mean_g(r))`` for a group of
@@ -138,38 +131,59 @@ def rloo(rewards: Tensor, group_ids: Tensor) -> Tensor:
     return centered * scale
 
 
-@register_advantage_estimator("reinforce_pp")
-def reinforce_pp(rewards: Tensor, group_ids: Tensor, *, eps: float = 1e-6) -> Tensor:
-    """REINFORCE++ global-batch normalisation (Hu 2025).
+def _whiten_over_tokens(values: Tensor, mask: Tensor | None, eps: float) -> Tensor:
+    """One value per completion, whitened over the valid tokens of the batch (each completion counts once per
+    token): ``[N, T]`` with ``mask``; without one every completion is a single unit and the result is ``[N]``."""
+    if mask is None:
+        mask = torch.ones_like(values, dtype=torch.bool).unsqueeze(1)
+        return _whiten_over_tokens(values, mask, eps)[:, 0]
+    if mask.dim() != 2 or mask.shape[0] != values.shape[0]:
+        raise ValueError(f"mask must be [N, T] with N = {values.shape[0]}, got {tuple(mask.shape)}")
+    counted = values[mask.bool().any(dim=1)]
+    if counted.numel() and bool((counted == counted[0]).all()):  # exact zeros, not rounding residues of the mean
+        return torch.zeros(mask.shape, dtype=values.dtype, device=values.device)
+    return masked_whiten(values.unsqueeze(1).expand(mask.shape), mask, eps=eps)
 
-    ``A_i = (r_i - mean_B(r)) / (std_B(r) + eps)`` over the whole batch (unbiased std);
-    ``group_ids`` is accepted for signature compatibility and ignored.
-    Shapes: ``[N], [N] -> [N]``.
+
+@register_advantage_estimator("reinforce_pp")
+def reinforce_pp(rewards: Tensor, group_ids: Tensor, mask: Tensor | None = None, *, eps: float = 1e-8) -> Tensor:
+    """REINFORCE++ (Hu 2025, arXiv:2501.03262): the outcome reward, normalised over the global batch's *tokens*.
+
+    Each valid token t of completion i carries the return ``r_i`` (one outcome reward, no discount), and the
+    advantages are whitened over every valid token of the batch, as in the paper and its reference
+    implementations (OpenRLHF; verl's ``compute_reinforce_plus_plus_outcome_advantage``):
+    ``A_it = (r_i - mu) / sqrt(var + eps)`` with ``mu = sum_i L_i r_i / sum_i L_i`` and
+    ``var = sum_i L_i (r_i - mu)^2 / (sum_i L_i - 1)`` (Bessel-corrected), ``L_i`` the valid tokens of row i.
+    A long completion therefore weighs more in the statistics than a short one. ``group_ids`` is ignored.
+
+    Shapes: ``rewards [N]``, ``mask [N, T]`` -> ``[N, T]`` (0 on invalid tokens). Without ``mask`` each
+    completion counts as one unit (per-sequence whitening) and the result is ``[N]``.
     """
     r = _check_outcome_inputs(rewards, group_ids)
-    if r.numel() == 0:
-        return r.clone()
-    if bool((r == r[0]).all()):
-        return torch.zeros_like(r)
-    return (r - r.mean()) / (_batch_std(r) + eps)
+    return _whiten_over_tokens(r, mask, eps)
 
 
-@register_advantage_estimator("reinforce_pp_baseline")
-def reinforce_pp_baseline(rewards: Tensor, group_ids: Tensor, *, eps: float = 1e-6) -> Tensor:
-    """REINFORCE++-baseline (Hu 2025): group-mean baseline, then global std scaling.
+@register_advantage_estimator("reinforce_pp_baseline", needs_groups=True)
+def reinforce_pp_baseline(rewards: Tensor, group_ids: Tensor, mask: Tensor | None = None, *,
+                          eps: float = 1e-8) -> Tensor:
+    """REINFORCE++-baseline (Hu 2025, arXiv:2501.03262): group-mean baseline, then whitening over the batch's tokens.
 
-    ``x_i = r_i - mean_g(r)``; ``A_i = x_i / (std_B(x) + eps)`` with ``std_B`` the unbiased
-    std over the whole batch. Scaling by the batch (not group) std keeps the relative
-    weight of prompts, unlike GRPO. Shapes: ``[N], [N] -> [N]``.
+    ``x_i = r_i - mean_g(r)``, then ``x`` is whitened over every valid token of the batch like ``reinforce_pp``
+    (token-weighted mean and Bessel-corrected variance, ``A_it = (x_i - mu) / sqrt(var + eps)``), as verl's
+    ``compute_reinforce_plus_plus_baseline_outcome_advantage`` does. Scaling by batch (not group) statistics keeps
+    the relative weight of prompts, unlike GRPO. Because the whitening subtracts the token-weighted mean of ``x``,
+    which is not 0 when completions differ in length, a group whose rewards are all equal gets ``-mu / sqrt(var)``
+    rather than 0 (as in those implementations). Shapes as ``reinforce_pp``.
     """
-    centered = _centered(rewards, group_ids)[0]
-    return _safe_div(centered, _batch_std(centered) + eps)
+    return _whiten_over_tokens(_centered(rewards, group_ids)[0], mask, eps)
 
 
+@register_advantage_estimator("gae", needs_critic=True)
 def gae(
     token_rewards: Tensor,
     values: Tensor,
     mask: Tensor,
+    *,
     gamma: float = 1.0,
     lam: float = 1.0,
 ) -> tuple[Tensor, Tensor]:
@@ -247,12 +261,14 @@ def masked_whiten(
     stats: tuple[int, float, float] | None = None,
 ) -> Tensor:
     """Normalise ``x`` over the valid entries of the whole batch: ``(x - mean) / sqrt(var + eps)`` (+ mean back
-    when ``shift_mean=False``), as PPO implementations whiten GAE advantages (lm-human-preferences `whiten`).
+    when ``shift_mean=False``), as PPO implementations whiten GAE advantages (lm-human-preferences ``whiten``,
+    verl's and OpenRLHF's ``masked_whiten``).
 
-    ``var`` is the *biased* (population) variance of the valid entries. Invalid entries are 0 in the output; with
-    fewer than 2 valid entries, or zero variance, the valid entries become ``x - mean`` (no division), not NaN.
-    ``stats = (count, mean, var)`` replaces the statistics of ``x``'s own valid entries (e.g. those of a batch
-    split over data-parallel processes).
+    ``var`` is the *unbiased* variance of the valid entries, ``sum (x - mean)^2 / (n - 1)`` (as those
+    implementations compute it). Invalid entries are 0 in the output; with fewer than 2 valid entries, or zero
+    variance, the valid entries become ``x - mean`` (no division), not NaN. ``stats = (count, mean, var)``
+    replaces the statistics of ``x``'s own valid entries (e.g. those of a batch split over data-parallel
+    processes; ``var`` unbiased).
     """
     if x.shape != mask.shape:
         raise ValueError(f"x and mask must share a shape, got {tuple(x.shape)} and {tuple(mask.shape)}")
@@ -264,7 +280,7 @@ def masked_whiten(
                 return torch.zeros_like(x)
             vals = x.detach()[valid]
             mean = vals.mean()
-            var = ((vals - mean) ** 2).mean()
+            var = ((vals - mean) ** 2).sum() / max(n - 1, 1)
         else:
             n, mean, var = stats
             if n == 0:

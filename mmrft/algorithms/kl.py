@@ -55,9 +55,9 @@ def k3(logp: Tensor, ref_logp: Tensor, clamp: float | None = 10.0) -> Tensor:
 
 
 # Aliases under the names used by verl / OpenRLHF configs.
-KL_ESTIMATORS.register("kl")(k1)
-KL_ESTIMATORS.register("mse")(k2)
-KL_ESTIMATORS.register("low_var_kl")(k3)
+KL_ESTIMATORS.add("kl", k1)
+KL_ESTIMATORS.add("mse", k2)
+KL_ESTIMATORS.add("low_var_kl", k3)
 
 
 def kl_penalty(logp: Tensor, ref_logp: Tensor, kind: str = "k3", clamp: float | None = 10.0) -> Tensor:
@@ -76,7 +76,7 @@ def kl_penalty(logp: Tensor, ref_logp: Tensor, kind: str = "k3", clamp: float | 
     """
     if logp.shape != ref_logp.shape:
         raise ValueError(f"logp and ref_logp shapes differ: {tuple(logp.shape)} vs {tuple(ref_logp.shape)}")
-    return KL_ESTIMATORS.get(kind)(logp, ref_logp.detach(), clamp=clamp)
+    return KL_ESTIMATORS[kind](logp, ref_logp.detach(), clamp=clamp)
 
 
 def entropy_from_logits(logits: Tensor) -> Tensor:

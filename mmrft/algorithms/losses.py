@@ -3,8 +3,9 @@
 Policy losses share the signature
 ``fn(logp[N,T], old_logp[N,T], advantages[N,T], mask[N,T], **options) -> (loss_mat[N,T], metrics)``
 and are registered in ``POLICY_LOSSES``. ``loss_mat`` is the per-token loss (0 where
-``mask == 0``); reducing it to a scalar is ``aggregate``'s job, so that token-, sequence-
-and Dr.GRPO-style normalisations combine with any loss. ``metrics`` are Python floats over
+``mask == 0``); reducing it to a scalar is ``aggregate``'s job, with a mode registered in
+``AGGREGATIONS``, so that token-, sequence- and Dr.GRPO-style normalisations combine with
+any loss. ``metrics`` are Python floats over
 valid tokens (0.0 when there are none).
 """
 
@@ -13,20 +14,20 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mmrft.algorithms.registry import register_policy_loss
+from mmrft.algorithms.registry import AGGREGATIONS, register_aggregation, register_policy_loss
 
 __all__ = [
-    "AGGREGATION_MODES",
     "masked_mean",
     "aggregation_denominators",
     "aggregate",
+    "token_mean",
+    "seq_mean_token_mean",
+    "seq_mean_token_sum",
+    "seq_mean_token_sum_norm",
     "ppo_clip",
     "gspo",
     "value_loss",
 ]
-
-AGGREGATION_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
-
 
 def _zero_like(x: Tensor) -> Tensor:
     return torch.zeros((), dtype=x.dtype, device=x.device)
@@ -70,50 +71,64 @@ def aggregate(
     num_seqs: float | None = None,
     max_len: float | None = None,
 ) -> Tensor:
-    """Reduce a per-token loss ``[N, T]`` to a scalar.
-
-    With ``L_it`` the token losses and ``|o_i|`` the valid length of row ``i``:
-
-    - ``token-mean`` (DAPO, Yu et al. 2025): ``sum_it L_it / num_tokens``.
-    - ``seq-mean-token-mean`` (GRPO, Shao et al. 2024): ``sum_i (sum_t L_it / |o_i|) / num_seqs``.
-    - ``seq-mean-token-sum``: ``sum_i sum_t L_it / num_seqs``.
-    - ``seq-mean-token-sum-norm`` (Dr.GRPO, Liu et al. 2025): ``sum_it L_it / (num_seqs * max_len)``
-      with ``max_len`` a constant (e.g. the max response length) so no length bias enters.
+    """Reduce a per-token loss ``[N, T]`` to a scalar with the aggregation mode registered as ``mode``
+    (``AGGREGATIONS``; the built-in ones are below).
 
     Defaults: ``num_tokens`` / ``num_seqs`` from ``aggregation_denominators(mask)``,
     ``max_len = T``. Gradient accumulation: pass the *whole batch's* ``num_tokens`` and
     ``num_seqs`` and the same constant ``max_len`` to every micro-batch (split by rows);
-    the sum of micro-batch losses then equals the whole-batch loss for every mode.
+    the sum of micro-batch losses then equals the whole-batch loss for every built-in mode.
     Zero valid tokens gives a differentiable 0 (``loss_mat.sum() * 0``), never NaN.
     """
-    if mode not in AGGREGATION_MODES:
-        raise ValueError(f"unknown aggregation mode {mode!r}; known: {', '.join(AGGREGATION_MODES)}")
+    try:
+        reduce = AGGREGATIONS[mode]
+    except KeyError as e:
+        raise ValueError(e.args[0]) from None
     if loss_mat.shape != mask.shape or loss_mat.dim() != 2:
         raise ValueError(f"loss_mat and mask must share a 2-D shape, got {tuple(loss_mat.shape)}, {tuple(mask.shape)}")
     valid = mask.bool()
     default_tokens, default_seqs = aggregation_denominators(valid)
-    num_tokens = default_tokens if num_tokens is None else float(num_tokens)
-    num_seqs = default_seqs if num_seqs is None else float(num_seqs)
-    max_len = float(loss_mat.shape[-1]) if max_len is None else float(max_len)
     losses = torch.where(valid, loss_mat, _zero_like(loss_mat))
     if default_tokens == 0:
         return losses.sum() * 0
+    return reduce(losses, valid, default_tokens if num_tokens is None else float(num_tokens),
+                  default_seqs if num_seqs is None else float(num_seqs),
+                  float(loss_mat.shape[-1]) if max_len is None else float(max_len))
 
-    if mode == "token-mean":
-        denom = num_tokens
-        total = losses.sum()
-    elif mode == "seq-mean-token-mean":
-        denom = num_seqs
-        total = (losses.sum(-1) / valid.sum(-1).clamp(min=1).to(losses.dtype)).sum()
-    elif mode == "seq-mean-token-sum":
-        denom = num_seqs
-        total = losses.sum()
-    else:
-        denom = num_seqs * max_len
-        total = losses.sum()
+
+def _positive(denom: float, mode: str) -> float:
     if denom <= 0:
         raise ValueError(f"aggregation denominator must be positive for mode {mode!r}, got {denom}")
-    return total / denom
+    return denom
+
+
+# With L_it the token losses (0 on invalid tokens) and |o_i| the valid length of row i:
+
+@register_aggregation("token-mean")
+def token_mean(losses: Tensor, valid: Tensor, num_tokens: float, num_seqs: float, max_len: float) -> Tensor:
+    """DAPO (Yu et al. 2025, Sec. 3.3): ``sum_it L_it / num_tokens``, every token of the batch weighs the same."""
+    return losses.sum() / _positive(num_tokens, "token-mean")
+
+
+@register_aggregation("seq-mean-token-mean")
+def seq_mean_token_mean(losses: Tensor, valid: Tensor, num_tokens: float, num_seqs: float, max_len: float) -> Tensor:
+    """GRPO (Shao et al. 2024, Eq. 3): ``sum_i (sum_t L_it / |o_i|) / num_seqs``."""
+    per_seq = losses.sum(-1) / valid.sum(-1).clamp(min=1).to(losses.dtype)
+    return per_seq.sum() / _positive(num_seqs, "seq-mean-token-mean")
+
+
+@register_aggregation("seq-mean-token-sum")
+def seq_mean_token_sum(losses: Tensor, valid: Tensor, num_tokens: float, num_seqs: float, max_len: float) -> Tensor:
+    """``sum_i sum_t L_it / num_seqs``: each completion's summed log-likelihood, one action (RLOO)."""
+    return losses.sum() / _positive(num_seqs, "seq-mean-token-sum")
+
+
+@register_aggregation("seq-mean-token-sum-norm")
+def seq_mean_token_sum_norm(losses: Tensor, valid: Tensor, num_tokens: float, num_seqs: float,
+                            max_len: float) -> Tensor:
+    """Dr.GRPO (Liu et al. 2025): ``sum_it L_it / (num_seqs * max_len)`` with ``max_len`` a constant (e.g. the
+    max response length), so no length bias enters."""
+    return losses.sum() / _positive(num_seqs * max_len, "seq-mean-token-sum-norm")
 
 
 def _clipped_surrogate(

@@ -1,108 +1,73 @@
-"""Name -> callable registries for advantage estimators, policy losses and KL estimators.
+"""The registries of the RL math: advantage estimators, policy losses, loss aggregations and KL estimators.
 
-The trainer resolves algorithm pieces from config strings through these registries, so a
-user can plug in a new estimator with a decorator and select it by name without touching
-the trainer.
+Each is a `mmrft.registry.Registry` (a read-only mapping: `POLICY_LOSSES["gspo"]`); the trainer resolves the
+config's names through them, so a user's module named in `imports:` adds an entry with a decorator and selects it
+by name without touching the trainer. `options_for` decides which keyword options a registered function receives.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from mmrft.registry import Registry
 
 F = TypeVar("F", bound=Callable[..., object])
 
 __all__ = [
-    "Registry",
     "ADVANTAGE_ESTIMATORS",
     "POLICY_LOSSES",
+    "AGGREGATIONS",
     "KL_ESTIMATORS",
     "register_advantage_estimator",
-    "get_advantage_estimator",
     "register_policy_loss",
-    "get_policy_loss",
+    "register_aggregation",
+    "options_for",
 ]
 
+ADVANTAGE_ESTIMATORS: Registry[Callable[..., Any]] = Registry("advantage estimator")
+POLICY_LOSSES: Registry[Callable[..., Any]] = Registry("policy loss")
+AGGREGATIONS: Registry[Callable[..., Any]] = Registry("loss aggregation mode")
+KL_ESTIMATORS: Registry[Callable[..., Any]] = Registry("KL estimator")
 
-class Registry(Generic[F]):
-    """A mapping from names to callables, filled with the ``register(name)`` decorator.
 
-    ``get`` raises ``KeyError`` listing every known name, so a typo in a config file tells
-    the user what the valid choices are.
+def register_advantage_estimator(name: str, *, override: bool = False, needs_groups: bool = False,
+                                 needs_critic: bool = False) -> Callable[[F], F]:
+    """Decorator: register ``fn(rewards[N], group_ids[N], mask[N, T] | None, **options) -> [N] | [N, T]``.
+
+    ``needs_groups``: the estimator compares the completions of one prompt (the trainer then requires
+    ``rollout.group_size >= 2``). ``needs_critic``: a value-model estimator like ``gae``
+    (``fn(token_rewards, values, mask, **options) -> (advantages, returns)``); the trainer builds a critic for it.
     """
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self._entries: dict[str, F] = {}
-
-    def register(self, name: str, *, override: bool = False) -> Callable[[F], F]:
-        """Decorator registering ``fn`` under ``name``; returns ``fn`` unchanged.
-
-        Re-registering an existing name raises ``ValueError`` unless ``override=True``,
-        because silently shadowing a built-in would change results without warning.
-        """
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"{self.kind} name must be a non-empty string, got {name!r}")
-
-        def decorator(fn: F) -> F:
-            if name in self._entries and not override:
-                raise ValueError(
-                    f"{self.kind} {name!r} is already registered; pass override=True to replace it"
-                )
-            self._entries[name] = fn
-            return fn
-
-        return decorator
-
-    def unregister(self, name: str) -> None:
-        """Remove ``name`` (mostly for tests that register temporary entries)."""
-        self.get(name)
-        del self._entries[name]
-
-    def get(self, name: str) -> F:
-        """Return the callable registered as ``name``; ``KeyError`` lists the known names."""
-        try:
-            return self._entries[name]
-        except KeyError:
-            known = ", ".join(self.names()) or "<none>"
-            raise KeyError(f"unknown {self.kind} {name!r}; known: {known}") from None
-
-    def names(self) -> list[str]:
-        """Sorted list of registered names."""
-        return sorted(self._entries)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._entries
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
-
-    def __repr__(self) -> str:
-        return f"Registry({self.kind!r}, names={self.names()})"
-
-
-ADVANTAGE_ESTIMATORS: Registry[Callable[..., object]] = Registry("advantage estimator")
-POLICY_LOSSES: Registry[Callable[..., object]] = Registry("policy loss")
-KL_ESTIMATORS: Registry[Callable[..., object]] = Registry("KL estimator")
-
-
-def register_advantage_estimator(name: str, *, override: bool = False) -> Callable[[F], F]:
-    """Decorator: register ``fn(rewards[N], group_ids[N], **options) -> advantages[N]``."""
-    return ADVANTAGE_ESTIMATORS.register(name, override=override)
-
-
-def get_advantage_estimator(name: str) -> Callable[..., object]:
-    """Look up an outcome advantage estimator by name (``KeyError`` lists known names)."""
-    return ADVANTAGE_ESTIMATORS.get(name)
+    return ADVANTAGE_ESTIMATORS.register(name, override=override, needs_groups=needs_groups,
+                                         needs_critic=needs_critic)
 
 
 def register_policy_loss(name: str, *, override: bool = False) -> Callable[[F], F]:
-    """Decorator: register ``fn(logp, old_logp, advantages, mask, **options) -> (loss_mat, metrics)``."""
+    """Decorator: register ``fn(logp, old_logp, advantages, mask, **options) -> (loss_mat[N, T], metrics)``."""
     return POLICY_LOSSES.register(name, override=override)
 
 
-def get_policy_loss(name: str) -> Callable[..., object]:
-    """Look up a policy loss by name (``KeyError`` lists known names)."""
-    return POLICY_LOSSES.get(name)
+def register_aggregation(name: str, *, override: bool = False) -> Callable[[F], F]:
+    """Decorator: register ``fn(losses[N, T], valid[N, T], num_tokens, num_seqs, max_len) -> scalar`` (``losses``
+    already 0 where ``valid`` is false; see ``mmrft.algorithms.aggregate``)."""
+    return AGGREGATIONS.register(name, override=override)
+
+
+def options_for(fn: Callable[..., Any], knobs: Mapping[str, Any], extra: Mapping[str, Any] | None = None,
+                what: str = "options") -> dict[str, Any]:
+    """The keyword options to call a registered `fn` with: each keyword-only parameter of `fn` named like one of
+    `knobs` (e.g. the `algorithm.*` settings `clip_low`, `dual_clip`) gets that knob's value, then `extra` (e.g.
+    `algorithm.policy_loss_options`) adds or overrides options. A key of `extra` that `fn` does not accept raises
+    `KeyError` naming it, `what` and the accepted options (unless `fn` takes `**kwargs`)."""
+    params = inspect.signature(fn).parameters
+    keyword = {n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    out = {n: knobs[n] for n in keyword if n in knobs}
+    for key, value in (extra or {}).items():
+        if key not in keyword and not takes_any:
+            accepted = ", ".join(sorted(keyword)) or "none"
+            raise KeyError(f"{what}: {getattr(fn, '__name__', fn)!s} has no option {key!r} (accepted: {accepted})")
+        out[key] = value
+    return out

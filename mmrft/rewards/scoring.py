@@ -53,6 +53,13 @@ class Scorer:
         self.imports = tuple(imports)  # the config's `imports:`, which reward workers import too
         self._runners: dict[tuple, RewardRunner] = {}
 
+    @classmethod
+    def from_config(cls, cfg) -> "Scorer":
+        """The scorer of a run's `rewards:` section (`mmrft.config.Config`); its workers import the config's
+        `imports:` too."""
+        r = cfg.rewards
+        return cls(r.weights, r.default, r.timeout_s, r.workers, r.on_error, imports=cfg.imports)
+
     def task_reward(self, sample: Sample) -> str:
         if isinstance(sample.reward, dict) and sample.reward:
             return max(sample.reward.items(), key=lambda kv: kv[1])[0]

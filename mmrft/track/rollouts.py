@@ -28,6 +28,7 @@ from mmrft import atomic
 from mmrft.data.schema import Sample
 from mmrft.rewards.extract import extract_answer
 from mmrft.rewards.scoring import Scores
+from mmrft.rollout.engine import group_rows
 
 ROLLOUT_DIR = "rollouts"
 
@@ -70,8 +71,7 @@ def rollout_rows(
     for g, sample in enumerate(samples):
         images = _image_refs(sample, image_dir)
         adv = advantages.get(sample.id)
-        for j in range(n):
-            i = g * n + j
+        for j, i in enumerate(group_rows([g], n)):
             rows.append({
                 "step": step, "group": g, "index": j, "sample_id": sample.id, "task": sample.task,
                 "prompt": sample.prompt, "images": images, "answer": sample.answer, "completion": texts[i],

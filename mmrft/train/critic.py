@@ -1,6 +1,6 @@
 """PPO's critic side of one RL step: values of a rollout batch, GAE advantages and returns, and the value update.
 
-The math is in `mmrft.algorithms` (`outcome_token_rewards`, `gae`, `masked_whiten`, `value_loss`, `aggregate`);
+The math is in `mmrft.algorithms` (`outcome_token_rewards`, `gae`, `value_loss`, `aggregate`);
 this module runs it over a :class:`~mmrft.train.forward.SequenceBatch` with the same epochs x minibatches x
 micro-batches schedule as the policy update.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from mmrft.algorithms import aggregate, gae, masked_whiten, outcome_token_rewards, value_loss
+from mmrft.algorithms import aggregate, outcome_token_rewards, value_loss
 from mmrft.config import AlgorithmConfig, CriticConfig
-from mmrft.train.dist import SINGLE, DistContext, global_masked_whiten
+from mmrft.train.dist import SINGLE, DistContext
 from mmrft.train.forward import SequenceBatch, completion_values
 from mmrft.train.update import MicroBatch, minibatch_steps, scores_in_micro_batches
 
@@ -23,25 +23,14 @@ def batched_values(critic, seqs: SequenceBatch, micro: int, length_sorted: bool 
     return scores_in_micro_batches(lambda sub: completion_values(critic, sub), seqs, micro, length_sorted, ctx)
 
 
-def gae_advantages(
-    rewards: torch.Tensor,
-    values: torch.Tensor,
-    mask: torch.Tensor,
-    critic_cfg: CriticConfig,
-    *,
-    whiten: bool,
-    kl: torch.Tensor | None = None,
-    kl_coef: float = 0.0,
-    ctx: DistContext = SINGLE,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(advantages [N, T], returns [N, T], token rewards [N, T]) for outcome `rewards` [N]: the reward on the last
-    completion token minus `kl_coef * kl` per token, then GAE with the critic's `values`; advantages whitened over
-    the batch when `whiten`. Returns are the critic's regression targets (not whitened)."""
+def gae_advantages(estimator, rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
+                   kl: torch.Tensor | None = None, kl_coef: float = 0.0,
+                   options: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(advantages [N, T], returns [N, T]) for outcome `rewards` [N]: the reward on the last completion token minus
+    `kl_coef * kl` per token (`outcome_token_rewards`), then the critic estimator (`gae`, with `options` such as
+    gamma and lam) on the critic's `values`. Returns are the critic's regression targets."""
     token_rewards = outcome_token_rewards(rewards.to(values.dtype), mask, kl, kl_coef)
-    advantages, returns = gae(token_rewards, values, mask, gamma=critic_cfg.gamma, lam=critic_cfg.lam)
-    if whiten:  # over the whole batch: all ranks' tokens when data-parallel
-        advantages = global_masked_whiten(advantages, mask, ctx) if ctx.enabled else masked_whiten(advantages, mask)
-    return advantages, returns, token_rewards
+    return estimator(token_rewards, values, mask, **(options or {}))
 
 
 def critic_update(

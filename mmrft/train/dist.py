@@ -111,30 +111,37 @@ def sum_gradients(params: Sequence[torch.nn.Parameter], ctx: DistContext) -> Non
         dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
 
 
-def global_advantages(estimator, rewards: torch.Tensor, group_ids: torch.Tensor, ctx: DistContext,
+def global_advantages(estimator, rewards: torch.Tensor, group_ids: torch.Tensor, mask: torch.Tensor, ctx: DistContext,
                       **options) -> torch.Tensor:
-    """Run an outcome estimator over the rewards of all ranks (batch-level statistics see the whole batch) and
-    return this rank's slice. Group ids are made unique per rank."""
+    """Run an outcome estimator over the rewards (and loss masks) of all ranks, so batch-level statistics see the
+    whole batch, and return this rank's rows ([N] or [N, T], cut to this rank's mask width). Group ids are made
+    unique per rank."""
     if not ctx.enabled:
-        return estimator(rewards, group_ids, **options)
-    parts = all_gather_list([rewards.tolist(), group_ids.tolist()], ctx)
+        return estimator(rewards, group_ids, mask, **options)
+    parts = all_gather_list([rewards.tolist(), group_ids.tolist(), mask.tolist()], ctx)
     all_r = torch.tensor([r for p in parts for r in p[0]], dtype=rewards.dtype)
+    width = max((len(row) for p in parts for row in p[2]), default=0)
+    all_mask = torch.tensor([row + [0] * (width - len(row)) for p in parts for row in p[2]], dtype=mask.dtype)
     offset, ids = 0, []
     for p in parts:
         ids.extend(g + offset for g in p[1])
         offset += (max(p[1]) + 1) if p[1] else 0
-    adv = estimator(all_r, torch.tensor(ids), **options)
+    adv = estimator(all_r, torch.tensor(ids), all_mask.view(len(all_r), width), **options)
     start = sum(len(p[0]) for p in parts[: ctx.rank])
-    return adv[start : start + len(rewards)].to(rewards.device)
+    mine = adv[start : start + len(rewards)]
+    if mine.dim() == 2:
+        mine = mine[:, : mask.shape[1]]
+    return mine.to(rewards.device)
 
 
 def global_masked_whiten(x: torch.Tensor, mask: torch.Tensor, ctx: DistContext) -> torch.Tensor:
-    """`mmrft.algorithms.masked_whiten` with the count, mean and (biased) variance of the valid entries of all
-    ranks."""
+    """`mmrft.algorithms.masked_whiten` with the count, mean and unbiased variance of the valid entries of all
+    ranks (in one process: its own, in float64)."""
     vals = x.detach()[mask.bool()].double()
     n, s, ss = all_sum([vals.numel(), vals.sum(), (vals * vals).sum()], ctx)
     mean = s / n if n else 0.0
-    return masked_whiten(x, mask, stats=(int(n), mean, max(ss / n - mean * mean, 0.0) if n else 0.0))
+    var = max(ss - n * mean * mean, 0.0) / (n - 1) if n > 1 else 0.0
+    return masked_whiten(x, mask, stats=(int(n), mean, var))
 
 
 def barrier(ctx: DistContext) -> None:

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
+from mmrft.algorithms import entropy_from_logits
 from mmrft.data.collate import PromptBatch
+from mmrft.rollout.engine import group_rows
 from mmrft.models.positions import continue_positions, prompt_positions, reusing_cache, supports_cache_reuse
 
 # Keys the processor returns per token; they are extended over the completion with zeros (plain text tokens).
@@ -58,7 +60,7 @@ class SequenceBatch:
     def select_groups(self, groups: list[int], trim: bool = False) -> "SequenceBatch":
         """Groups `groups` in that order. `trim`: drop the trailing completion columns that are padding in every
         selected row (exact: the completion mask is a prefix, and no valid token attends to later ones)."""
-        rows = [g * self.n + j for g in groups for j in range(self.n)]
+        rows = group_rows(groups, self.n)
         ids, mask = self.completion_ids[rows], self.completion_mask[rows]
         if trim and len(rows):
             t = max(int(mask.sum(dim=1).max()), 1)
@@ -103,10 +105,7 @@ def _finish(logits: torch.Tensor, targets: torch.Tensor, batch: SequenceBatch, t
         logits = logits.index_fill(-1, ids, float("-inf"))
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    entropy = None
-    if with_entropy:
-        p = logp_all.exp()
-        entropy = -(p * logp_all.masked_fill(p == 0, 0.0)).sum(-1)
+    entropy = entropy_from_logits(logits) if with_entropy else None
     return logp, entropy
 
 

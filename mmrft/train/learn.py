@@ -1,33 +1,40 @@
-"""The learning half of an RL step: from the scored groups kept for training to updated weights.
+"""The learning half of an RL step, from the scored groups kept for training to updated weights, in three parts the
+loop calls in turn:
 
-Reference and old log-probs (only when a KL is used), the critic's values and GAE for PPO, or an outcome estimator
-otherwise; then the policy update and, for PPO, the critic's. The math is in `mmrft.algorithms`.
+- `prepare_batch`: the kept groups as training sequences with their loss mask, and what the update reads besides the
+  policy: the reference log-probs (KL), the old log-probs when the KL enters the reward, the critic's values (PPO);
+- `estimate_advantages`: the registered estimator (`algorithm.advantage`) over the whole batch (all ranks), or GAE
+  with the critic's values; optionally whitened;
+- `update_weights`: the policy update and, for PPO, the critic's.
+
+The math is in `mmrft.algorithms`; the epochs x minibatches x micro-batches schedule in `mmrft.train.update`.
 """
 
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 
-from mmrft.algorithms import get_advantage_estimator, k1, masked_mean, overlong_filter_mask
-from mmrft.config import Config
+from mmrft.algorithms import ADVANTAGE_ESTIMATORS, k1, masked_mean, options_for, overlong_filter_mask
+from mmrft.config import Config, algorithm_knobs
 from mmrft.models.value import load_critic
-from mmrft.train.common import make_optimizer
 from mmrft.train.critic import batched_values, critic_update, gae_advantages
-from mmrft.train.dist import SINGLE, DistContext, any_rank, global_advantages
+from mmrft.train.dist import SINGLE, DistContext, any_rank, global_advantages, global_masked_whiten
+from mmrft.train.forward import SequenceBatch, build_sequences
 from mmrft.train.fsdp import shard_model
-from mmrft.train.forward import build_sequences
+from mmrft.train.optim import make_optimizer
 from mmrft.train.sampling import StepSamples
 from mmrft.train.state import load_critic_weights, load_weights
 from mmrft.train.update import batched_logprobs, policy_update, reference_context
 
-# The advantage that needs a value model: per-token GAE from the critic (PPO), outside the outcome registry.
-CRITIC_ESTIMATOR = "gae"
+
+def needs_critic(advantage: str) -> bool:
+    """Whether the estimator named `advantage` is a value-model one (GAE): the run then trains a critic."""
+    return bool(ADVANTAGE_ESTIMATORS.info(advantage).get("needs_critic"))
 
 
 @dataclass
@@ -71,7 +78,7 @@ def build_learner(cfg: Config, model, device, fsdp: bool = False, checkpoint: Op
     opt, sched = make_optimizer(model, cfg.trainer.lr, cfg.trainer.weight_decay, cfg.trainer.warmup_steps, updates,
                                 cfg.trainer.lr_schedule)
     learner = Learner(model, opt, sched, ref_model=ref)
-    if algo.advantage == CRITIC_ESTIMATOR:
+    if needs_critic(algo.advantage):
         learner.critic = load_critic(cfg, device)
         learner.critic.train()
         if fsdp:
@@ -84,85 +91,134 @@ def build_learner(cfg: Config, model, device, fsdp: bool = False, checkpoint: Op
     return learner
 
 
-def _advantage_options(cfg: Config) -> dict:
-    return {"normalize_std": cfg.algorithm.normalize_std} if cfg.algorithm.advantage == "grpo" else {}
+@dataclass
+class TrainBatch:
+    """The groups kept this step, ready for the update. Rows are completions, prompt-major (n per group).
+
+    `idle`: data-parallel, this rank kept no group while others did; it still takes part in every collective of
+    the update with one drawn group whose mask is all zero (no loss, no gradient, no share of any statistic)."""
+
+    seqs: SequenceBatch
+    mask: torch.Tensor  # [N, T] the tokens that carry loss (overlong-filtered completions zeroed)
+    rewards: torch.Tensor  # [N] task rewards + shaping, what the advantage estimator sees
+    group_ids: torch.Tensor  # [N]
+    truncated: torch.Tensor  # [N]
+    idle: bool = False
+    ref_logp: Optional[torch.Tensor] = None  # [N, T] under the reference policy (a KL is used)
+    old_logp: Optional[torch.Tensor] = None  # [N, T] before the update (the KL enters the reward)
+    reward_kl: Optional[torch.Tensor] = None  # [N, T] k1(old, ref) on the masked tokens (the KL enters the reward)
+    values: Optional[torch.Tensor] = None  # [N, T] the critic's, before the update (PPO)
+
+    @property
+    def rows(self) -> int:
+        """Rows that count (0 on an idle rank)."""
+        return 0 if self.idle else len(self.rewards)
 
 
-def learn_step(
-    cfg: Config, learner: Learner, samples: StepSamples, suppress: list[int], generator: torch.Generator, device,
-    ctx: DistContext = SINGLE,
-) -> tuple[dict[str, float], Optional[torch.Tensor]]:
-    """Update on `samples.train` (this rank's share when data-parallel); returns (metrics, one advantage per
-    trained completion).
-
-    Data-parallel, a rank whose groups were all filtered out (`samples.train` None) while other ranks kept some
-    still takes part in every collective of the update: it runs one drawn group with its completion mask zeroed
-    (no loss, no gradient, no share of any denominator) and returns no metrics and no advantages."""
-    algo, ro, model = cfg.algorithm, cfg.rollout, learner.model
+def prepare_batch(cfg: Config, learner: Learner, samples: StepSamples, suppress: list[int], device,
+                  ctx: DistContext = SINGLE) -> TrainBatch:
+    """`samples.train` as a `TrainBatch` on `device` (this rank's share when data-parallel), with the reference
+    log-probs when `algorithm.kl_coef > 0`, the old log-probs and the reward-side KL when `algorithm.kl_in_reward`,
+    and the critic's values when the estimator needs a critic."""
+    algo, ro = cfg.algorithm, cfg.rollout
     idle = samples.train is None
     rollout = samples.drawn.select_groups([0]) if idle else samples.train
-    metrics: dict[str, float] = {}
-    t0 = time.time()
     mask = rollout.completion_mask.clone()
     if algo.mask_truncated:  # DAPO overlong filtering: truncated completions carry no gradient
         mask = mask * overlong_filter_mask(rollout.truncated).unsqueeze(1)
     if idle:
         mask.zero_()
-    mask = mask.to(device)
     seqs = build_sequences(rollout.prompts.to(device), rollout.completion_ids, rollout.completion_mask,
                            ro.group_size, suppress, share_prompt=ro.share_prompt_forward)
-    # reference log-probs only when a KL is used; old log-probs ahead of the update when the KL enters the reward
-    ref_logp = old_logp = reward_kl = None
-    if algo.kl_coef > 0:
-        ref, adapter_off = reference_context(model, learner.ref_model)
-        with adapter_off:
-            ref_logp = batched_logprobs(ref, seqs, ro.temperature, algo.micro_batch_size,
-                                        algo.length_sorted_micro_batches, ctx)
-        if algo.kl_in_reward:
-            old_logp = batched_logprobs(model, seqs, ro.temperature, algo.micro_batch_size,
-                                        algo.length_sorted_micro_batches, ctx)
-            reward_kl = k1(old_logp, ref_logp) * mask
-            metrics["kl/in_reward"] = float(masked_mean(reward_kl, mask))
     rewards = torch.zeros(mask.shape[0]) if idle else samples.train_rewards
-    rewards = rewards.to(device)
+    batch = TrainBatch(seqs, mask.to(device), rewards.to(device), rollout.group_ids.to(device), rollout.truncated,
+                       idle)
+    micro, sort = algo.micro_batch_size, algo.length_sorted_micro_batches
+    if algo.kl_coef > 0:
+        ref, adapter_off = reference_context(learner.model, learner.ref_model)
+        with adapter_off:
+            batch.ref_logp = batched_logprobs(ref, seqs, ro.temperature, micro, sort, ctx)
+        if algo.kl_in_reward:
+            batch.old_logp = batched_logprobs(learner.model, seqs, ro.temperature, micro, sort, ctx)
+            batch.reward_kl = k1(batch.old_logp, batch.ref_logp) * batch.mask
     if learner.critic is not None:
-        old_values = batched_values(learner.critic, seqs, algo.micro_batch_size, algo.length_sorted_micro_batches,
-                                    ctx)
-        advantages, returns, _ = gae_advantages(rewards, old_values, mask, cfg.critic, whiten=algo.normalize_std,
-                                                kl=reward_kl, kl_coef=algo.kl_coef, ctx=ctx)
+        batch.values = batched_values(learner.critic, seqs, micro, sort, ctx)
+    return batch
+
+
+def estimate_advantages(cfg: Config, batch: TrainBatch,
+                        ctx: DistContext = SINGLE) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """(advantages [N] or [N, T], returns [N, T] for the critic or None).
+
+    Outcome estimators see every rank's rewards, group ids and masks (`global_advantages`); a KL in the reward is
+    subtracted per completion (its summed k1) before them, and per token with GAE. With
+    `algorithm.whiten_advantages` the result is whitened over the valid tokens of all ranks."""
+    algo = cfg.algorithm
+    estimator = ADVANTAGE_ESTIMATORS[algo.advantage]
+    options = options_for(estimator, {**algorithm_knobs(algo), **vars(cfg.critic)}, algo.advantage_options,
+                          "algorithm.advantage_options")
+    returns = None
+    if batch.values is not None:
+        advantages, returns = gae_advantages(estimator, batch.rewards, batch.values, batch.mask, batch.reward_kl,
+                                             algo.kl_coef, options)
     else:
-        if reward_kl is not None:  # sequence-level: the completion's summed KL leaves its reward
-            rewards = rewards - algo.kl_coef * reward_kl.sum(dim=1)
-        estimator = get_advantage_estimator(algo.advantage)
-        keep = 0 if idle else len(rewards)  # an idle rank's stand-in group stays out of batch statistics
-        advantages = global_advantages(estimator, rewards[:keep], rollout.group_ids[:keep].to(device), ctx,
-                                       **_advantage_options(cfg))
-        if idle:
+        rewards = batch.rewards
+        if batch.reward_kl is not None:  # sequence-level: the completion's summed KL leaves its reward
+            rewards = rewards - algo.kl_coef * batch.reward_kl.sum(dim=1)
+        keep = batch.rows  # an idle rank's stand-in group stays out of the batch statistics
+        advantages = global_advantages(estimator, rewards[:keep], batch.group_ids[:keep], batch.mask[:keep], ctx,
+                                       **options)
+        if batch.idle:
             advantages = torch.zeros_like(rewards)
-    t1 = time.time()
-    if any_rank(bool(mask.sum() > 0), ctx):  # every rank steps, or none
-        update = policy_update(
-            model, learner.optimizer, learner.scheduler, seqs, mask, advantages, algo, temperature=ro.temperature,
-            max_len=ro.max_new_tokens, max_grad_norm=cfg.trainer.max_grad_norm, ref_logp=ref_logp,
-            old_logp=old_logp, generator=generator, ctx=ctx)
-        metrics.update({f"actor/{k}": v for k, v in update.items()})
-        if learner.critic is not None:
-            vf = critic_update(learner.critic, learner.critic_optimizer, learner.critic_scheduler, seqs, mask,
-                               old_values, returns, algo, cfg.critic, max_len=ro.max_new_tokens,
-                               max_grad_norm=cfg.trainer.max_grad_norm, generator=generator, ctx=ctx)
-            metrics.update({f"critic/{k}": v for k, v in vf.items()})
-    if idle:
-        return {"time/prepare": t1 - t0, "time/update": time.time() - t1}, None
-    per_completion = advantages if advantages.dim() == 1 else (advantages * mask).sum(1) / mask.sum(1).clamp(min=1)
-    stats = advantages
+    if algo.whiten_advantages:
+        tokens = advantages if advantages.dim() == 2 else advantages.unsqueeze(1).expand_as(batch.mask)
+        advantages = global_masked_whiten(tokens, batch.mask, ctx)
+    return advantages, returns
+
+
+def update_weights(cfg: Config, learner: Learner, batch: TrainBatch, advantages: torch.Tensor,
+                   returns: Optional[torch.Tensor], generator: torch.Generator,
+                   ctx: DistContext = SINGLE) -> dict[str, float]:
+    """The policy update (`algorithm.ppo_epochs` x `algorithm.minibatches` optimizer steps) and, with a critic, the
+    value update on `returns`. Every rank steps, or none (when no rank has a token to learn from)."""
+    algo, ro = cfg.algorithm, cfg.rollout
+    if not any_rank(bool(batch.mask.sum() > 0), ctx):
+        return {}
+    update = policy_update(
+        learner.model, learner.optimizer, learner.scheduler, batch.seqs, batch.mask, advantages, algo,
+        temperature=ro.temperature, max_len=ro.max_new_tokens, max_grad_norm=cfg.trainer.max_grad_norm,
+        ref_logp=batch.ref_logp, old_logp=batch.old_logp, generator=generator, ctx=ctx)
+    metrics = {f"actor/{k}": v for k, v in update.items()}
     if learner.critic is not None:
-        metrics["critic/values_before"] = float(masked_mean(old_values, mask))
-        metrics["critic/returns"] = float(masked_mean(returns, mask))
-        stats = advantages[mask.bool()]  # token advantages: stats over valid tokens
-    metrics["advantage/mean"] = float(stats.mean())
-    metrics["advantage/std"] = float(stats.std()) if len(stats) > 1 else 0.0
-    if algo.mask_truncated:
-        metrics["filter/truncated_masked"] = float(rollout.truncated.float().mean())
-    metrics["time/prepare"] = t1 - t0
-    metrics["time/update"] = time.time() - t1
-    return metrics, per_completion
+        vf = critic_update(learner.critic, learner.critic_optimizer, learner.critic_scheduler, batch.seqs, batch.mask,
+                           batch.values, returns, algo, cfg.critic, max_len=ro.max_new_tokens,
+                           max_grad_norm=cfg.trainer.max_grad_norm, generator=generator, ctx=ctx)
+        metrics.update({f"critic/{k}": v for k, v in vf.items()})
+    return metrics
+
+
+def per_completion(advantages: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """One advantage per completion: itself for outcome advantages [N], the mean over valid tokens for [N, T]."""
+    if advantages.dim() == 1:
+        return advantages
+    return (advantages * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+def batch_metrics(cfg: Config, batch: TrainBatch, advantages: torch.Tensor,
+                  returns: Optional[torch.Tensor]) -> dict[str, float]:
+    """What the learning half logs about the batch (nothing on an idle rank): advantage statistics (over valid
+    tokens for per-token advantages), the reward-side KL, the critic's values and returns."""
+    if batch.idle:
+        return {}
+    out: dict[str, float] = {}
+    stats = advantages if advantages.dim() == 1 else advantages[batch.mask.bool()]
+    out["advantage/mean"] = float(stats.mean()) if len(stats) else 0.0
+    out["advantage/std"] = float(stats.std()) if len(stats) > 1 else 0.0
+    if batch.reward_kl is not None:
+        out["kl/in_reward"] = float(masked_mean(batch.reward_kl, batch.mask))
+    if batch.values is not None:
+        out["critic/values_before"] = float(masked_mean(batch.values, batch.mask))
+        out["critic/returns"] = float(masked_mean(returns, batch.mask))
+    if cfg.algorithm.mask_truncated:
+        out["filter/truncated_masked"] = float(batch.truncated.float().mean())
+    return out

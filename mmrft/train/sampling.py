@@ -19,7 +19,7 @@ from mmrft.config import AlgorithmConfig
 from mmrft.data.collate import PromptBatch
 from mmrft.data.schema import Sample
 from mmrft.rewards.scoring import Scorer, Scores
-from mmrft.rollout.engine import Rollout, RolloutEngine, SamplingParams, concat_rollouts
+from mmrft.rollout.engine import Rollout, RolloutEngine, SamplingParams, concat_rollouts, group_rows
 from mmrft.train.dist import SINGLE, DistContext, any_rank
 
 
@@ -79,7 +79,7 @@ def sample_step(
             keep, _ = filter_groups(scores.totals + shaping, rollout.group_ids)
             groups = [g for g in groups if bool(keep[g * params.n])][: want - kept]
         if groups:
-            rows = rollout.rows(groups)
+            rows = group_rows(groups, rollout.n)
             kept_parts.append((rollout.select_groups(groups), scores.select(rows), shaping[rows]))
             kept += len(groups)
 

@@ -10,15 +10,18 @@ import logging
 import time
 
 import torch
-from tqdm.auto import tqdm
 
-from mmrft.config import Config, import_plugins
+from mmrft.config import Config, eval_budget, import_plugins
 from mmrft.data.collate import encode_prompts, encode_targets, media_options
 from mmrft.models.families import family_of
 from mmrft.eval.runner import evaluate
 from mmrft.models.load import load_policy, resolve_device
-from mmrft.train.common import (batches, fit_to_model, load_data, make_optimizer, prepare_run_dir, save_model,
-                                seed_everything, set_threads)
+from mmrft.train.data import PromptSampler, fit_to_model, load_data
+from mmrft.train.optim import make_optimizer
+from mmrft.train.progress import Progress
+from mmrft.train.run_dir import prepare_run_dir
+from mmrft.train.runtime import seed_everything, set_threads
+from mmrft.train.state import save_model
 from mmrft.train.forward import build_sequences, completion_logprobs
 from mmrft.rewards.scoring import Scorer
 from mmrft.track.metrics import Tracker
@@ -51,23 +54,23 @@ def train_sft(cfg: Config) -> dict:
                                 cfg.sft.lr_schedule)
     tracker = Tracker(run_dir)
     pad_id = processor.tokenizer.pad_token_id
-    batch_iter = batches(len(samples), cfg.sft.batch_size, gen)
-    scorer = Scorer(cfg.rewards.weights, cfg.rewards.default, cfg.rewards.timeout_s, cfg.rewards.workers,
-                    cfg.rewards.on_error, imports=cfg.imports) if held_out else None
+    batch_iter = PromptSampler(len(samples), cfg.sft.batch_size, gen)
+    scorer = Scorer.from_config(cfg) if held_out else None
 
     def run_eval(step: int) -> dict | None:
         if not held_out:
             return None
-        res = evaluate(model, processor, held_out, scorer, fmt=cfg.data.prompt_format, media=media_options(cfg.data), system=cfg.data.system_prompt,
-                       batch_size=cfg.rollout.eval_batch_size, max_new_tokens=cfg.rollout.max_new_tokens)
+        max_new_tokens, batch_size = eval_budget(cfg)
+        res = evaluate(model, processor, held_out, scorer, fmt=cfg.data.prompt_format, media=media_options(cfg.data),
+                       system=cfg.data.system_prompt, batch_size=batch_size, max_new_tokens=max_new_tokens)
         model.train()
         tracker.log(step, res.flat(), "eval")
         return res.per_task
 
-    bar = tqdm(range(1, cfg.sft.steps + 1), desc="SFT", disable=not cfg.trainer.progress, dynamic_ncols=True)
+    progress = Progress(cfg.sft.steps, 1, "SFT", cfg.trainer.progress, cfg.trainer.log_every)
     t0 = time.time()
     loss_value = float("nan")
-    for step in bar:
+    for step in range(1, cfg.sft.steps + 1):
         chunk = [samples[i] for i in next(batch_iter)]
         prompts = encode_prompts(processor, chunk, cfg.data.prompt_format, cfg.data.system_prompt,
                                  media_options(cfg.data), family_of(model).layout or None).to(device)
@@ -82,9 +85,10 @@ def train_sft(cfg: Config) -> dict:
         sched.step()
         loss_value = float(loss.detach())
         tracker.log(step, {"sft/loss": loss_value, "sft/grad_norm": float(grad_norm), "sft/lr": sched.get_last_lr()[0]}, "sft")
-        bar.set_postfix(loss=f"{loss_value:.3f}")
+        progress.update(step, {"loss": f"{loss_value:.3f}", "lr": f"{sched.get_last_lr()[0]:.2e}"})
         if cfg.trainer.eval_every and step % cfg.trainer.eval_every == 0 and step < cfg.sft.steps:
             run_eval(step)
+    progress.close()
     last = run_eval(cfg.sft.steps)
     final = save_model(model, processor, run_dir / "final")
     tracker.close()

@@ -19,6 +19,7 @@ not (a corrupt or truncated checkpoint is skipped, never loaded).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -242,3 +243,14 @@ def load_checkpoint(path: Path, parts: dict[str, Any], rank: int = 0) -> dict[st
                         rank)
         set_rng_state(load_file(str(path / "rng.safetensors")), state["rng"], parts["generator"])
     return state
+
+
+def save_model(model, processor, out: Path) -> Path:
+    """Write a checkpoint that `from_pretrained` loads (LoRA adapters merged into a copy), atomically."""
+    to_save = model
+    if hasattr(model, "merge_and_unload"):  # peft: a full checkpoint is what from_pretrained users expect
+        to_save = copy.deepcopy(model).merge_and_unload()
+    with atomic.directory(out) as tmp:
+        to_save.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+    return Path(out)

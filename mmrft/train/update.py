@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from mmrft.algorithms import aggregate, aggregation_denominators, get_policy_loss, kl_penalty, masked_mean
-from mmrft.config import AlgorithmConfig
+from mmrft.algorithms import POLICY_LOSSES, aggregate, aggregation_denominators, kl_penalty, masked_mean, options_for
+from mmrft.config import AlgorithmConfig, algorithm_knobs
+from mmrft.rollout.engine import group_rows
 from mmrft.train.dist import SINGLE, DistContext, all_max, all_sum, sum_gradients
 from mmrft.train.forward import SequenceBatch, completion_logprobs
 
@@ -24,10 +25,6 @@ def reference_context(model, ref_model):
     if ref_model is not None:
         return ref_model, nullcontext()
     return model, model.disable_adapter()
-
-
-def group_rows(groups: list[int], n: int) -> list[int]:
-    return [g * n + j for g in groups for j in range(n)]
 
 
 def micro_batches(groups: list[int], n: int, micro_batch_size: int,
@@ -149,16 +146,13 @@ def policy_update(
     not folded into the reward (`algo.kl_in_reward`). With several processes (`ctx`), the aggregation denominators
     are those of the whole minibatch over all ranks and gradients are summed over ranks before clipping.
     """
-    loss_fn = get_policy_loss(algo.policy_loss)
+    loss_fn = POLICY_LOSSES[algo.policy_loss]
+    loss_opts = options_for(loss_fn, algorithm_knobs(algo), algo.policy_loss_options, "algorithm.policy_loss_options")
     adv = advantages if advantages.dim() == 2 else advantages.unsqueeze(1).expand_as(mask)
     single_step = algo.ppo_epochs == 1 and algo.minibatches == 1
     sort = algo.length_sorted_micro_batches
     if old_logp is None and not single_step:
         old_logp = batched_logprobs(model, seqs, temperature, algo.micro_batch_size, sort, ctx)
-    loss_opts = {"clip_low": algo.clip_low, "clip_high": algo.clip_high}
-    if algo.policy_loss == "ppo_clip":
-        loss_opts["dual_clip"] = algo.dual_clip
-
     use_kl_loss = algo.kl_coef > 0 and ref_logp is not None and not algo.kl_in_reward
 
     def loss_of(mb: MicroBatch) -> tuple[torch.Tensor, dict[str, float]]:

@@ -42,8 +42,11 @@ def test_grpo_hand_values():
     # default eps = 1e-6 in the denominator
     expected_eps = t([-0.5773492692, -1.0596254646, 1.1546985384, 0, 0, 0.1324531831, 0, -0.5773492692, 0.9271722815])
     assert_close(grpo(REWARDS, GROUPS), expected_eps)
-    # normalize_std=False is the Dr.GRPO advantage
-    assert_close(grpo(REWARDS, GROUPS, normalize_std=False), t([-1 / 3, -8 / 3, 2 / 3, 0, 0, 1 / 3, 0, -1 / 3, 7 / 3]))
+    # GRPO = Dr.GRPO's centred reward divided by the group std; the std division has no switch (use dr_grpo)
+    std = group_stats(REWARDS, GROUPS)[1]
+    assert_close(grpo(REWARDS, GROUPS, eps=0.0) * std, dr_grpo(REWARDS, GROUPS))
+    with pytest.raises(TypeError):
+        grpo(REWARDS, GROUPS, normalize_std=False)
 
 
 def test_dr_grpo_hand_values():
@@ -55,17 +58,65 @@ def test_rloo_hand_values():
     assert_close(rloo(REWARDS, GROUPS), t([-0.5, -4.0, 1.0, 0, 0, 0.5, 0, -0.5, 3.5]))
 
 
-def test_reinforce_pp_hand_values():
-    # batch mean 16.5 / 9 = 11/6, unbiased batch std = 1.5
+def test_reinforce_pp_without_a_mask_whitens_over_completions():
+    # each completion one unit: batch mean 16.5 / 9 = 11/6, unbiased batch std = 1.5
     expected = t([-5 / 9, -11 / 9, 1 / 9, 1 / 9, 1 / 9, 7 / 9, -8 / 9, -5 / 9, 19 / 9])
     assert_close(reinforce_pp(REWARDS, GROUPS, eps=0.0), expected)
-    assert_close(reinforce_pp(REWARDS, GROUPS), expected * (1.5 / (1.5 + 1e-6)))
+    # default eps = 1e-8 inside the square root, as verl's and OpenRLHF's masked_whiten
+    assert_close(reinforce_pp(REWARDS, GROUPS), expected * (1.5 / (2.25 + 1e-8) ** 0.5))
+
+
+# Two right answers of 2 tokens, two wrong answers of 6 tokens (wrong answers are longer), one group.
+LONG_WRONG = t([1.0, 1.0, 0.0, 0.0])
+LONG_WRONG_MASK = torch.tensor([[1, 1, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]])
+
+
+def test_reinforce_pp_whitens_over_tokens_as_the_paper():
+    """Hu 2025 (and verl, OpenRLHF) whiten the per-token returns over every valid token of the batch: 16 tokens,
+    mean = (2 + 2) / 16 = 0.25, Bessel-corrected var = (4 * 0.75^2 + 12 * 0.25^2) / 15 = 0.2, so
+    A_right = 0.75 / sqrt(0.2) = 0.75 * sqrt(5) and A_wrong = -0.25 * sqrt(5) on every valid token. (Whitening
+    over the 4 completions instead would give +-0.866: the length-blind statistics this replaces.)"""
+    out = reinforce_pp(LONG_WRONG, torch.zeros(4, dtype=torch.long), LONG_WRONG_MASK, eps=0.0)
+    r5 = 5 ** 0.5
+    right, wrong = 0.75 * r5, -0.25 * r5
+    assert_close(out, t([[right] * 2 + [0] * 4, [right] * 2 + [0] * 4, [wrong] * 6, [wrong] * 6]))
+    # the token-weighted mean of the advantages is 0 and their token variance 1
+    valid = LONG_WRONG_MASK.bool()
+    assert out[valid].mean().item() == pytest.approx(0.0, abs=1e-12)
+    assert out[valid].var().item() == pytest.approx(1.0)
+    per_sequence = reinforce_pp(LONG_WRONG, torch.zeros(4, dtype=torch.long), eps=0.0)
+    assert_close(per_sequence, t([1, 1, -1, -1]) * (0.5 / (1 / 3) ** 0.5))  # 0.866...
+
+
+def test_reinforce_pp_token_whitening_ignores_rows_without_tokens():
+    # a completion with no valid token (masked overlong, a stand-in) takes no part in the statistics
+    mask = torch.tensor([[1, 1], [1, 0], [0, 0]])
+    out = reinforce_pp(t([1.0, 0.0, 100.0]), torch.tensor([0, 1, 2]), mask, eps=0.0)
+    # tokens: 1, 1, 0 -> mean 2/3, var ((1/3)^2 * 2 + (2/3)^2) / 2 = 1/3
+    s = (1 / 3) ** 0.5
+    assert_close(out, t([[(1 / 3) / s, (1 / 3) / s], [(-2 / 3) / s, 0], [0, 0]]))
+    constant = reinforce_pp(t([0.3, 0.3, 7.0]), torch.tensor([0, 1, 2]), mask)
+    assert torch.equal(constant, torch.zeros(3, 2, dtype=F64))
 
 
 def test_reinforce_pp_baseline_hand_values():
-    # group-centred x = dr_grpo values; unbiased std(x) = sqrt(5/3) = 1.2909944487
+    # group-centred x = dr_grpo values (their mean over the batch is 0); unbiased std(x) = sqrt(5/3) = 1.2909944487
     expected = t([-0.2581988897, -2.065591118, 0.5163977795, 0, 0, 0.2581988897, 0, -0.2581988897, 1.8073922282])
     assert_close(reinforce_pp_baseline(REWARDS, GROUPS, eps=0.0), expected)
+
+
+def test_reinforce_pp_baseline_whitens_the_centred_rewards_over_tokens():
+    """Two groups: x = r - mean_g(r) per completion, then whitened over tokens (verl's
+    compute_reinforce_plus_plus_baseline_outcome_advantage). Group 0: r = 1 (1 token), 0 (3 tokens) -> x = +-0.5;
+    group 1: r = 1, 1 -> x = 0 (2 tokens each). Tokens: 0.5, -0.5 x3, 0 x4 -> mean -1/8,
+    var = (0.625^2 + 3 * 0.375^2 + 4 * 0.125^2) / 7 = 0.875 / 7 = 1/8. The flat group 1 gets 0.125 / sqrt(1/8),
+    not 0: the token-weighted mean of x is not 0 when lengths differ, and the whitening shifts it (as verl's and
+    OpenRLHF's do)."""
+    mask = torch.tensor([[1, 0, 0], [1, 1, 1], [1, 1, 0], [1, 1, 0]])
+    out = reinforce_pp_baseline(t([1.0, 0.0, 1.0, 1.0]), torch.tensor([0, 0, 1, 1]), mask, eps=0.0)
+    s = (1 / 8) ** 0.5
+    a, b, c = 0.625 / s, -0.375 / s, 0.125 / s
+    assert_close(out, t([[a, 0, 0], [b, b, b], [c, c, 0], [c, c, 0]]))
 
 
 @pytest.mark.parametrize("name", ["grpo", "dr_grpo", "rloo", "reinforce_pp", "reinforce_pp_baseline"])
@@ -74,7 +125,8 @@ def test_all_equal_and_singletons_give_exact_zero(name):
     # 0.1 * 3 is not exactly representable: the mean would leave float residue without special-casing
     out = fn(torch.tensor([0.1, 0.1, 0.1, 0.1]), torch.tensor([5, 5, 5, 9]))
     assert torch.equal(out, torch.zeros(4))
-    if name != "reinforce_pp":  # group estimators: a constant group next to a varying one
+    if name not in ("reinforce_pp", "reinforce_pp_baseline"):  # a constant group next to a varying one (the
+        # REINFORCE++ estimators shift by the batch mean, so a flat group is 0 only when that mean is)
         out = fn(torch.tensor([0.1, 0.1, 0.1, 0.7, 0.2]), torch.tensor([5, 5, 5, 9, 9]))
         assert torch.equal(out[:3], torch.zeros(3))
         assert (out[3:] != 0).all()
@@ -99,7 +151,9 @@ def test_estimators_accept_int_rewards_and_return_no_grad(name):
 def test_group_order_invariance():
     perm = torch.tensor([8, 2, 5, 0, 7, 1, 3, 6, 4])
     for name in ADVANTAGE_ESTIMATORS.names():
-        fn = ADVANTAGE_ESTIMATORS.get(name)
+        if ADVANTAGE_ESTIMATORS.info(name).get("needs_critic"):
+            continue
+        fn = ADVANTAGE_ESTIMATORS[name]
         assert_close(fn(REWARDS[perm], GROUPS[perm] * 1000 - 7), fn(REWARDS, GROUPS)[perm])
 
 
@@ -167,8 +221,8 @@ def test_masked_whiten_hand_values():
 
     x = t([[1.0, 3.0, 100.0], [5.0, 7.0, -50.0]])
     mask = torch.tensor([[1, 1, 0], [1, 1, 0]])
-    # valid 1, 3, 5, 7: mean 4, biased var (9 + 1 + 1 + 9) / 4 = 5
-    s = 5 ** 0.5
+    # valid 1, 3, 5, 7: mean 4, unbiased var (9 + 1 + 1 + 9) / 3 = 20 / 3 (as verl, OpenRLHF and torch.var)
+    s = (20 / 3) ** 0.5
     assert_close(masked_whiten(x, mask, eps=0.0), t([[-3 / s, -1 / s, 0], [1 / s, 3 / s, 0]]))
     assert_close(masked_whiten(x, mask, shift_mean=False, eps=0.0), t([[-3 / s + 4, -1 / s + 4, 0], [1 / s + 4, 3 / s + 4, 0]]))
     # one valid entry / constant entries: centred, never NaN

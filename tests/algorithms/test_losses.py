@@ -5,11 +5,11 @@ import torch
 from torch.testing import assert_close
 
 from mmrft.algorithms import (
-    AGGREGATION_MODES,
+    AGGREGATIONS,
     aggregate,
     aggregation_denominators,
     broadcast_to_tokens,
-    get_policy_loss,
+    POLICY_LOSSES,
     gspo,
     masked_mean,
     ppo_clip,
@@ -122,7 +122,7 @@ def test_ppo_extreme_ratios_stay_finite(dtype):
 def test_ppo_accepts_sequence_advantages_and_registry():
     logp = t([[math.log(1.5), 0.0], [0.0, 0.0]])
     loss_tok, _ = ppo_clip(logp, torch.zeros(2, 2, dtype=F64), t([[2.0, 2.0], [-1.0, -1.0]]), torch.ones(2, 2))
-    loss_seq, _ = get_policy_loss("ppo_clip")(logp, torch.zeros(2, 2, dtype=F64), t([2.0, -1.0]), torch.ones(2, 2))
+    loss_seq, _ = POLICY_LOSSES["ppo_clip"](logp, torch.zeros(2, 2, dtype=F64), t([2.0, -1.0]), torch.ones(2, 2))
     assert_close(loss_seq, loss_tok)
     assert_close(loss_seq, t([[-2.4, -2.0], [1.0, 1.0]]))
 
@@ -248,9 +248,9 @@ def test_aggregate_unknown_mode_and_empty():
     loss, mask = _agg_case()
     with pytest.raises(ValueError) as err:
         aggregate(loss, mask, "sum")
-    for mode in AGGREGATION_MODES:
+    for mode in AGGREGATIONS:
         assert mode in str(err.value)
-    for mode in AGGREGATION_MODES:
+    for mode in AGGREGATIONS:
         x = torch.full((2, 3), 5.0, requires_grad=True)
         out = aggregate(x, torch.zeros(2, 3), mode)
         assert out.item() == 0.0 and out.requires_grad
@@ -265,7 +265,7 @@ SPLITS = [(0, 2), (2, 3), (3, 7)]  # unequal micro-batches; (2, 3) holds only th
 
 
 @pytest.mark.parametrize("loss_name", ["ppo_clip", "gspo"])
-@pytest.mark.parametrize("mode", AGGREGATION_MODES)
+@pytest.mark.parametrize("mode", AGGREGATIONS)
 def test_gradient_accumulation_matches_full_batch(mode, loss_name):
     g = torch.Generator().manual_seed(0)
     n, t_max, d, v = 7, 6, 4, 5
@@ -285,7 +285,7 @@ def test_gradient_accumulation_matches_full_batch(mode, loss_name):
     with torch.no_grad():
         old = logp_of(0, n, t_max) + 0.3 * torch.randn(n, t_max, generator=g, dtype=F64)
     adv = torch.randn(n, generator=g, dtype=F64)
-    fn = get_policy_loss(loss_name)
+    fn = POLICY_LOSSES[loss_name]
     if loss_name == "ppo_clip":
         opts = {"clip_low": 0.2, "clip_high": 0.28, "dual_clip": 3.0}
     else:

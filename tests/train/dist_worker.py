@@ -6,11 +6,12 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import save_file
 
-from mmrft.algorithms import get_advantage_estimator
+from mmrft.algorithms import ADVANTAGE_ESTIMATORS
 from mmrft.config import AlgorithmConfig, LoraConfig, ModelConfig
 from mmrft.data.collate import encode_prompts
 from mmrft.data.sources import load_samples
 from mmrft.models.load import load_policy
+from mmrft.rollout.engine import group_rows
 from mmrft.train.dist import SINGLE, DistContext, global_advantages, shard
 from mmrft.train.forward import build_sequences
 from mmrft.train.fsdp import full_state_dict, shard_model
@@ -28,12 +29,13 @@ def update_once(ctx: DistContext, model_dir: str, data: str, batch: dict, estima
     if ctx.fsdp:
         shard_model(model)
     n, groups = batch["n"], shard(list(range(batch["groups"])), ctx)
-    rows = [g * n + j for g in groups for j in range(n)]
+    rows = group_rows(groups, n)
     samples = load_samples(data)[: batch["groups"]]
     prompts = encode_prompts(proc, [samples[g] for g in groups])
     seqs = build_sequences(prompts, batch["ids"][rows], batch["mask"][rows], n, batch["suppress"])
     local_ids = torch.arange(len(groups)).repeat_interleave(n)
-    adv = global_advantages(get_advantage_estimator(estimator), batch["rewards"][rows], local_ids, ctx)
+    adv = global_advantages(ADVANTAGE_ESTIMATORS[estimator], batch["rewards"][rows], local_ids, batch["mask"][rows],
+                            ctx)
     # SGD: the weights move by exactly lr x the (summed) gradient. Adam's first step is lr x sign(g), which turns
     # float-rounding noise in near-zero gradients into full steps and would hide what the test is about.
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)

@@ -1,8 +1,10 @@
 """The PPO critic: value model forward, GAE targets, the value update, saving and loading."""
 
+import pytest
 import torch
 from torch.testing import assert_close
 
+from mmrft.algorithms import gae
 from mmrft.config import AlgorithmConfig, Config, CriticConfig, ModelConfig
 from mmrft.data.collate import encode_prompts
 from mmrft.data.sources import load_samples
@@ -37,21 +39,32 @@ def test_gae_advantages_hand_values():
     values = torch.tensor([[0.5, 0.25, 0.0], [0.5, 0.5, 0.5]], dtype=F64)
     mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
     kl = torch.tensor([[0.5, 1.0, 7.0], [0.0, 0.0, 1.0]], dtype=F64)
-    adv, ret, tok = gae_advantages(rewards, values, mask, CriticConfig(gamma=1.0, lam=1.0), whiten=False,
-                                   kl=kl, kl_coef=0.1)
     # token rewards: row 0 [-0.05, -0.1 + 1, 0]; row 1 [0, 0, -0.1]
-    assert_close(tok, torch.tensor([[-0.05, 0.9, 0.0], [0.0, 0.0, -0.1]], dtype=F64))
+    adv, ret = gae_advantages(gae, rewards, values, mask, kl, 0.1, {"gamma": 1.0, "lam": 1.0})
     # gamma = lam = 1: returns are rewards-to-go, advantages = returns - values
     assert_close(ret, torch.tensor([[0.85, 0.9, 0.0], [-0.1, -0.1, -0.1]], dtype=F64))
     assert_close(adv, torch.tensor([[0.35, 0.65, 0.0], [-0.6, -0.6, -0.6]], dtype=F64))
     # lam = 0: one-step TD errors r_t + V_{t+1} - V_t
-    adv0, _, _ = gae_advantages(rewards, values, mask, CriticConfig(gamma=1.0, lam=0.0), whiten=False)
+    adv0, _ = gae_advantages(gae, rewards, values, mask, options={"gamma": 1.0, "lam": 0.0})
     assert_close(adv0, torch.tensor([[-0.25, 0.75, 0.0], [0.0, 0.0, -0.5]], dtype=F64))
-    # whitened: zero mean, unit (biased) variance over the valid tokens; returns untouched
-    adv_w, ret_w, _ = gae_advantages(rewards, values, mask, CriticConfig(gamma=1.0, lam=1.0), whiten=True,
-                                     kl=kl, kl_coef=0.1)
-    valid = adv_w[mask.bool()]
-    assert abs(float(valid.mean())) < 1e-9 and abs(float(valid.pow(2).mean()) - 1.0) < 1e-6
+
+
+def test_estimate_advantages_gae_reads_the_critic_config_and_whitens():
+    """`algorithm.advantage=gae` gets gamma and lam from the `critic:` section; `algorithm.whiten_advantages`
+    whitens the result over the valid tokens (unbiased variance); the returns stay as they are."""
+    from mmrft.config import load_config
+    from mmrft.train.learn import TrainBatch, estimate_advantages
+
+    rewards = torch.tensor([1.0, 0.0], dtype=F64)
+    values = torch.tensor([[0.5, 0.25, 0.0], [0.5, 0.5, 0.5]], dtype=F64)
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]], dtype=F64)
+    batch = TrainBatch(None, mask, rewards, torch.tensor([0, 0]), torch.zeros(2, dtype=torch.bool), values=values)
+    plain = load_config(None, ["algorithm.name=ppo", "critic.lam=0.0", "algorithm.whiten_advantages=false"])
+    adv, ret = estimate_advantages(plain, batch)
+    assert_close(adv, torch.tensor([[-0.25, 0.75, 0.0], [0.0, 0.0, -0.5]], dtype=F64))
+    whitened, ret_w = estimate_advantages(load_config(None, ["algorithm.name=ppo", "critic.lam=0.0"]), batch)
+    valid = whitened[mask.bool()]
+    assert abs(float(valid.mean())) < 1e-9 and float(valid.var()) == pytest.approx(1.0, abs=1e-6)
     assert_close(ret_w, ret)
 
 
@@ -111,7 +124,7 @@ def test_critic_learns_its_targets(tiny_model_dir, count_data):
     critic.train()
     rewards = torch.tensor([1.0, 0.0] * (mask.shape[0] // 2))
     old_values = batched_values(critic, seqs, 64)
-    _, returns, _ = gae_advantages(rewards, old_values, mask, CriticConfig(gamma=1.0, lam=1.0), whiten=False)
+    _, returns = gae_advantages(gae, rewards, old_values, mask, options={"gamma": 1.0, "lam": 1.0})
     opt = torch.optim.AdamW(critic.parameters(), lr=3e-3)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     algo = AlgorithmConfig(loss_agg_mode="token-mean", ppo_epochs=4, minibatches=1)

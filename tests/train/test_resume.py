@@ -81,7 +81,7 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path, tiny_model_dir, monke
     from mmrft.config import ModelConfig
     from mmrft.models.load import load_policy
     from mmrft.train import state as state_mod
-    from mmrft.train.common import make_optimizer
+    from mmrft.train.optim import make_optimizer
 
     model, _ = load_policy(ModelConfig(path=str(tiny_model_dir)))
     opt, sched = make_optimizer(model, 1e-3, 0.0, 0)
@@ -141,14 +141,14 @@ def test_sigterm_finishes_the_step_and_leaves_a_loadable_checkpoint(tmp_path, ti
 
 
 def test_progress_is_plain_log_lines_when_not_a_terminal(caplog):
-    from mmrft.train.rl import _Progress
+    from mmrft.train.progress import Progress
 
-    p = _Progress(total=4, start=1, desc="grpo", enabled=True, every=2)
+    p = Progress(total=4, start=1, desc="grpo", enabled=True, every=2)
     assert not p.tty  # pytest captures stderr
     with caplog.at_level(logging.INFO, logger="mmrft"):
         for step in range(1, 5):
-            p.update(step, {"reward/mean": 0.25 * step, "accuracy": 0.5, "tokens/s": 1234.0})
+            p.update(step, {"reward": f"{0.25 * step:.3f}", "acc": "0.500", "tok/s": "1234"})
     p.close()
     lines = [r.getMessage() for r in caplog.records]
-    assert len(lines) == 2 and lines[0].startswith("step 2/4  reward 0.500  acc 0.500  tok/s 1234  ETA ")
-    assert lines[1].startswith("step 4/4  reward 1.000")
+    assert len(lines) == 2 and lines[0].startswith("grpo step 2/4  reward 0.500  acc 0.500  tok/s 1234  ETA ")
+    assert lines[1].startswith("grpo step 4/4  reward 1.000")

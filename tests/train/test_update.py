@@ -5,14 +5,14 @@ import copy
 import pytest
 import torch
 
-from mmrft.algorithms import AGGREGATION_MODES
+from mmrft.algorithms import AGGREGATIONS
 from mmrft.config import AlgorithmConfig, ModelConfig
 from mmrft.data.collate import encode_prompts
 from mmrft.data.sources import load_samples
 from mmrft.models.load import load_policy
 from mmrft.rollout.engine import SamplingParams
 from mmrft.rollout.hf import HFRolloutEngine
-from mmrft.train.common import make_optimizer
+from mmrft.train.optim import make_optimizer
 from mmrft.train.forward import build_sequences
 from mmrft.train.update import batched_logprobs, micro_batches, policy_update
 
@@ -44,7 +44,7 @@ def _grads_after_update(model, seqs, mask, advantages, mode, micro, sort=True):
     return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]), metrics
 
 
-@pytest.mark.parametrize("mode", AGGREGATION_MODES)
+@pytest.mark.parametrize("mode", AGGREGATIONS)
 def test_gradient_accumulation_matches_one_batch(rollout_batch, mode):
     model, seqs, mask, advantages = rollout_batch
     whole, m_whole = _grads_after_update(model, seqs, mask, advantages, mode, micro=12)
@@ -105,7 +105,7 @@ def test_length_sorted_logprobs_keep_row_order_and_values(ragged_batch):
     torch.testing.assert_close(sorted_ * mask, plain * mask, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("mode", AGGREGATION_MODES)
+@pytest.mark.parametrize("mode", AGGREGATIONS)
 def test_length_sorted_update_matches_one_batch(ragged_batch, mode):
     model, seqs, mask, advantages = ragged_batch
     whole, m_whole = _grads_after_update(model, seqs, mask, advantages, mode, micro=12, sort=False)

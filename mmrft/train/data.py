@@ -1,0 +1,72 @@
+"""The training data of a run: samples loaded and checked against the model, and the order prompts are drawn in."""
+
+from __future__ import annotations
+
+import torch
+
+from mmrft.config import Config
+from mmrft.data.schema import Sample
+from mmrft.data.sources import load_samples
+from mmrft.errors import ConfigError
+from mmrft.models.families import family_of
+from mmrft.models.grounding import adapt_boxes
+
+BOX_CONVENTIONS = ("family", "data")
+
+
+def load_data(cfg: Config) -> tuple[list[Sample], list[Sample]]:
+    """(training samples, held-out samples) of `cfg.data`, validated (media readable, not over-long)."""
+    d = cfg.data
+    if d.box_convention not in BOX_CONVENTIONS:
+        raise ConfigError(f"data.box_convention: {d.box_convention!r} is not one of {', '.join(BOX_CONVENTIONS)}")
+    limits = dict(max_video_seconds=d.max_video_seconds, max_audio_seconds=d.max_audio_seconds)
+    train = load_samples(d.train, skip_bad_rows=d.skip_bad_rows, limit=d.train_limit, **limits)
+    held_out = load_samples(d.eval, skip_bad_rows=d.skip_bad_rows, limit=d.eval_limit, **limits) if d.eval else []
+    return train, held_out
+
+
+def fit_to_model(samples: list[Sample], cfg: Config, model, processor, what: str = "data.train") -> list[Sample]:
+    """Check the model's family takes every modality the samples carry (a clear error instead of a processor
+    traceback), and write grounding boxes in the family's convention when `data.box_convention` is "family"."""
+    family = family_of(model)
+    wanted = sorted({m for s in samples for m in s.modalities})
+    if family.model_type != "generic":
+        missing = [m for m in wanted if not family.supports(m)]
+        if missing:
+            raise ConfigError(f"{what}: the samples carry {', '.join(missing)} but model.path is a "
+                              f"{family.model_type} model, which takes {', '.join(family.modalities)}")
+    if cfg.data.box_convention == "family":
+        samples = adapt_boxes(samples, family, processor)
+    return samples
+
+
+class PromptSampler:
+    """Endless batches of dataset indices, a fresh permutation each epoch (drawn from `generator`).
+
+    `state_dict()` holds what is left of the current epoch's order, so a resumed run draws exactly the batches the
+    uninterrupted run would have (the generator's own state is checkpointed beside it)."""
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator) -> None:
+        if n == 0:
+            raise ConfigError("the training dataset is empty")
+        self.n, self.batch_size, self.generator = n, batch_size, generator
+        self.order: list[int] = []
+
+    def __iter__(self) -> "PromptSampler":
+        return self
+
+    def __next__(self) -> list[int]:
+        batch: list[int] = []
+        while len(batch) < self.batch_size:
+            if not self.order:
+                self.order = torch.randperm(self.n, generator=self.generator).tolist()
+            batch.append(self.order.pop(0))
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"n": self.n, "order": list(self.order)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["n"] != self.n:
+            raise ConfigError(f"the checkpoint was taken on a dataset of {state['n']} samples, this one has {self.n}")
+        self.order = list(state["order"])

@@ -1,0 +1,334 @@
+"""`RLRun`: everything one RL run holds, and the plumbing around its loop (`mmrft.train.rl.train_rl`).
+
+Setting up (processes, seeds, checks, data, policy, optimizers, rollout engine, rewards, tracking, resuming), the
+parts of a step that need the run's context (sampling under gathered FSDP weights, the learning calls with the
+device and the process group, the vLLM weight sync), logging, evaluation, checkpoints and the final save live here,
+so that the loop itself reads like the algorithm.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from mmrft.algorithms import ADVANTAGE_ESTIMATORS, AGGREGATIONS, POLICY_LOSSES, options_for
+from mmrft.config import Config, algorithm_knobs, eval_budget, import_plugins
+from mmrft.data.collate import encode_prompts, media_options
+from mmrft.errors import ConfigError, MmrftError
+from mmrft.eval.runner import EvalResult, check_benchmarks, evaluate, evaluate_benchmarks
+from mmrft.models.families import family_of
+from mmrft.models.load import load_policy, resolve_device
+from mmrft.rewards.scoring import Scorer
+from mmrft.rollout.engine import ROLLOUT_ENGINES, SamplingParams, check_rollout_engine
+from mmrft.track.metrics import Tracker, read_metrics, restore_metrics
+from mmrft.train.data import PromptSampler, fit_to_model, load_data
+from mmrft.train.dist import all_gather_list, any_rank, barrier, destroy, init_distributed, reduce_metrics, shard
+from mmrft.train.fsdp import (FullCritic, FullStateOptimizer, FullWeights, Snapshot, check_fsdp, check_fsdp_data,
+                              full_state_dict, gathered, unsharded_critic)
+from mmrft.train.health import FlatRewardWatch
+from mmrft.train.learn import (TrainBatch, batch_metrics, build_learner, estimate_advantages, per_completion,
+                               prepare_batch, update_weights)
+from mmrft.train.progress import Progress
+from mmrft.train.run_dir import prepare_run_dir, resume_checkpoint
+from mmrft.train.runtime import seed_everything, set_threads
+from mmrft.train.sampling import StepSamples, sample_step
+from mmrft.train.state import load_checkpoint, rng_state, save_checkpoint, save_model
+from mmrft.train.step_metrics import dump_rollouts
+
+log = logging.getLogger("mmrft")
+
+
+def check_algorithm(cfg: Config) -> None:
+    """Fail before any work on names the registries do not know (the message lists the known ones), on options the
+    chosen estimator or loss does not take, and on a group estimator with one completion per prompt."""
+    algo = cfg.algorithm
+    for key, registry in (("advantage", ADVANTAGE_ESTIMATORS), ("policy_loss", POLICY_LOSSES),
+                          ("loss_agg_mode", AGGREGATIONS)):
+        try:
+            registry[getattr(algo, key)]
+        except KeyError as e:
+            raise ConfigError(f"algorithm.{key}: {e.args[0]}") from None
+    knobs = {**algorithm_knobs(algo), **vars(cfg.critic)}
+    for fn, extra, key in ((ADVANTAGE_ESTIMATORS[algo.advantage], algo.advantage_options, "advantage_options"),
+                           (POLICY_LOSSES[algo.policy_loss], algo.policy_loss_options, "policy_loss_options")):
+        try:
+            options_for(fn, knobs, extra, f"algorithm.{key}")
+        except KeyError as e:
+            raise ConfigError(e.args[0]) from None
+    if cfg.rollout.group_size < 2 and ADVANTAGE_ESTIMATORS.info(algo.advantage).get("needs_groups"):
+        raise ConfigError(f"rollout.group_size={cfg.rollout.group_size}: the {algo.advantage} estimator compares the "
+                          "completions of a prompt and needs at least 2 per prompt")
+
+
+class _NoTracker:
+    """What ranks other than 0 log to: nothing (rank 0 logs the step's metrics combined over ranks)."""
+
+    def log(self, *args, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class RLRun:
+    """One RL run: built from a config (resuming `trainer.resume`'s checkpoint), stepped by `train_rl`."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        ro, tr = cfg.rollout, cfg.trainer
+        self.ctx = ctx = init_distributed(fsdp=tr.fsdp)  # one process unless launched with torchrun
+        if ctx.fsdp:
+            check_fsdp(cfg)
+        elif tr.fsdp:
+            log.warning("trainer.fsdp=true in a single process: nothing to shard, training unsharded")
+        set_threads(tr.threads, ctx.world_size)
+        self.generator = seed_everything(tr.seed)
+        import_plugins(cfg)
+        check_algorithm(cfg)
+        check_benchmarks(cfg)
+        check_rollout_engine(ro)
+        train, held_out = load_data(cfg)
+        if ctx.fsdp:
+            check_fsdp_data(train, f"data.train ({cfg.data.train})")
+        ckpt = resume_checkpoint(cfg)
+        self.run_dir = Path(tr.output_dir)
+        if ctx.is_main:  # the others wait until the directory and its config exist
+            prepare_run_dir(cfg, resuming=ckpt is not None)
+        barrier(ctx)
+        self.device = resolve_device()
+        self.model, self.processor = load_policy(cfg.model, self.device)
+        self.train = fit_to_model(train, cfg, self.model, self.processor)
+        self.held_out = fit_to_model(held_out, cfg, self.model, self.processor, "data.eval")
+        self.model.train()
+        self.learner = build_learner(cfg, self.model, self.device, fsdp=ctx.fsdp, checkpoint=ckpt)
+        self.sampler = PromptSampler(len(self.train), ro.prompts_per_step, self.generator)
+        self.start, self.nonfinite, self.resumed = 1, 0, ckpt is not None
+        if ckpt is not None:
+            state = load_checkpoint(ckpt, self._checkpoint_parts(), rank=ctx.rank)
+            self.sampler.load_state_dict(state["sampler"])
+            self.start, self.nonfinite = state["step"] + 1, state.get("nonfinite_in_a_row", 0)
+            if ctx.is_main:
+                restore_metrics(self.run_dir, ckpt, state["step"])
+            log.info("resuming %s from %s (step %d)", self.run_dir, ckpt.name, state["step"])
+        # one engine per rank; one that holds its own copy of the weights (vLLM) is synced after every update
+        self.engine = ROLLOUT_ENGINES[ro.engine](cfg, self.model, self.processor, rank=ctx.rank, gather=gathered)
+        self.engine_own_weights = bool(ROLLOUT_ENGINES.info(ro.engine).get("own_weights"))
+        self.scorer = Scorer.from_config(cfg)
+        tk = cfg.tracking
+        self.tracker = _NoTracker() if not ctx.is_main else Tracker(
+            self.run_dir, tensorboard=tk.tensorboard, purge_step=self.start if self.resumed else None,
+            wandb=tk.wandb, mlflow=tk.mlflow, project=tk.project, run_name=tk.run_name, config=dataclasses.asdict(cfg))
+        self.params = SamplingParams(ro.group_size, ro.max_new_tokens, ro.temperature, ro.top_p, ro.top_k)
+        self.progress = Progress(tr.steps, self.start, "GRPO" if cfg.algorithm.name == "grpo" else cfg.algorithm.name,
+                                 tr.progress and ctx.is_main, tr.log_every)
+        self.flat_watch = FlatRewardWatch(tr.flat_reward_warning_steps)
+        self.benchmark_items: dict = {}  # benchmark files, parsed once per run
+        self.timings: dict[str, float] = {}
+        self.trained: Optional[torch.Tensor] = None  # this step's advantage per trained completion, for the dumps
+        self.before: Optional[EvalResult] = None
+        self.after: Optional[EvalResult] = None
+        self.final: Optional[Path] = None
+        self.stopped: Optional[int] = None
+
+    # -- one step ------------------------------------------------------------------------------------------------
+
+    def sample(self) -> StepSamples:
+        """This step's prompts (this rank's share of the same global draw), G completions each, scored; DAPO's
+        refill rounds included. An engine sampling with the policy itself holds its full (FSDP-gathered) weights for
+        the whole phase."""
+        self.timings = {"start": time.time()}
+        with contextlib.nullcontext() if self.engine_own_weights else gathered(self.model):
+            return sample_step(self._draw, self._encode, self.engine, self.params, self.scorer, self.cfg.algorithm,
+                               self.processor.tokenizer.pad_token_id, self.timings, self.ctx)
+
+    def any_rank(self, flag: bool) -> bool:
+        """True on every rank when `flag` is true on one (a group kept, a stop signal received)."""
+        return any_rank(flag, self.ctx)
+
+    def prepare(self, samples: StepSamples) -> TrainBatch:
+        t0 = time.time()
+        batch = prepare_batch(self.cfg, self.learner, samples, self.engine.suppress, self.device, self.ctx)
+        self.timings["prepare"] = time.time() - t0
+        return batch
+
+    def advantages(self, batch: TrainBatch) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        t0 = time.time()
+        out = estimate_advantages(self.cfg, batch, self.ctx)
+        self.timings["prepare"] += time.time() - t0
+        return out
+
+    def update(self, batch: TrainBatch, advantages: torch.Tensor, returns: Optional[torch.Tensor]) -> dict[str, float]:
+        """The weight update, the batch's metrics, and an engine holding its own weights (vLLM) brought up to date."""
+        t0 = time.time()
+        metrics = update_weights(self.cfg, self.learner, batch, advantages, returns, self.generator, self.ctx)
+        metrics.update(batch_metrics(self.cfg, batch, advantages, returns))
+        metrics["time/prepare"], metrics["time/update"] = self.timings["prepare"], time.time() - t0
+        if self.engine_own_weights:  # the engine samples from its own copy
+            t_sync = time.time()
+            self.engine.sync_weights(self.model)
+            metrics["time/weight_sync"] = time.time() - t_sync
+        self.trained = None if batch.idle else per_completion(advantages, batch.mask)
+        return metrics
+
+    def log(self, step: int, samples: StepSamples, metrics: dict[str, float]) -> None:
+        """One row of metrics for the step (combined over ranks), the progress line, the rollout dump, run-health
+        warnings; stops the run after too many skipped (non-finite) updates in a row."""
+        cfg = self.cfg
+        if cfg.tracking.rollouts_every and step % cfg.tracking.rollouts_every == 0 and self.ctx.is_main:
+            dump_rollouts(self.run_dir, step, samples, self.trained)
+        self.trained = None
+        rollout_time = self.timings.get("rollout", 0.0)
+        metrics.update({
+            "lr": self.learner.scheduler.get_last_lr()[0], "time/rollout": rollout_time,
+            "time/reward": self.timings.get("reward", 0.0), "time/step": time.time() - self.timings["start"],
+            "tokens/s": float(samples.drawn.lengths.sum()) / max(rollout_time, 1e-9),
+        })
+        metrics = reduce_metrics(metrics, self.ctx)
+        self.tracker.log(step, metrics)
+        self.progress.update(step, {"reward": f"{metrics['reward/mean']:.3f}", "acc": f"{metrics['accuracy']:.3f}",
+                                    "tok/s": f"{metrics.get('tokens/s', 0):.0f}"})
+        if self.ctx.is_main:
+            self.flat_watch.update(step, metrics)
+        self.nonfinite = self.nonfinite + 1 if metrics.get("actor/skipped_updates", 0) > 0 else 0
+        if self.nonfinite:
+            log.warning("step %d: non-finite gradient, update skipped (%d in a row)", step, self.nonfinite)
+        if self.nonfinite >= cfg.trainer.max_nonfinite_steps:
+            raise MmrftError(f"step {step}: {self.nonfinite} updates in a row skipped for non-finite gradients "
+                             f"(trainer.max_nonfinite_steps={cfg.trainer.max_nonfinite_steps}); stopping. "
+                             "Lower trainer.lr or check the rewards for NaN")
+
+    def _draw(self) -> list:
+        """Every rank draws the same global batch (same seed) and keeps its share of whole groups."""
+        return shard([self.train[i] for i in next(self.sampler)], self.ctx)
+
+    def _encode(self, chunk: list):
+        d = self.cfg.data
+        return encode_prompts(self.processor, chunk, d.prompt_format, d.system_prompt, media_options(d),
+                              family_of(self.model).layout or None).to(self.device)
+
+    # -- evaluation, checkpoints, the end ----------------------------------------------------------------------
+
+    def evaluate(self, step: int) -> Optional[EvalResult]:
+        """Greedy evaluation on the held-out data and `eval.benchmarks` (rank 0; under FSDP every rank gathers the
+        full weights first, a collective); logged under phase "eval". Step 0 is the starting point: when resuming,
+        its result is read back from the interrupted run's metrics."""
+        if step == 0 and self.resumed:
+            self.before = self._eval_from_metrics(0)
+            return self.before
+        with gathered(self.model):
+            result = self._evaluate(step) if self.ctx.is_main else None  # the others wait at the next collective
+        if step == 0:
+            self.before = result
+        return result
+
+    def _evaluate(self, step: int) -> Optional[EvalResult]:
+        cfg = self.cfg
+        metrics = (evaluate_benchmarks(cfg, self.model, self.processor, self.run_dir, step, self.benchmark_items)
+                   if cfg.eval.benchmarks else {})
+        res = None
+        if self.held_out:
+            max_new_tokens, batch_size = eval_budget(cfg)
+            res = evaluate(self.model, self.processor, self.held_out, self.scorer, fmt=cfg.data.prompt_format,
+                           media=media_options(cfg.data), system=cfg.data.system_prompt, batch_size=batch_size,
+                           max_new_tokens=max_new_tokens)
+            metrics.update(res.flat())
+        self.model.train()
+        if metrics:
+            self.tracker.log(step, metrics, "eval")
+        return res
+
+    def _eval_from_metrics(self, step: int) -> Optional[EvalResult]:
+        """The held-out result logged at `step` by the interrupted run (for the before/after table of a resumed
+        one)."""
+        rows = [r for r in read_metrics(self.run_dir) if r.get("phase") == "eval" and r["step"] == step]
+        if not rows or not self.held_out:
+            return None
+        counts: dict[str, int] = {}
+        for s in self.held_out:
+            counts[s.task] = counts.get(s.task, 0) + 1
+        per_task = {t: {"accuracy": rows[-1].get(f"eval/{t}/accuracy") or 0.0,
+                        "reward": rows[-1].get(f"eval/{t}/reward") or 0.0, "n": n} for t, n in sorted(counts.items())}
+        return EvalResult(per_task)
+
+    def checkpoint(self, step: int) -> Optional[Path]:
+        """A resumable checkpoint; rank 0 writes it (the weights are the same on every rank, or gathered to rank 0
+        under FSDP)."""
+        path = None
+        parts = self._saveable_parts()  # FSDP: gathered on every rank
+        if self.ctx.is_main:
+            state = {"sampler": self.sampler.state_dict(), "nonfinite_in_a_row": self.nonfinite}
+            path = save_checkpoint(self.run_dir, step, parts, state, self.cfg.trainer.keep_checkpoints)
+            log.info("checkpoint: %s", path)
+        barrier(self.ctx)
+        return path
+
+    def stop(self, step: int, reason: Optional[str]) -> None:
+        """A stop signal reached a rank: this step's checkpoint is written already; say how to continue."""
+        self.stopped = step
+        log.warning("stopped at step %d (%s); continue with trainer.resume=%s", step,
+                    reason or "signal on another rank", self.run_dir)
+
+    def finish(self) -> None:
+        """After the last step: the final evaluation, a checkpoint of the end (so the run can be continued), and
+        the final model (merged LoRA) and critic for `from_pretrained`."""
+        cfg, ctx = self.cfg, self.ctx
+        self.after = self.evaluate(cfg.trainer.steps)
+        if cfg.trainer.checkpoint_every and cfg.trainer.steps % cfg.trainer.checkpoint_every:
+            self.checkpoint(cfg.trainer.steps)
+        weights = FullWeights(self.model, full_state_dict(self.model)) if ctx.fsdp else self.model  # collective
+        critic = unsharded_critic(cfg, self.learner.critic) if self.learner.critic is not None else None  # likewise
+        if ctx.is_main:
+            self.final = save_model(weights, self.processor, self.run_dir / "final")
+            if critic is not None:
+                critic.save(self.run_dir / "critic", self.processor)
+        barrier(ctx)
+
+    def close(self) -> None:
+        self.progress.close()
+        self.tracker.close()
+        self.scorer.close()
+        destroy(self.ctx)
+
+    def result(self) -> dict:
+        return {
+            "checkpoint": str(self.final) if self.final else None, "run_dir": str(self.run_dir),
+            "stopped_at": self.stopped, "eval_before": self.before.per_task if self.before else None,
+            "eval_after": self.after.per_task if self.after and self.stopped is None else None,
+        }
+
+    # -- what a checkpoint holds -------------------------------------------------------------------------------
+
+    def _checkpoint_parts(self) -> dict:
+        """What a checkpoint restores. Under FSDP the policy's weights are loaded before sharding (policy None here)
+        and the optimizer goes through full, name-keyed state dicts."""
+        learner = self.learner
+        if not self.ctx.fsdp:
+            return {"policy": learner.model, "critic": learner.critic, "optimizers": learner.optimizers(),
+                    "generator": self.generator}
+        optimizers = {"optimizer": FullStateOptimizer(learner.model, learner.optimizer),
+                      "scheduler": learner.scheduler}
+        if learner.critic is not None:
+            optimizers.update(critic_optimizer=FullStateOptimizer(learner.critic, learner.critic_optimizer),
+                              critic_scheduler=learner.critic_scheduler)
+        return {"policy": None, "critic": None, "generator": self.generator, "optimizers": optimizers}
+
+    def _saveable_parts(self) -> dict:
+        """What a checkpoint writes; under FSDP every rank calls this (the full tensors are gathered to rank 0)."""
+        parts, learner = self._checkpoint_parts(), self.learner
+        if self.ctx.enabled:  # every rank's random state, so a resumed run samples what the uninterrupted one would
+            parts["rank_rng"] = all_gather_list(rng_state(self.generator), self.ctx)[1:]
+        if self.ctx.fsdp:
+            parts["policy"] = FullWeights(learner.model, full_state_dict(learner.model))
+            if learner.critic is not None:
+                parts["critic"] = FullCritic(learner.critic, full_state_dict(learner.critic))
+            parts["optimizers"] = {k: Snapshot(v.state_dict()) for k, v in parts["optimizers"].items()}
+        return parts
+
+
+__all__ = ["RLRun", "check_algorithm"]
