@@ -13,11 +13,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def _cmd_make_tiny_model(args) -> int:
-    from mmrft.data.prompts import prompt_corpus
-    from mmrft.data.synthetic import task_corpus
+    from mmrft.data.synthetic import tokenizer_corpus
     from mmrft.models.tiny import make_tiny_model
 
-    out = make_tiny_model(args.out, arch=args.arch, size=args.size, corpus=task_corpus() + prompt_corpus(), seed=args.seed,
+    out = make_tiny_model(args.out, arch=args.arch, size=args.size, corpus=tokenizer_corpus(), seed=args.seed,
                           overwrite=args.overwrite)
     print(f"wrote {args.arch} ({args.size}) to {out}")
     return 0
@@ -79,7 +78,7 @@ def _cmd_demo(args) -> int:
     from mmrft.demo import run_demo
 
     out = args.out or ("runs/demo" if args.modality == "image" else f"runs/demo-{args.modality}")
-    run_demo(out, quick=args.quick, overrides=args.overrides, modality=args.modality)
+    run_demo(out, quick=args.quick, overrides=args.overrides, modality=args.modality, seed=args.seed)
     return 0
 
 
@@ -96,16 +95,21 @@ def _parse_options(items: list[str]) -> dict:
 
 
 def _cmd_eval(args) -> int:
-    from mmrft.config import Config, import_plugins
+    from mmrft.config import Config, eval_budget, import_plugins, load_config
     from mmrft.eval.harness import evaluate_benchmark
     from mmrft.eval.results import summary_line
 
-    import_plugins(Config(imports=list(args.imports)))  # user adapters register themselves on import
+    # --config: evaluate as that run's evaluations do (its dtype, prompt format, system prompt, eval budget); the
+    # flags given here win. Without it, the defaults of a config.
+    cfg = load_config(args.config) if args.config else Config()
+    import_plugins(Config(imports=[*cfg.imports, *args.imports]))  # user adapters register themselves on import
+    max_new_tokens, batch_size = eval_budget(cfg)
     summary = evaluate_benchmark(
         args.model, args.benchmark, args.data, split=args.split, limit=args.limit, samples=args.samples,
-        temperature=args.temperature, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-        prompt_format=args.format, options=_parse_options(args.option), out_dir=args.out, overwrite=args.overwrite,
-        progress=not args.no_progress,
+        temperature=args.temperature, max_new_tokens=args.max_new_tokens or max_new_tokens,
+        batch_size=args.batch_size or batch_size, prompt_format=args.format or cfg.data.prompt_format,
+        system_prompt=cfg.data.system_prompt, options=_parse_options(args.option), out_dir=args.out,
+        overwrite=args.overwrite, progress=not args.no_progress, dtype=args.dtype or cfg.model.dtype,
     )
     print(summary_line(summary))
     if args.out:
@@ -152,6 +156,8 @@ def _report_parsers(sub) -> None:
 
 
 def _eval_parsers(sub) -> None:
+    from mmrft.models.load import DTYPES
+
     s = sub.add_parser("eval", help="evaluate a model on a benchmark with its official scoring",
                        description="Run a model on a benchmark read from its released files; write results.json "
                        "and results.md to --out. `mmrft eval compare RUN_A RUN_B` compares two runs.")
@@ -162,10 +168,19 @@ def _eval_parsers(sub) -> None:
     s.add_argument("--limit", type=int, help="only the first N samples")
     s.add_argument("--samples", type=int, default=1, help="completions per question: >1 gives pass@k and majority vote")
     s.add_argument("--temperature", type=float, help="sampling temperature (default: greedy for 1 sample, else 1.0)")
-    s.add_argument("--max-new-tokens", type=int, default=512)
-    s.add_argument("--batch-size", type=int, default=16, help="questions per generation batch")
-    s.add_argument("--format", default="r1", choices=["r1", "plain"],
-                   help="r1 appends the <think>/<answer> instruction to the benchmark's prompt; plain does not")
+    s.add_argument("--config", help="a run's YAML config: evaluate with its model.dtype, data.prompt_format, "
+                   "data.system_prompt and evaluation budget (eval.max_new_tokens, else rollout.max_new_tokens; "
+                   "eval.batch_size), as evaluation during that training run does; the flags below win")
+    s.add_argument("--dtype", choices=list(DTYPES),
+                   help="weights' dtype (default: the config's model.dtype, float32)")
+    s.add_argument("--max-new-tokens", type=int,
+                   help="generation budget (default: the config's eval.max_new_tokens, else rollout.max_new_tokens: "
+                   "32 without --config; reasoning models need hundreds)")
+    s.add_argument("--batch-size", type=int, help="questions per generation batch (default: the config's "
+                   "eval.batch_size, 64)")
+    s.add_argument("--format", choices=["r1", "plain"],
+                   help="r1 appends the <think>/<answer> instruction to the benchmark's prompt; plain does not "
+                   "(default: the config's data.prompt_format, r1)")
     s.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="adapter option, e.g. box_format=norm1000 for refcoco (repeatable)")
     s.add_argument("--out", help="run directory: results + a per-sample cache that resumes an interrupted run")
@@ -234,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image: counting (Qwen2-VL); multi-image: which picture has more; video: direction of "
                    "motion; audio: counting beeps (Qwen2-Audio)")
     s.add_argument("--quick", action="store_true", help="a few steps only (a smoke test of the whole path)")
+    s.add_argument("--seed", type=int, default=0, help="the tiny model's initial weights and the training seeds "
+                   "(the data is the same for every seed)")
     s.add_argument("overrides", nargs="*", help="overrides for the RL config, e.g. trainer.steps=100")
     s.set_defaults(fn=_cmd_demo)
     _eval_parsers(sub)

@@ -43,9 +43,10 @@ class EvalSetup:
     samples: int = 1
     temperature: float = 0.0
     top_p: float = 1.0
-    max_new_tokens: int = 512
+    max_new_tokens: int = 0  # always given (`evaluate_benchmark`)
     prompt_format: str = "r1"
     system_prompt: Optional[str] = None
+    dtype: str = "float32"  # of the model's weights
 
 
 def judge_with_limit(bench: Benchmark, completion: str, sample: Sample, timeout_s: float) -> tuple[Judgement, bool]:
@@ -163,14 +164,17 @@ def run_benchmark(
                     new.append({"id": s.id, "categories": s.metadata.get("categories", {}), "skipped": problem})
             if ok:
                 batch = encode_prompts(processor, ok, setup.prompt_format, setup.system_prompt).to(device)
-                texts = engine.generate(batch, params).texts
+                rollout = engine.generate(batch, params)
+                texts, truncated = rollout.texts, rollout.truncated.tolist()
                 for i, s in enumerate(ok):
-                    outs = texts[i * setup.samples : (i + 1) * setup.samples]
+                    rows = slice(i * setup.samples, (i + 1) * setup.samples)
+                    outs = texts[rows]
                     judged = [judge_with_limit(bench, t, s, judge_timeout_s) for t in outs]
                     new.append({
                         "id": s.id, "categories": s.metadata.get("categories", {}), "answer": s.answer,
                         "completions": outs, "extracted": [j.extracted for j, _ in judged],
                         "scores": [float(j.score) for j, _ in judged], "timeouts": sum(t for _, t in judged),
+                        "truncated": sum(truncated[rows]),
                     })
             if writer is not None:
                 writer.write(new)
@@ -195,8 +199,8 @@ def evaluate_benchmark(
     samples: int = 1,
     temperature: Optional[float] = None,
     top_p: float = 1.0,
-    max_new_tokens: int = 512,
-    batch_size: int = 16,
+    max_new_tokens: Optional[int] = None,
+    batch_size: Optional[int] = None,
     prompt_format: str = "r1",
     system_prompt: Optional[str] = None,
     options: Optional[dict[str, Any]] = None,
@@ -206,20 +210,27 @@ def evaluate_benchmark(
     progress: bool = True,
     model_and_processor=None,
     loaded: Optional[dict] = None,
+    dtype: str = "float32",
 ) -> dict[str, Any]:
-    """`mmrft eval`: load the model and the benchmark, run, write `results.json` / `results.md` under `out_dir`,
-    return the summary (see `mmrft.eval.results.summarize`). Greedy for one sample; `samples > 1` samples at
-    `temperature` (default 1.0) for pass@k and majority voting. `loaded`: a dict kept by the caller across calls,
-    in which the benchmark's parsed items are kept (a training run evaluates the same files at every evaluation)."""
+    """`mmrft eval`: load the model (in `dtype`) and the benchmark, run, write `results.json` / `results.md` under
+    `out_dir`, return the summary (see `mmrft.eval.results.summarize`). Greedy for one sample; `samples > 1` samples
+    at `temperature` (default 1.0) for pass@k and majority voting. `max_new_tokens` / `batch_size` None: those of a
+    default config (`mmrft.config.eval_budget`, the one place they are decided); `mmrft eval --config` passes a
+    run's.
+    `loaded`: a dict kept by the caller across calls, in which the benchmark's parsed items are kept (a training run
+    evaluates the same files at every evaluation)."""
     from tqdm.auto import tqdm
 
-    from mmrft.config import ModelConfig
+    from mmrft.config import Config, ModelConfig, eval_budget
     from mmrft.eval.benchmarks.base import get_benchmark
     from mmrft.eval.results import summarize, write_results
     from mmrft.models.load import load_policy, resolve_device
 
     if samples < 1:
         raise MmrftError(f"--samples must be >= 1, got {samples}")
+    default_tokens, default_batch = eval_budget(Config())
+    max_new_tokens = default_tokens if max_new_tokens is None else max_new_tokens
+    batch_size = default_batch if batch_size is None else batch_size
     if temperature is None:
         temperature = 0.0 if samples == 1 else 1.0
     if samples > 1 and temperature <= 0:
@@ -239,12 +250,13 @@ def evaluate_benchmark(
     if not items:
         raise DataError(f"{data_dir}: benchmark {benchmark} (split {split}) has no samples")
     if model_and_processor is None:
-        model, processor = load_policy(ModelConfig(path=model_path), resolve_device())
+        model, processor = load_policy(ModelConfig(path=model_path, dtype=dtype), resolve_device())
     else:
         model, processor = model_and_processor
     setup = EvalSetup(model=str(model_path), benchmark=benchmark, split=split, options=options, samples=samples,
                       temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                      prompt_format=prompt_format, system_prompt=system_prompt)
+                      prompt_format=prompt_format, system_prompt=system_prompt,
+                      dtype=str(next(model.parameters()).dtype).removeprefix("torch."))
     bar = tqdm(total=len(items), desc=benchmark, disable=not progress, dynamic_ncols=True)
     try:
         records = run_benchmark(model, processor, bench, items, setup, out_dir=Path(out_dir) if out_dir else None,
@@ -255,6 +267,11 @@ def evaluate_benchmark(
     meta = {**asdict(setup), "title": bench.title, "data": str(data_dir), "limit": limit,
             "deviations": bench.deviations, "categories": list(bench.categories)}
     summary = summarize(records, meta, tuple(bench.categories))
+    cut, total = summary["overall"]["truncated"], samples * summary["overall"]["n_scored"]
+    if cut > 0.1 * total:
+        log.warning("benchmark %s: %d of %d completions hit max_new_tokens=%d before they ended, so their answers may "
+                    "be missing (raise --max-new-tokens, or eval.max_new_tokens in the config)", benchmark, cut, total,
+                    max_new_tokens)
     if out_dir:
         write_results(Path(out_dir), summary)
     return summary

@@ -39,6 +39,7 @@ def summarize(records: list[dict], meta: dict[str, Any], categories: tuple[str, 
         "n": len(records), "n_scored": len(scored), "n_skipped": len(skipped),
         "accuracy": sum(sample_score(r) for r in scored) / len(scored) if scored else 0.0,
         "judge_timeouts": sum(r.get("timeouts", 0) for r in scored),
+        "truncated": sum(r.get("truncated", 0) for r in scored),  # completions that hit max_new_tokens
     }
     per_sample = []
     for r in scored:

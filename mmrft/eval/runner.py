@@ -91,13 +91,15 @@ def evaluate_benchmarks(cfg, model, processor, run_dir: Path, step: int, loaded:
     """Greedy run of every `eval.benchmarks` entry on the current policy; results under
     RUN/eval/<name>/step_<step>/; returns `{"bench/<name>/accuracy": ...}` for the tracker. `loaded`: kept by the
     caller between evaluations, so each benchmark's files are read once per run."""
+    from mmrft.config import eval_budget
     from mmrft.eval.harness import evaluate_benchmark
 
     out: dict[str, float] = {}
+    max_new_tokens, batch_size = eval_budget(cfg)
     for b in cfg.eval.benchmarks:
         summary = evaluate_benchmark(
             cfg.model.path, b.name, b.data, split=b.split, limit=b.limit, options=dict(b.options),
-            max_new_tokens=cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens, batch_size=cfg.eval.batch_size,
+            max_new_tokens=max_new_tokens, batch_size=batch_size,
             prompt_format=cfg.data.prompt_format, system_prompt=cfg.data.system_prompt,
             out_dir=str(Path(run_dir) / "eval" / b.name / f"step_{step}"), overwrite=True, progress=False,
             model_and_processor=(model, processor), loaded=loaded,
