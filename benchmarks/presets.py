@@ -22,8 +22,7 @@ import torch
 
 from mmrft import atomic
 from mmrft.config import load_config
-from mmrft.data.prompts import prompt_corpus
-from mmrft.data.synthetic import task_corpus, write_dataset
+from mmrft.data.synthetic import tokenizer_corpus, write_dataset
 from mmrft.demo import N_LABELLED, N_RL, N_TEST, SEEDS, TASK, config_path
 from mmrft.models.tiny import make_tiny_model
 from mmrft.presets import preset_names
@@ -39,7 +38,7 @@ BUDGET = ["rollout.group_size=8", "rollout.prompts_per_step=8", "rollout.max_new
 
 
 def _sft_checkpoint(out: Path) -> Path:
-    model = make_tiny_model(out / "model", corpus=task_corpus() + prompt_corpus(), overwrite=True)
+    model = make_tiny_model(out / "model", corpus=tokenizer_corpus(), overwrite=True)
     labelled = write_dataset(TASK, N_LABELLED, out / "data" / "labelled", seed=SEEDS["labelled"])
     cfg = load_config(config_path("demo_sft.yaml"), [
         f"model.path={model}", f"data.train={labelled}", f"trainer.output_dir={out / 'sft'}", "trainer.overwrite=true",

@@ -166,8 +166,7 @@ def _med(xs: list[float]) -> float | None:
 def prepare(size: str, n_rows: int, workdir: Path, model: str | None = None) -> tuple[Path, Path, dict]:
     """The model (built, or `model` as given) and the dataset, reused when already built with the same settings."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from mmrft.data.prompts import prompt_corpus
-    from mmrft.data.synthetic import task_corpus, write_dataset
+    from mmrft.data.synthetic import tokenizer_corpus, write_dataset
     from mmrft.models.tiny import SIZES, make_tiny_model
 
     spec = SIZES[size]
@@ -178,7 +177,7 @@ def prepare(size: str, n_rows: int, workdir: Path, model: str | None = None) -> 
         model_dir = Path(model)
     elif not (meta.is_file() and json.loads(meta.read_text()) == want):
         print(f"building the {size} model in {model_dir}", flush=True)
-        make_tiny_model(model_dir, arch="qwen2_vl", size=size, corpus=task_corpus() + prompt_corpus(),
+        make_tiny_model(model_dir, arch="qwen2_vl", size=size, corpus=tokenizer_corpus(),
                         seed=MODEL_SEED, overwrite=True)
     data_dir = workdir / "data"
     key_file = data_dir / "bench_key.json"
@@ -213,9 +212,9 @@ def prompt_order(n_rows: int, steps: int, prompts: int, seed: int) -> list[list[
     """The dataset rows mmrft draws at each step (its own sampler, seeded as `train_rl` seeds it)."""
     import torch
 
-    from mmrft.train.common import batches
+    from mmrft.train.data import PromptSampler
 
-    sampler = batches(n_rows, prompts, torch.Generator().manual_seed(seed))
+    sampler = PromptSampler(n_rows, prompts, torch.Generator().manual_seed(seed))
     return [next(sampler) for _ in range(steps)]
 
 

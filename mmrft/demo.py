@@ -14,8 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from mmrft.config import load_config
-from mmrft.data.prompts import prompt_corpus
-from mmrft.data.synthetic import task_corpus, write_dataset
+from mmrft.data.synthetic import tokenizer_corpus, write_dataset
 from mmrft.models.tiny import make_tiny_model
 from mmrft.report.plots import plot_reward_accuracy
 from mmrft.report.table import comparison_table
@@ -62,7 +61,9 @@ def config_path(name: str) -> str:
 
 
 def run_demo(out: str | Path = "runs/demo", quick: bool = False, overrides: list[str] | tuple = (),
-             modality: str = "image") -> dict:
+             modality: str = "image", seed: int = 0) -> dict:
+    """The five stages for `modality`. `seed` draws the tiny model's weights and seeds SFT and GRPO (sampling, batch
+    order); the data (labelled, RL and held-out items) is the same for every seed, so seeds compare like for like."""
     if modality not in DEMOS:
         raise ValueError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}")
     spec = DEMOS[modality]
@@ -70,7 +71,7 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, overrides: list
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     print(f"[1/5] tiny {spec.arch} with a locally trained tokenizer -> {out / 'model'}")
-    model_dir = make_tiny_model(out / "model", arch=spec.arch, corpus=task_corpus() + prompt_corpus(), overwrite=True)
+    model_dir = make_tiny_model(out / "model", arch=spec.arch, corpus=tokenizer_corpus(), seed=seed, overwrite=True)
 
     print(f"[2/5] synthetic '{spec.task}' data ({modality}, difficulty {spec.difficulty}): {spec.n_labelled} "
           f"labelled, {spec.n_rl} for RL, {spec.n_test} held out")
@@ -84,14 +85,15 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, overrides: list
     print("[3/5] SFT cold start on the labelled items")
     sft_cfg = load_config(config_path("demo_sft.yaml"), [
         f"model.path={model_dir}", f"data.train={data['labelled']}", f"trainer.output_dir={out / 'sft'}",
-        "trainer.overwrite=true", *spec.sft, *quick_sft,
+        "trainer.overwrite=true", f"trainer.seed={seed}", *spec.sft, *quick_sft,
     ])
     sft = train_sft(sft_cfg)
 
     print(f"[4/5] GRPO from the SFT checkpoint on fresh items (reward: the '{spec.task}' checker)")
     rl_cfg = load_config(config_path("demo_grpo.yaml"), [
         f"model.path={sft['checkpoint']}", f"data.train={data['rl']}", f"data.eval={data['test']}",
-        f"trainer.output_dir={out / 'grpo'}", "trainer.overwrite=true", *spec.rl, *quick_rl, *overrides,
+        f"trainer.output_dir={out / 'grpo'}", "trainer.overwrite=true", f"trainer.seed={seed}", *spec.rl, *quick_rl,
+        *overrides,
     ])
     rl = train_rl(rl_cfg)
     rl["plot"] = str(plot_reward_accuracy(rl["run_dir"]))
@@ -106,7 +108,7 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, overrides: list
     minutes = (time.time() - t0) / 60
     print(table)
     print(f"\nrun directory: {out}\nplot: {rl['plot']}\nfinal model: {rl['checkpoint']}\ntotal time: {minutes:.1f} min")
-    result = {"modality": modality, "task": spec.task, "arch": spec.arch, "before": before, "after": after,
+    result = {"modality": modality, "task": spec.task, "arch": spec.arch, "seed": seed, "before": before, "after": after,
               "minutes": minutes, "plot": rl["plot"], "checkpoint": rl["checkpoint"]}
     atomic.write_text(out / "demo_results.json", json.dumps(result, indent=2))
     atomic.write_text(out / "demo_table.txt", table + "\n")

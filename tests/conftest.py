@@ -12,11 +12,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    from mmrft.data.prompts import prompt_corpus
-    from mmrft.data.synthetic import task_corpus
+    from mmrft.data.synthetic import tokenizer_corpus
     from mmrft.models.tiny import make_tiny_model
 
-    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model", corpus=task_corpus(50) + prompt_corpus(), seed=0)
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model", corpus=tokenizer_corpus(50), seed=0)
 
 
 @pytest.fixture(scope="session")

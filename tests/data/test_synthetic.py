@@ -14,9 +14,11 @@ from PIL import Image
 
 from mmrft.data.synthetic import (
     SYNTHETIC_TASKS,
+    CountTask,
     SyntheticItem,
     generate_items,
     get_task,
+    register_task,
     task_corpus,
     write_dataset,
 )
@@ -347,3 +349,24 @@ def test_task_corpus():
     for word in ("How", "many", "circles", "sum", "product", "difference", "larger", "left", "right",
                  "Where", "bounding", "box", "top", "centre", "A.", "B."):
         assert word in text, word
+
+
+def test_tokenizer_corpus_does_not_move_when_a_task_is_added():
+    """The tiny models' tokenizers train on a fixed list of tasks: registering a new task (as the next issues will)
+    must not change every tiny model and the demo's figures with it."""
+    from mmrft.data.synthetic import SYNTHETIC_TASKS, TOKENIZER_TASKS, tokenizer_corpus
+
+    assert set(TOKENIZER_TASKS) <= set(SYNTHETIC_TASKS)
+    before = tokenizer_corpus(n_per_task=3)
+
+    @register_task("test_new_task_with_new_words")
+    class NewTask(CountTask):
+        def prompt(self, scene):
+            return "Zyxwvut quokka?"
+
+    try:
+        assert "test_new_task_with_new_words" in SYNTHETIC_TASKS
+        assert any("Zyxwvut" in t for t in task_corpus(n_per_task=3))  # every registered task ...
+        assert tokenizer_corpus(n_per_task=3) == before  # ... but not in the tokenizer's corpus
+    finally:
+        SYNTHETIC_TASKS.unregister("test_new_task_with_new_words")

@@ -5,8 +5,7 @@ import json
 import pytest
 
 from mmrft.config import load_config
-from mmrft.data.prompts import prompt_corpus
-from mmrft.data.synthetic import task_corpus, write_dataset
+from mmrft.data.synthetic import tokenizer_corpus, write_dataset
 from mmrft.models.tiny import make_tiny_model
 from mmrft.train.rl import train_rl
 from mmrft.train.sft import train_sft
@@ -14,7 +13,7 @@ from mmrft.train.sft import train_sft
 
 @pytest.mark.slow
 def test_grpo_raises_reward_on_counting(tmp_path):
-    model = make_tiny_model(tmp_path / "model", corpus=task_corpus() + prompt_corpus(), seed=0)
+    model = make_tiny_model(tmp_path / "model", corpus=tokenizer_corpus(), seed=0)
     labelled = write_dataset("count", 256, tmp_path / "labelled", seed=1)
     fresh = write_dataset("count", 2048, tmp_path / "rl", seed=2)
     test = write_dataset("count", 100, tmp_path / "test", seed=3)

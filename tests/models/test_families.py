@@ -30,11 +30,10 @@ USER_REWARD = "rewards.weights={task: 1.0, 'tests.train.rewards_for_tests:shorte
 
 @pytest.fixture(scope="module")
 def family_models(tmp_path_factory):
-    from mmrft.data.prompts import prompt_corpus
-    from mmrft.data.synthetic import task_corpus
+    from mmrft.data.synthetic import tokenizer_corpus
 
     root = tmp_path_factory.mktemp("families")
-    corpus = task_corpus(20) + prompt_corpus()
+    corpus = tokenizer_corpus(20)
     cache: dict[str, object] = {}
 
     def get(arch: str):

@@ -325,14 +325,13 @@ def gpu(request, tmp_path_factory):
         pytest.skip("needs a CUDA GPU")
     pytest.importorskip("vllm")
     from mmrft.config import ModelConfig
-    from mmrft.data.prompts import prompt_corpus
-    from mmrft.data.synthetic import task_corpus
+    from mmrft.data.synthetic import tokenizer_corpus
     from mmrft.models.load import load_policy
     from mmrft.models.tiny import make_tiny_model
 
     # `small` (head sizes 64 text, 32 vision) rather than `tiny` (48, 24): sizes every attention backend takes
     path = make_tiny_model(tmp_path_factory.mktemp("vllm") / "model", size="small",
-                           corpus=task_corpus(50) + prompt_corpus(), seed=0)
+                           corpus=tokenizer_corpus(50), seed=0)
     model, proc = load_policy(ModelConfig(path=str(path), dtype="bfloat16"), "cuda")
     model.eval()
     engine = VLLMRolloutEngine(model, proc, model_path=str(path), dtype="bfloat16", gpu_memory_utilization=0.3,

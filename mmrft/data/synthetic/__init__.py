@@ -15,6 +15,8 @@ from .base import (
     item_to_row,
     register_task,
     task_corpus,
+    TOKENIZER_TASKS,
+    tokenizer_corpus,
     write_dataset,
 )
 from . import arithmetic, audio, compare, count, ground, multi_image, video, video_bounce  # noqa: F401  (registration)
@@ -41,5 +43,7 @@ __all__ = [
     "item_to_row",
     "register_task",
     "task_corpus",
+    "TOKENIZER_TASKS",
+    "tokenizer_corpus",
     "write_dataset",
 ]
