@@ -32,6 +32,15 @@ from mmrft.train.state import load_critic_weights, load_weights
 from mmrft.train.update import batched_logprobs, policy_update, reference_context
 
 
+def advantage_options(cfg: Config) -> dict[str, Any]:
+    """The keyword options `algorithm.advantage`'s estimator is called with: the `algorithm.*` and `critic.*`
+    settings its signature names (GAE's gamma and lam), plus `algorithm.advantage_options` (KeyError for an option
+    it does not take)."""
+    algo = cfg.algorithm
+    return options_for(ADVANTAGE_ESTIMATORS[algo.advantage], {**algorithm_knobs(algo), **vars(cfg.critic)},
+                       algo.advantage_options, "algorithm.advantage_options")
+
+
 def needs_critic(advantage: str) -> bool:
     """Whether the estimator named `advantage` is a value-model one (GAE): the run then trains a critic."""
     return bool(ADVANTAGE_ESTIMATORS.info(advantage).get("needs_critic"))
@@ -154,9 +163,7 @@ def estimate_advantages(cfg: Config, batch: TrainBatch,
     subtracted per completion (its summed k1) before them, and per token with GAE. With
     `algorithm.whiten_advantages` the result is whitened over the valid tokens of all ranks."""
     algo = cfg.algorithm
-    estimator = ADVANTAGE_ESTIMATORS[algo.advantage]
-    options = options_for(estimator, {**algorithm_knobs(algo), **vars(cfg.critic)}, algo.advantage_options,
-                          "algorithm.advantage_options")
+    estimator, options = ADVANTAGE_ESTIMATORS[algo.advantage], advantage_options(cfg)
     returns = None
     if batch.values is not None:
         advantages, returns = gae_advantages(estimator, batch.rewards, batch.values, batch.mask, batch.reward_kl,

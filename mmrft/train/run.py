@@ -17,8 +17,8 @@ from typing import Optional
 
 import torch
 
-from mmrft.algorithms import ADVANTAGE_ESTIMATORS, AGGREGATIONS, POLICY_LOSSES, options_for
-from mmrft.config import Config, algorithm_knobs, eval_budget, import_plugins
+from mmrft.algorithms import ADVANTAGE_ESTIMATORS, AGGREGATIONS, POLICY_LOSSES
+from mmrft.config import Config, eval_budget, import_plugins
 from mmrft.data.collate import encode_prompts, media_options
 from mmrft.errors import ConfigError, MmrftError
 from mmrft.eval.runner import EvalResult, check_benchmarks, evaluate, evaluate_benchmarks
@@ -32,14 +32,15 @@ from mmrft.train.dist import all_gather_list, any_rank, barrier, destroy, init_d
 from mmrft.train.fsdp import (FullCritic, FullStateOptimizer, FullWeights, Snapshot, check_fsdp, check_fsdp_data,
                               full_state_dict, gathered, unsharded_critic)
 from mmrft.train.health import FlatRewardWatch
-from mmrft.train.learn import (TrainBatch, batch_metrics, build_learner, estimate_advantages, per_completion,
-                               prepare_batch, update_weights)
+from mmrft.train.learn import (TrainBatch, advantage_options, batch_metrics, build_learner, estimate_advantages,
+                               per_completion, prepare_batch, update_weights)
 from mmrft.train.progress import Progress
 from mmrft.train.run_dir import prepare_run_dir, resume_checkpoint
 from mmrft.train.runtime import seed_everything, set_threads
 from mmrft.train.sampling import StepSamples, sample_step
 from mmrft.train.state import load_checkpoint, rng_state, save_checkpoint, save_model
 from mmrft.train.step_metrics import dump_rollouts
+from mmrft.train.update import policy_loss_options
 
 log = logging.getLogger("mmrft")
 
@@ -54,13 +55,10 @@ def check_algorithm(cfg: Config) -> None:
             registry[getattr(algo, key)]
         except KeyError as e:
             raise ConfigError(f"algorithm.{key}: {e.args[0]}") from None
-    knobs = {**algorithm_knobs(algo), **vars(cfg.critic)}
-    for fn, extra, key in ((ADVANTAGE_ESTIMATORS[algo.advantage], algo.advantage_options, "advantage_options"),
-                           (POLICY_LOSSES[algo.policy_loss], algo.policy_loss_options, "policy_loss_options")):
-        try:
-            options_for(fn, knobs, extra, f"algorithm.{key}")
-        except KeyError as e:
-            raise ConfigError(e.args[0]) from None
+    try:
+        advantage_options(cfg), policy_loss_options(algo)
+    except KeyError as e:
+        raise ConfigError(e.args[0]) from None
     if cfg.rollout.group_size < 2 and ADVANTAGE_ESTIMATORS.info(algo.advantage).get("needs_groups"):
         raise ConfigError(f"rollout.group_size={cfg.rollout.group_size}: the {algo.advantage} estimator compares the "
                           "completions of a prompt and needs at least 2 per prompt")

@@ -20,6 +20,13 @@ from mmrft.train.dist import SINGLE, DistContext, all_max, all_sum, sum_gradient
 from mmrft.train.forward import SequenceBatch, completion_logprobs
 
 
+def policy_loss_options(algo: AlgorithmConfig) -> dict:
+    """The keyword options `algorithm.policy_loss` is called with: the `algorithm.*` knobs its signature names
+    (clip_low, clip_high, dual_clip, ...), plus `algorithm.policy_loss_options` (KeyError for one it does not take)."""
+    return options_for(POLICY_LOSSES[algo.policy_loss], algorithm_knobs(algo), algo.policy_loss_options,
+                       "algorithm.policy_loss_options")
+
+
 def reference_context(model, ref_model):
     """The reference policy: a separate frozen copy, or for LoRA the base model with the adapter disabled."""
     if ref_model is not None:
@@ -146,8 +153,7 @@ def policy_update(
     not folded into the reward (`algo.kl_in_reward`). With several processes (`ctx`), the aggregation denominators
     are those of the whole minibatch over all ranks and gradients are summed over ranks before clipping.
     """
-    loss_fn = POLICY_LOSSES[algo.policy_loss]
-    loss_opts = options_for(loss_fn, algorithm_knobs(algo), algo.policy_loss_options, "algorithm.policy_loss_options")
+    loss_fn, loss_opts = POLICY_LOSSES[algo.policy_loss], policy_loss_options(algo)
     adv = advantages if advantages.dim() == 2 else advantages.unsqueeze(1).expand_as(mask)
     single_step = algo.ppo_epochs == 1 and algo.minibatches == 1
     sort = algo.length_sorted_micro_batches

@@ -130,3 +130,44 @@ def test_minibatch_schedule_parts():
     assert minibatch_schedule(1, 2, 2, g, exact=True) == [[0], [], [0], []]
     assert minibatch_schedule(0, 1, 3, g, exact=True) == [[], [], []]
     assert minibatch_schedule(0, 1, 1, exact=True) == [[]]
+
+
+def test_options_reach_registered_losses_and_estimators_by_their_signatures():
+    """No trainer code names a loss or an estimator: each gets the knobs its signature names plus the user's
+    options dict, and an option it does not take fails before any work (check_algorithm)."""
+    from mmrft.algorithms import POLICY_LOSSES, register_policy_loss
+    from mmrft.config import load_config
+    from mmrft.errors import ConfigError
+    from mmrft.train.learn import advantage_options
+    from mmrft.train.run import check_algorithm
+    from mmrft.train.update import policy_loss_options
+
+    @register_policy_loss("test_scaled_pg")
+    def scaled_pg(logp, old_logp, advantages, mask, *, clip_high=0.2, scale=1.0):
+        return -scale * advantages * logp * mask, {}
+
+    try:
+        cfg = load_config(None, ["algorithm.policy_loss=test_scaled_pg", "algorithm.clip_high=0.28",
+                                 "algorithm.policy_loss_options={scale: 3.0}"])
+        check_algorithm(cfg)
+        assert policy_loss_options(cfg.algorithm) == {"clip_high": 0.28, "scale": 3.0}
+        # the built-in ppo_clip gets dual_clip, gspo too (it takes it), grpo's eps only from advantage_options
+        ppo = load_config(None, ["algorithm.dual_clip=3.0"]).algorithm
+        assert policy_loss_options(ppo) == {"clip_low": 0.2, "clip_high": 0.2, "dual_clip": 3.0}
+        gspo = load_config(None, ["algorithm.name=gspo", "algorithm.dual_clip=3.0"]).algorithm
+        assert policy_loss_options(gspo)["dual_clip"] == 3.0
+        assert advantage_options(load_config(None, ["algorithm.advantage_options={eps: 0.5}"])) == {"eps": 0.5}
+        assert advantage_options(load_config(None, ["algorithm.name=ppo", "critic.lam=0.9"])) == {"gamma": 1.0,
+                                                                                                "lam": 0.9}
+        with pytest.raises(ConfigError, match="algorithm.policy_loss_options: scaled_pg has no option 'beta' "
+                                              r"\(accepted: clip_high, scale\)"):
+            check_algorithm(load_config(None, ["algorithm.policy_loss=test_scaled_pg",
+                                               "algorithm.policy_loss_options={beta: 1.0}"]))
+        with pytest.raises(ConfigError, match="algorithm.advantage_options: grpo has no option 'gamma'"):
+            check_algorithm(load_config(None, ["algorithm.advantage_options={gamma: 1.0}"]))
+        with pytest.raises(ConfigError, match="algorithm.loss_agg_mode: unknown loss aggregation mode 'mean'"):
+            check_algorithm(load_config(None, ["algorithm.loss_agg_mode=mean"]))
+        with pytest.raises(ConfigError, match="rollout.group_size=1: the rloo estimator compares"):
+            check_algorithm(load_config(None, ["algorithm.advantage=rloo", "rollout.group_size=1"]))
+    finally:
+        POLICY_LOSSES.unregister("test_scaled_pg")
