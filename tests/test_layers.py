@@ -12,6 +12,7 @@ FORBIDDEN = {
                    "config_layers", "presets", "demo"},
     "rewards": {"models", "rollout", "train", "eval", "track", "report", "cli", "demo"},
     "data": {"models", "rollout", "train", "eval", "track", "report", "cli", "demo"},
+    "tools": {"models", "rollout", "train", "eval", "track", "report", "cli", "demo", "config", "config_layers", "presets"},
     "models": {"rollout", "train", "eval", "track", "report", "cli", "demo"},
     "rollout": {"train", "eval", "track", "report", "cli", "demo"},
     "train": {"report", "cli", "demo"},

@@ -35,6 +35,51 @@ def build_messages(prompt: str, num_images: int, fmt: str = "r1", system: str | 
     return messages
 
 
+def tools_system_text(schemas: list[dict]) -> str:
+    """The tool list as Qwen2.5's chat template writes it into the system message (Hermes style): the schemas (from
+    `mmrft.tools.tool_schemas`) one JSON object a line in `<tools>` tags, then how to call one. For models whose
+    chat template does not render `tools=` (Qwen2-VL's and Qwen2.5-VL's among them); `mmrft.tools.parse_tool_calls`
+    reads the `<tool_call>` blocks it asks for."""
+    lines = "\n".join(json.dumps(s, ensure_ascii=False) for s in schemas)
+    return (
+        "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+        "You are provided with function signatures within <tools></tools> XML tags:\n"
+        f"<tools>\n{lines}\n</tools>\n\n"
+        "For each function call, return a json object with function name and arguments within "
+        "<tool_call></tool_call> XML tags:\n"
+        "<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call>"
+    )
+
+
+_PROBE_TOOL = "mmrft_probe_tool_7f3a"
+
+
+def template_renders_tools(processor_or_tokenizer: Any) -> bool:
+    """Whether `apply_chat_template(messages, tools=...)` puts the tools into the prompt (a probe tool's name
+    appears), or ignores them as the Qwen2-VL template does. A template that fails on `tools=` does not."""
+    probe = [{"type": "function", "function": {"name": _PROBE_TOOL, "description": "probe",
+                                               "parameters": {"type": "object", "properties": {}}}}]
+    messages = [{"role": "user", "content": [{"type": "text", "text": "hello"}]}]
+    try:
+        text = processor_or_tokenizer.apply_chat_template(messages, tools=probe, tokenize=False,
+                                                          add_generation_prompt=True)
+    except Exception:  # noqa: BLE001 - a template (or processor) without tools support
+        return False
+    if isinstance(text, list):
+        text = "".join(str(t) for t in text)
+    return _PROBE_TOOL in str(text)
+
+
+def with_system_text(messages: list[dict], text: str) -> list[dict]:
+    """`messages` with `text` added to the system message (one is created first when there is none)."""
+    if messages and messages[0]["role"] == "system":
+        first = messages[0]
+        old = " ".join(c.get("text", "") for c in first["content"] if c.get("type") == "text")
+        return [{"role": "system", "content": [{"type": "text", "text": f"{old}\n\n{text}" if old else text}]},
+                *messages[1:]]
+    return [{"role": "system", "content": [{"type": "text", "text": text}]}, *messages]
+
+
 def answer_to_text(answer: Any) -> str:
     """Gold answers as a model should write them: lists (boxes) as JSON, numbers and strings as-is."""
     if isinstance(answer, (list, tuple)):
