@@ -88,6 +88,21 @@ class RolloutConfig:
     share_prompt_forward: bool = _help(
         "training forward: each prompt once, its KV cache repeated for the G completions (same log-probs); false: "
         "the G full sequences (for measuring; activation checkpointing always uses the full sequences)", True)
+    tools: list[str] = _help(
+        "tools the policy may call in multi-turn trajectories: registered names (zoom_in, rotate, calculator) or "
+        "`my_pkg.tools:fn`; empty: single-turn rollouts", factory=list)
+    environment: Optional[str] = _help(
+        "a registered environment (or `my_pkg.envs:Class`) that answers each assistant turn, for stateful episodes; "
+        "None: the tools above, if any", None)
+    environment_options: dict[str, Any] = _help("keyword options of the environment", factory=dict)
+    max_turns: int = _help("multi-turn: assistant turns per trajectory", 4)
+    max_tool_calls: int = _help("multi-turn: tool calls per trajectory (one more ends it)", 8)
+    max_total_tokens: int = _help(
+        "multi-turn: response tokens per trajectory, tool turns included (rollout.max_new_tokens caps each turn)",
+        1024)
+    max_images: int = _help("multi-turn: images the tools may return per trajectory", 4)
+    tool_timeout_s: float = _help("time limit of one tool call in seconds (a time-out is an error the model reads)",
+                                  5.0)
     vllm_gpu_memory_utilization: float = _help(
         "engine=vllm: fraction of the GPU's memory vLLM may take for its weights, activations and KV cache; the rest "
         "is left to training (policy, gradients, optimizer state)", 0.3)

@@ -8,12 +8,15 @@ import torch
 
 from mmrft.data.clips import AudioClip, VideoClip
 from mmrft.data.media import load_image
-from mmrft.data.prompts import build_messages, target_text
+from mmrft.data.prompts import (build_messages, target_text, template_renders_tools, tools_system_text,
+                                 with_system_text)
 from mmrft.data.schema import Sample
 from mmrft.errors import DataError
 
 
 MEDIA_KINDS = ("image", "video", "audio")
+# Keys processors return per token besides input_ids and attention_mask (plain text tokens have 0 there).
+PER_TOKEN_KEYS = ("mm_token_type_ids", "token_type_ids")
 
 
 def infer_layout(inputs: dict[str, torch.Tensor], batch_size: int, counts: dict[str, list[int]]) -> dict[str, str]:
@@ -122,6 +125,27 @@ class PromptBatch:
         return PromptBatch([self.samples[i] for i in rows], inputs, [self.images_per_prompt[i] for i in rows],
                            [self.videos_per_prompt[i] for i in rows], [self.audios_per_prompt[i] for i in rows],
                            dict(self.layout))
+
+
+def media_with_responses(batch: PromptBatch, prompt_of_row: list[int],
+                         extra: list[dict[str, torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
+    """The media tensors of a batch whose row r is prompt `prompt_of_row[r]` of `batch` followed by a response whose
+    tool turns brought the media tensors `extra[r]` (processor outputs, in the order the images arrived): per key,
+    row by row, the prompt's rows of that tensor, then the response's. The order of the image placeholders in the
+    rows' token sequences, which is the order models match features to placeholders in."""
+    spans = batch.media_spans()
+    keys = list(spans) + [k for m in (extra or []) for k in m if k not in spans]
+    out: dict[str, torch.Tensor] = {}
+    for key in dict.fromkeys(keys):
+        parts = []
+        for r, p in enumerate(prompt_of_row):
+            if key in spans:
+                a, b = spans[key][p]
+                parts.append(batch.inputs[key][a:b])
+            if extra is not None and key in extra[r]:
+                parts.append(extra[r][key].to(batch.inputs[key].device if key in batch.inputs else "cpu"))
+        out[key] = torch.cat(parts)
+    return out
 
 
 def concat_prompt_batches(batches: list[PromptBatch], pad_id: int) -> PromptBatch:
@@ -243,11 +267,23 @@ def video_time_text(clip: VideoClip) -> str:
             f"{clip.fps:g} frames per second, starting at {clip.timestamps[0]:g} s.)")
 
 
+def render_prompt(processor, messages: list[dict], tools: list[dict] | None = None) -> str:
+    """`messages` through the chat template, ready for the generation turn; with `tools` (function-calling schemas)
+    the template renders them where it can (`template_renders_tools`), else they are described in the system
+    message (`tools_system_text`, the documented fallback)."""
+    if tools and template_renders_tools(processor):
+        return processor.apply_chat_template(messages, tools=tools, add_generation_prompt=True, tokenize=False)
+    if tools:
+        messages = with_system_text(messages, tools_system_text(tools))
+    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
 def chat_texts(processor, samples: list[Sample], videos: list[VideoClip], fmt: str = "r1", system: str | None = None,
-               options: MediaOptions | None = None) -> list[str]:
+               options: MediaOptions | None = None, tools: list[dict] | None = None) -> list[str]:
     """Each sample's prompt as the processor's chat template writes it (media as the template's placeholders, ready
     for the generation turn). `videos`: the samples' decoded clips in order (`load_media`), for the timing hints.
-    What `encode_prompts` gives the processor, and what the vLLM engine sends."""
+    `tools`: the function-calling schemas of a multi-turn run's tools. What `encode_prompts` gives the processor,
+    and what the vLLM engine sends."""
     options = options or MediaOptions()
     texts = []
     v = 0
@@ -258,16 +294,18 @@ def chat_texts(processor, samples: list[Sample], videos: list[VideoClip], fmt: s
         v += len(s.videos)
         msgs = build_messages(s.prompt, len(s.images), fmt=fmt, system=system, num_videos=len(s.videos),
                               num_audios=len(s.audios), hints=hints)
-        texts.append(processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False))
+        texts.append(render_prompt(processor, msgs, tools))
     return texts
 
 
 def encode_prompts(processor, samples: list[Sample], fmt: str = "r1", system: str | None = None,
-                   media: MediaOptions | None = None, layout: dict[str, str] | None = None) -> PromptBatch:
-    """Chat-template, decode media and run the processor on a batch of samples (left padded)."""
+                   media: MediaOptions | None = None, layout: dict[str, str] | None = None,
+                   tools: list[dict] | None = None) -> PromptBatch:
+    """Chat-template, decode media and run the processor on a batch of samples (left padded); `tools`: the
+    function-calling schemas the prompt offers (multi-turn runs)."""
     options = media or MediaOptions()
     images, videos, audios = load_media(processor, samples, options)
-    texts = chat_texts(processor, samples, videos, fmt, system, options)
+    texts = chat_texts(processor, samples, videos, fmt, system, options, tools)
     inputs = processor(text=texts, padding=True, return_tensors="pt", **processor_media_kwargs(images, videos, audios))
     inputs = {k: val for k, val in dict(inputs).items() if isinstance(val, torch.Tensor)}
     return PromptBatch(samples=samples, inputs=inputs, images_per_prompt=[len(s.images) for s in samples],

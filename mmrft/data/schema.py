@@ -11,6 +11,7 @@
 | `task`     | non-empty str                          | no       | `"default"` |
 | `reward`   | str, or dict name -> weight            | no       | `None`      |
 | `metadata` | dict                                   | no       | `{}`        |
+| `trajectory` | list of turns after the prompt (below) | no     | `[]`        |
 
 Unknown top-level fields are kept in `metadata` (an explicit `metadata` key wins on a clash).
 Image paths are resolved against the data file's directory; embedded images (the layout of the
@@ -21,6 +22,17 @@ A video ref is a video file path (mp4, webm, mkv, mov, avi; decoded with PyAV), 
 is the frame rate of a frame directory/list (default 1 frame per second). Audio refs are paths to anything
 `soundfile` reads (wav, flac, ogg, ...) or embedded `{"bytes", "path"}` dicts (the HF `datasets.Audio` layout).
 The prompt refers to the media in order: images first, then videos, then audio clips.
+
+`trajectory` is a supervised multi-turn answer for SFT cold start of tool use: the turns after the prompt, each
+`{"role": "assistant", "content": str}` or `{"role": "tool", "content": str, "images": [image refs]}`, starting and
+ending with an assistant turn and alternating (an assistant turn that calls a tool is answered by a tool turn).
+SFT learns the assistant turns and reads the tool turns (their images are resolved like `images`), e.g.
+
+    "trajectory": [
+      {"role": "assistant", "content": "<think>too small to read</think><tool_call>{\"name\": \"zoom_in\", \"arguments\": {\"bbox_2d\": [0, 0, 500, 500]}}</tool_call>"},
+      {"role": "tool", "content": "Zoomed in on image 0; this is image 1.", "images": ["crops/q-1.png"]},
+      {"role": "assistant", "content": "<think>the digit is 7</think><answer>7</answer>"}
+    ]
 """
 
 from __future__ import annotations
@@ -38,7 +50,8 @@ VideoRef = Union[str, dict]
 AudioRef = Union[str, dict]
 Answer = Union[str, int, float, list]
 
-FIELDS = ("id", "prompt", "images", "videos", "audios", "answer", "task", "reward", "metadata")
+FIELDS = ("id", "prompt", "images", "videos", "audios", "answer", "task", "reward", "metadata", "trajectory")
+TURN_ROLES = ("assistant", "tool")
 REQUIRED = ("id", "prompt", "answer")
 
 
@@ -65,6 +78,7 @@ class Sample:
     task: str = "default"
     reward: str | dict[str, float] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    trajectory: list[dict[str, Any]] = field(default_factory=list)  # supervised turns after the prompt (SFT)
     source: str = field(default="", compare=False)  # "file:line" / "file:row N", for messages
 
     @classmethod
@@ -133,9 +147,10 @@ class Sample:
             raise bad("metadata", "a dict", metadata)
         extras = {k: v for k, v in row.items() if k not in FIELDS}
         metadata = {**extras, **metadata}
+        trajectory = _parse_trajectory(row.get("trajectory"), Path(base_dir), where)
 
         return cls(id=sid, prompt=prompt, answer=answer, images=images, videos=videos, audios=audios, task=task,
-                   reward=reward, metadata=metadata, source=where)
+                   reward=reward, metadata=metadata, trajectory=trajectory, source=where)
 
     def reward_view(self) -> dict[str, Any]:
         """The plain dict reward functions receive (copies: rewards cannot mutate the sample)."""
@@ -175,6 +190,9 @@ class Sample:
             row["videos"] = [rel(ref) for ref in self.videos]
         if self.audios:
             row["audios"] = [rel(ref) for ref in self.audios]
+        if self.trajectory:
+            row["trajectory"] = [{**t, "images": [rel(ref) for ref in t["images"]]} if "images" in t else dict(t)
+                                 for t in self.trajectory]
         return row
 
 
@@ -246,3 +264,39 @@ def _parse_videos(value: Any, base_dir: Path, where: str) -> list[VideoRef]:
                             f"image paths), got keys {sorted(item)}")
         out.append(ref)
     return out
+
+
+def _parse_trajectory(value: Any, base_dir: Path, where: str) -> list[dict[str, Any]]:
+    """Supervised turns after the prompt: alternating assistant / tool turns, first and last an assistant turn."""
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)):
+        raise DataError(f"{where}: field 'trajectory': expected a list of turns, got {_type_name(value)}")
+    turns: list[dict[str, Any]] = []
+    for i, turn in enumerate(value):
+        prefix = f"{where}: field 'trajectory': turn {i}"
+        if not isinstance(turn, dict):
+            raise DataError(f"{prefix}: expected an object with 'role' and 'content', got {_type_name(turn)}")
+        role, content = turn.get("role"), turn.get("content")
+        if role not in TURN_ROLES:
+            raise DataError(f"{prefix}: key 'role': expected one of {', '.join(TURN_ROLES)}, got {role!r}")
+        expected = TURN_ROLES[i % 2]
+        if role != expected:
+            raise DataError(f"{prefix}: expected {'an' if expected == 'assistant' else 'a'} {expected} turn (turns alternate, starting with an assistant "
+                            f"turn), got {role!r}")
+        if not isinstance(content, str) or (role == "assistant" and not content.strip()):
+            raise DataError(f"{prefix}: key 'content': expected a non-empty string, got "
+                            f"{repr(content) if isinstance(content, str) else _type_name(content)}")
+        unknown = sorted(set(turn) - {"role", "content", "images"})
+        if unknown:
+            raise DataError(f"{prefix}: unknown keys {unknown} (expected role, content, images)")
+        parsed: dict[str, Any] = {"role": role, "content": content}
+        if turn.get("images") is not None:
+            if role != "tool":
+                raise DataError(f"{prefix}: key 'images': only tool turns return images")
+            parsed["images"] = _parse_images(turn["images"], base_dir, prefix, name="images")
+        turns.append(parsed)
+    if turns and turns[-1]["role"] != "assistant":
+        raise DataError(f"{where}: field 'trajectory': the last turn must be an assistant turn (the answer), got a "
+                        f"{turns[-1]['role']} turn")
+    return turns

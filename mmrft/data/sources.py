@@ -104,7 +104,11 @@ def _check_time_media(sample: Sample, max_video_seconds: float | None, max_audio
 
 
 def _check_images(sample: Sample, cache: dict[str, DataError | None]) -> None:
-    for i, ref in enumerate(sample.images):
+    """Every image of the sample opens: its `images`, and those of its supervised trajectory's tool turns."""
+    refs = [("field 'images': item", i, ref) for i, ref in enumerate(sample.images)]
+    refs += [(f"field 'trajectory': turn {t} images: item", i, ref) for t, turn in enumerate(sample.trajectory)
+             for i, ref in enumerate(turn.get("images", []))]
+    for where, i, ref in refs:
         key = ref if isinstance(ref, str) else None
         if key is not None and key in cache:
             error = cache[key]
@@ -117,7 +121,7 @@ def _check_images(sample: Sample, cache: dict[str, DataError | None]) -> None:
             if key is not None:
                 cache[key] = error
         if error is not None:
-            raise DataError(f"{sample.source}: field 'images': item {i}: {error}")
+            raise DataError(f"{sample.source}: {where} {i}: {error}")
 
 
 def _iter_rows(path: Path) -> Iterator[_Row]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from mmrft.data.collate import MediaOptions, encode_prompts
 from mmrft.models.families import family_of
 from mmrft.data.schema import Sample
-from mmrft.rollout.engine import SamplingParams
+from mmrft.rollout.engine import SamplingParams, trajectory_summaries
 from mmrft.rollout.hf import HFRolloutEngine
 from mmrft.rewards.scoring import Scorer
 
@@ -49,16 +49,22 @@ def evaluate(
     max_new_tokens: int = 32,
     progress=None,
     media: MediaOptions | None = None,
+    engine=None,
+    tools: list[dict] | None = None,
 ) -> EvalResult:
-    engine = HFRolloutEngine(model, processor)
+    """Greedy accuracy and mean reward of `model` on `samples`, per task. `engine`: the rollout engine to answer
+    with (default: `generate` with the model; a multi-turn run passes its `MultiTurnEngine`, and `tools`, the
+    schemas its prompts offer)."""
+    engine = engine or HFRolloutEngine(model, processor)
     params = SamplingParams(n=1, max_new_tokens=max_new_tokens, temperature=0.0)
     sums: dict[str, dict[str, float]] = defaultdict(lambda: {"accuracy": 0.0, "reward": 0.0, "n": 0})
     records = []
     device = next(model.parameters()).device
     for start in range(0, len(samples), batch_size):
         chunk = samples[start : start + batch_size]
-        rollout = engine.generate(encode_prompts(processor, chunk, fmt, system, media, family_of(model).layout or None).to(device), params)
-        scores = scorer.score(rollout.texts, chunk)
+        prompts = encode_prompts(processor, chunk, fmt, system, media, family_of(model).layout or None, tools)
+        rollout = engine.generate(prompts.to(device), params)
+        scores = scorer.score(rollout.texts, chunk, trajectory_summaries(rollout))
         for i, s in enumerate(chunk):
             agg = sums[s.task]
             agg["accuracy"] += float(scores.correct[i])

@@ -83,8 +83,10 @@ class Scorer:
                                                    imports=self.imports)
         return self._runners[key]
 
-    def score(self, texts: list[str], samples: list[Sample]) -> Scores:
-        """`samples[i]` is the sample completion `texts[i]` answers (repeat samples for groups)."""
+    def score(self, texts: list[str], samples: list[Sample], trajectories: list[dict | None] | None = None) -> Scores:
+        """`samples[i]` is the sample completion `texts[i]` answers (repeat samples for groups). `trajectories[i]`:
+        the record of a multi-turn row (its turns, tool calls, how it ended), given to the rewards as
+        `sample["trajectory"]` (trajectory-aware rewards read it; graders read the final answer, `texts[i]`)."""
         n = len(texts)
         totals = torch.zeros(n)
         correct = torch.zeros(n)
@@ -94,7 +96,11 @@ class Scorer:
         for i, s in enumerate(samples):
             by_spec.setdefault(tuple(sorted(self.spec_for(s).items())), []).append(i)
         for key, idx in by_spec.items():
-            batch = self._runner(dict(key)).score([texts[i] for i in idx], [samples[i].reward_view() for i in idx])
+            views = [samples[i].reward_view() for i in idx]
+            if trajectories is not None:
+                views = [dict(v, trajectory=trajectories[i]) if trajectories[i] is not None else v
+                         for v, i in zip(views, idx)]
+            batch = self._runner(dict(key)).score([texts[i] for i in idx], views)
             timeouts += batch.timeouts
             errors.extend(batch.errors)
             for j, i in enumerate(idx):

@@ -35,9 +35,20 @@ def group_rows(groups: list[int], n: int) -> list[int]:
 class Rollout:
     """Completions of B prompts, n each, in prompt-major order (row i belongs to prompt i // n).
 
-    completion_ids  LongTensor[B*n, T]   right padded with the pad id after the end-of-turn token
-    completion_mask FloatTensor[B*n, T]  1 on generated tokens up to and including the end-of-turn token
-    truncated       BoolTensor[B*n]      True when the completion hit max_new_tokens without ending
+    completion_ids  LongTensor[B*n, T]   right padded with the pad id after the last token
+    completion_mask FloatTensor[B*n, T]  1 on every token of the response: generated tokens up to and including the
+                                         end-of-turn token and, in multi-turn trajectories, the tool turns between
+    truncated       BoolTensor[B*n]      True when the response hit a token limit without ending
+    texts           the final answer of each row (the last assistant turn), what rewards grade
+
+    Multi-turn trajectories (`mmrft.rollout.multiturn`) also carry:
+    loss_mask       FloatTensor[B*n, T]  1 on the tokens the policy generated (tool / environment tokens 0); None:
+                                         the completion mask (single turn)
+    media           per row, the processor's media tensors of the images that arrived in tool turns ({} for none)
+    token_keys      per-token processor keys of the responses ([B*n, T], e.g. mm_token_type_ids; 0 on generated
+                                         tokens)
+    trajectories    per row, the record of its turns and calls (`mmrft.rollout.multiturn.Trajectory`)
+    logprobs        FloatTensor[B*n, T]  the sampler's log-probs of the generated tokens (0 elsewhere), when kept
     """
 
     prompts: PromptBatch
@@ -46,6 +57,11 @@ class Rollout:
     completion_mask: torch.Tensor
     truncated: torch.Tensor
     texts: list[str]
+    loss_mask: torch.Tensor | None = None
+    media: list[dict[str, torch.Tensor]] | None = None
+    token_keys: dict[str, torch.Tensor] | None = None
+    trajectories: list | None = None
+    logprobs: torch.Tensor | None = None
 
     @property
     def group_ids(self) -> torch.Tensor:
@@ -55,14 +71,34 @@ class Rollout:
     def lengths(self) -> torch.Tensor:
         return self.completion_mask.sum(dim=1).long()
 
+    @property
+    def policy_mask(self) -> torch.Tensor:
+        """The tokens the policy generated (what the loss trains on)."""
+        return self.completion_mask if self.loss_mask is None else self.loss_mask
+
     def select_groups(self, groups: list[int]) -> "Rollout":
         rows = group_rows(groups, self.n)
+
+        def pick(x):
+            return None if x is None else x[rows]
+
         return Rollout(self.prompts.select(groups), self.n, self.completion_ids[rows], self.completion_mask[rows],
-                       self.truncated[rows], [self.texts[i] for i in rows])
+                       self.truncated[rows], [self.texts[i] for i in rows], pick(self.loss_mask),
+                       None if self.media is None else [self.media[i] for i in rows],
+                       None if self.token_keys is None else {k: v[rows] for k, v in self.token_keys.items()},
+                       None if self.trajectories is None else [self.trajectories[i] for i in rows],
+                       pick(self.logprobs))
+
+
+def trajectory_summaries(rollout: Rollout) -> list[dict | None] | None:
+    """Each row's trajectory record for the rewards (`Trajectory.summary()`), or None for single-turn rollouts."""
+    if rollout.trajectories is None:
+        return None
+    return [t.summary() if t is not None else None for t in rollout.trajectories]
 
 
 def concat_rollouts(parts: list[Rollout], pad_id: int) -> Rollout:
-    """Rollouts of different prompt batches as one (completions right-padded to the longest)."""
+    """Rollouts of different prompt batches as one (responses right-padded to the longest)."""
     if len(parts) == 1:
         return parts[0]
     t = max(p.completion_ids.shape[1] for p in parts)
@@ -70,11 +106,20 @@ def concat_rollouts(parts: list[Rollout], pad_id: int) -> Rollout:
     def pad(x: torch.Tensor, fill) -> torch.Tensor:
         return torch.cat([x, x.new_full((x.shape[0], t - x.shape[1]), fill)], dim=1)
 
+    multi = any(p.media is not None for p in parts)
+    keys = sorted({k for p in parts for k in (p.token_keys or {})})
     return Rollout(
         concat_prompt_batches([p.prompts for p in parts], pad_id), parts[0].n,
         torch.cat([pad(p.completion_ids, pad_id) for p in parts]),
         torch.cat([pad(p.completion_mask, 0) for p in parts]),
         torch.cat([p.truncated for p in parts]), [x for p in parts for x in p.texts],
+        loss_mask=None if all(p.loss_mask is None for p in parts) else torch.cat([pad(p.policy_mask, 0) for p in parts]),
+        media=[m for p in parts for m in (p.media or [{}] * len(p.texts))] if multi else None,
+        token_keys={k: torch.cat([pad(p.token_keys[k] if p.token_keys and k in p.token_keys
+                                      else torch.zeros_like(p.completion_ids), 0) for p in parts])
+                    for k in keys} or None,
+        trajectories=[x for p in parts for x in (p.trajectories or [None] * len(p.texts))] if multi else None,
+        logprobs=None if any(p.logprobs is None for p in parts) else torch.cat([pad(p.logprobs, 0.0) for p in parts]),
     )
 
 

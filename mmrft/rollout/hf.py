@@ -11,11 +11,16 @@ from mmrft.rollout.engine import ROLLOUT_ENGINES, Rollout, SamplingParams, compl
 
 
 class HFRolloutEngine:
-    """Samples with the policy itself, so there are no weights to sync after an update."""
+    """Samples with the policy itself, so there are no weights to sync after an update.
 
-    def __init__(self, model, processor, share_prefill: bool = True):
+    `keep_logprobs`: also return the sampler's log-probs of the sampled tokens (`Rollout.logprobs`), from
+    `generate`'s processed scores (temperature, top-k/p and suppression applied). It holds every step's scores
+    ([rows, vocabulary] each) until the end of the call: for tests and small models."""
+
+    def __init__(self, model, processor, share_prefill: bool = True, keep_logprobs: bool = False):
         self.model = model
         self.share_prefill = share_prefill
+        self.keep_logprobs = keep_logprobs
         self.processor = processor
         tok = processor.tokenizer
         self.pad_id = tok.pad_token_id
@@ -36,6 +41,8 @@ class HFRolloutEngine:
         # (`mmrft.train.fsdp.gathered`), so no rank needs the others while it samples
         common = dict(max_new_tokens=params.max_new_tokens, suppress_tokens=self.suppress or None,
                       eos_token_id=self.eos_ids, pad_token_id=self.pad_id, synced_gpus=False, **sampling)
+        if self.keep_logprobs:
+            common.update(output_scores=True, return_dict_in_generate=True)
         try:
             if params.n > 1 and self.share_prefill:
                 out = self._generate_shared_prefill(prompts, params.n, common)
@@ -43,13 +50,18 @@ class HFRolloutEngine:
                 out = self.model.generate(**prompts.inputs, num_return_sequences=params.n, **common)
         finally:
             self.model.train(was_training)
-        ids = out[:, prompts.prompt_len :]
+        sequences = out.sequences if self.keep_logprobs else out
+        ids = sequences[:, prompts.prompt_len :]
         if ids.shape[1] == 0:  # nothing generated (max_new_tokens=0)
-            ids = out.new_full((out.shape[0], 1), self.pad_id)
+            ids = sequences.new_full((sequences.shape[0], 1), self.pad_id)
         mask, truncated = completion_mask_from_ids(ids, self.eos_ids)
         ids = torch.where(mask.bool(), ids, torch.full_like(ids, self.pad_id))
         texts = self.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
-        return Rollout(prompts, params.n, ids, mask, truncated, texts)
+        logprobs = None
+        if self.keep_logprobs and out.scores:
+            scores = torch.stack(out.scores, 1).float().log_softmax(-1)  # [rows, steps, V]
+            logprobs = scores.gather(-1, ids[:, : scores.shape[1], None]).squeeze(-1) * mask[:, : scores.shape[1]]
+        return Rollout(prompts, params.n, ids, mask, truncated, texts, logprobs=logprobs)
 
     def _generate_shared_prefill(self, prompts: PromptBatch, n: int, common: dict) -> torch.Tensor:
         """Prefill each prompt (and encode its media) once, repeat the KV cache n times, and let `generate`

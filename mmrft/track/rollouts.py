@@ -8,6 +8,11 @@
      "components": {"count": 1.0}, "correct": true, "truncated": false, "length": 17,
      "kept": true, "advantage": 0.83}
 
+A multi-turn trajectory adds ``"turns"``: ``[{"role": "assistant", "text": …}, {"role": "tool", "text": …,
+"images": [path, …]}, …]`` (the images the tools returned, written as PNG to `RUN/rollouts/images/`),
+``"calls"`` (name, arguments, error of each tool call) and ``"end"`` (why the trajectory ended); ``completion`` is
+then its final answer.
+
 `group` numbers the prompts of the step (all drawn groups, including those a filter dropped: `kept` false,
 `advantage` null); `index` is the completion's place in its group. Images are referenced, not copied: paths as the
 data gives them; an image embedded in the data (bytes) is written once to `RUN/rollouts/images/`. `advantage` is the
@@ -50,6 +55,28 @@ def _image_refs(sample: Sample, image_dir: Path) -> list[Optional[str]]:
     return out
 
 
+def _png(image, image_dir: Path) -> str:
+    """A returned image written once (by content) as PNG under `image_dir`; its path."""
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    data = buf.getvalue()
+    path = image_dir / f"{hashlib.sha1(data).hexdigest()[:16]}.png"
+    if not path.exists():
+        image_dir.mkdir(parents=True, exist_ok=True)
+        atomic.write_bytes(path, data)
+    return str(path)
+
+
+def trajectory_fields(trajectory, image_dir: Path) -> dict:
+    """The dump's view of a multi-turn trajectory (`mmrft.rollout.multiturn.Trajectory`)."""
+    turns = [{"role": t["role"], "text": t.get("text", ""), **({"images": [_png(im, image_dir) for im in t["images"]]}
+                                                               if t.get("images") else {})}
+             for t in trajectory.turns]
+    return {"turns": turns, "calls": trajectory.calls, "end": trajectory.end}
+
+
 def _clean(x: float) -> Optional[float]:
     return float(x) if math.isfinite(float(x)) else None
 
@@ -64,6 +91,7 @@ def rollout_rows(
     lengths: torch.Tensor,
     advantages: dict[str, list[float]],
     image_dir: Path,
+    trajectories: Optional[list] = None,
 ) -> list[dict]:
     """One dict per completion of the `samples` groups (prompt-major, `n` each); `advantages` maps the sample id of
     each trained group to its completions' advantages."""
@@ -79,6 +107,7 @@ def rollout_rows(
                 "components": {k: _clean(v[i]) for k, v in scores.components.items() if math.isfinite(v[i])},
                 "correct": bool(scores.correct[i] > 0), "truncated": bool(truncated[i]), "length": int(lengths[i]),
                 "kept": adv is not None, "advantage": None if adv is None else _clean(adv[j]),
+                **(trajectory_fields(trajectories[i], image_dir) if trajectories and trajectories[i] else {}),
             })
     return rows
 

@@ -18,17 +18,20 @@ from dataclasses import dataclass
 import torch
 
 from mmrft.algorithms import entropy_from_logits
-from mmrft.data.collate import PromptBatch
+from mmrft.data.collate import PER_TOKEN_KEYS, PromptBatch, media_with_responses
 from mmrft.rollout.engine import group_rows
 from mmrft.models.positions import continue_positions, prompt_positions, reusing_cache, supports_cache_reuse
 
-# Keys the processor returns per token; they are extended over the completion with zeros (plain text tokens).
-PER_TOKEN_KEYS = ("mm_token_type_ids", "token_type_ids")
 
 
 @dataclass
 class SequenceBatch:
-    """B prompts and their completions in prompt-major order (row i belongs to prompt i // n)."""
+    """B prompts and their completions in prompt-major order (row i belongs to prompt i // n).
+
+    A completion may be a multi-turn trajectory: then `completion_mask` covers every response token (the model's and
+    the tool turns'), `response_media[i]` holds the media tensors of the images its tool turns returned and
+    `response_keys` the per-token processor keys of the responses (e.g. `mm_token_type_ids`). Such a batch is scored
+    on the expanded sequences, with every image and the model's own positions over the whole sequence."""
 
     prompts: PromptBatch
     completion_ids: torch.Tensor  # [B*n, T]
@@ -38,6 +41,8 @@ class SequenceBatch:
     # the log-probs are those of the distribution the completions were actually drawn from
     suppressed_ids: tuple[int, ...] = ()
     share_prompt: bool = True  # False: always score the expanded sequences (see rollout.share_prompt_forward)
+    response_media: list[dict[str, torch.Tensor]] | None = None
+    response_keys: dict[str, torch.Tensor] | None = None
 
     @property
     def size(self) -> int:
@@ -52,10 +57,22 @@ class SequenceBatch:
         """Completion columns (T)."""
         return int(self.completion_ids.shape[1])
 
+    @property
+    def multi_turn(self) -> bool:
+        """Whether the responses hold tool turns with media or processor token keys (scored expanded)."""
+        return bool(self.response_keys) or any(self.response_media or ())
+
     def group_lengths(self) -> list[int]:
         """Each group's longest completion, in tokens (the width its micro-batch needs)."""
         per_row = self.completion_mask.sum(dim=1).view(self.num_groups, self.n)
         return [int(x) for x in per_row.max(dim=1).values]
+
+    def _replace(self, prompts: PromptBatch, rows, ids: torch.Tensor, mask: torch.Tensor) -> "SequenceBatch":
+        t = ids.shape[1]
+        media = None if self.response_media is None else [self.response_media[i] for i in rows]
+        keys = None if self.response_keys is None else {k: v[rows][:, :t] if rows is not None else v[:, :t]
+                                                         for k, v in self.response_keys.items()}
+        return SequenceBatch(prompts, ids, mask, self.n, self.suppressed_ids, self.share_prompt, media, keys)
 
     def select_groups(self, groups: list[int], trim: bool = False) -> "SequenceBatch":
         """Groups `groups` in that order. `trim`: drop the trailing completion columns that are padding in every
@@ -65,7 +82,7 @@ class SequenceBatch:
         if trim and len(rows):
             t = max(int(mask.sum(dim=1).max()), 1)
             ids, mask = ids[:, :t], mask[:, :t]
-        return SequenceBatch(self.prompts.select(groups), ids, mask, self.n, self.suppressed_ids, self.share_prompt)
+        return self._replace(self.prompts.select(groups), rows, ids, mask)
 
     def widened(self, width: int) -> "SequenceBatch":
         """The same batch with masked padding columns up to `width` completion columns."""
@@ -74,10 +91,16 @@ class SequenceBatch:
             return self
         ids = torch.cat([self.completion_ids, self.completion_ids.new_zeros(self.size, extra)], dim=1)
         mask = torch.cat([self.completion_mask, self.completion_mask.new_zeros(self.size, extra)], dim=1)
-        return SequenceBatch(self.prompts, ids, mask, self.n, self.suppressed_ids, self.share_prompt)
+        out = SequenceBatch(self.prompts, ids, mask, self.n, self.suppressed_ids, self.share_prompt,
+                            self.response_media, self.response_keys)
+        if self.response_keys:
+            out.response_keys = {k: torch.cat([v, v.new_zeros(self.size, extra)], dim=1)
+                                 for k, v in self.response_keys.items()}
+        return out
 
     def expanded_inputs(self) -> dict[str, torch.Tensor]:
-        """Model inputs of the B*n full sequences (prompt repeated n times, then the completion)."""
+        """Model inputs of the B*n full sequences (prompt repeated n times, then the response; a response's tool-turn
+        media after its prompt's)."""
         rep = self.prompts.select(list(range(self.num_groups)), repeat=self.n).inputs
         ids, mask = self.completion_ids, self.completion_mask
         out = dict(rep)
@@ -85,15 +108,22 @@ class SequenceBatch:
         out["attention_mask"] = torch.cat([rep["attention_mask"], mask.to(rep["attention_mask"].dtype)], dim=1)
         for key in PER_TOKEN_KEYS:
             if key in rep:
-                out[key] = torch.cat([rep[key], torch.zeros_like(ids, dtype=rep[key].dtype)], dim=1)
+                tail = (self.response_keys or {}).get(key)
+                tail = torch.zeros_like(ids) if tail is None else tail[:, : ids.shape[1]]
+                out[key] = torch.cat([rep[key], tail.to(device=ids.device, dtype=rep[key].dtype)], dim=1)
+        if any(self.response_media or ()):
+            rows = [i // self.n for i in range(self.size)]
+            out.update(media_with_responses(self.prompts, rows, self.response_media))
         return out
 
 
 def build_sequences(
     prompts: PromptBatch, completion_ids: torch.Tensor, completion_mask: torch.Tensor, n: int,
     suppressed_ids: list[int] | tuple[int, ...] = (), share_prompt: bool = True,
+    response_media: list[dict[str, torch.Tensor]] | None = None, response_keys: dict[str, torch.Tensor] | None = None,
 ) -> SequenceBatch:
-    return SequenceBatch(prompts, completion_ids, completion_mask, n, tuple(suppressed_ids), share_prompt)
+    return SequenceBatch(prompts, completion_ids, completion_mask, n, tuple(suppressed_ids), share_prompt,
+                         response_media, response_keys)
 
 
 def _finish(logits: torch.Tensor, targets: torch.Tensor, batch: SequenceBatch, temperature: float, with_entropy: bool):
@@ -105,6 +135,11 @@ def _finish(logits: torch.Tensor, targets: torch.Tensor, batch: SequenceBatch, t
         logits = logits.index_fill(-1, ids, float("-inf"))
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    if batch.suppressed_ids:
+        # a suppressed token is never sampled, so it can only be context the policy did not write (an image
+        # placeholder in a tool turn): log-prob 0 there instead of -inf, which no mask should have to contain
+        ids = torch.tensor(batch.suppressed_ids, device=targets.device)
+        logp = torch.where(torch.isin(targets, ids), torch.zeros_like(logp), logp)
     entropy = entropy_from_logits(logits) if with_entropy else None
     return logp, entropy
 
@@ -137,7 +172,7 @@ def _logits(model, batch: SequenceBatch, shared_prompt: bool | None) -> torch.Te
     """Per-position outputs predicting each completion token; `shared_prompt=None` picks the shared-prompt path when
     it applies (the batch allows it, a group has several completions, the model keeps its KV cache)."""
     if shared_prompt is None:
-        shared_prompt = batch.share_prompt and batch.n > 1 and supports_cache_reuse(model)
+        shared_prompt = batch.share_prompt and batch.n > 1 and supports_cache_reuse(model) and not batch.multi_turn
     if not shared_prompt:
         return _logits_expanded(model, batch)
     if batch.width == 1:  # the continuation pass needs one input token: score one more (masked) column and drop it,

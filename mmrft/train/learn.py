@@ -41,6 +41,11 @@ def advantage_options(cfg: Config) -> dict[str, Any]:
                        algo.advantage_options, "algorithm.advantage_options")
 
 
+def is_multi_turn(cfg: Config) -> bool:
+    """Whether the run's rollouts are multi-turn trajectories (tools or an environment are configured)."""
+    return bool(cfg.rollout.tools or cfg.rollout.environment)
+
+
 def needs_critic(advantage: str) -> bool:
     """Whether the estimator named `advantage` is a value-model one (GAE): the run then trains a critic."""
     return bool(ADVANTAGE_ESTIMATORS.info(advantage).get("needs_critic"))
@@ -132,13 +137,17 @@ def prepare_batch(cfg: Config, learner: Learner, samples: StepSamples, suppress:
     algo, ro = cfg.algorithm, cfg.rollout
     idle = samples.train is None
     rollout = samples.drawn.select_groups([0]) if idle else samples.train
-    mask = rollout.completion_mask.clone()
+    mask = rollout.policy_mask.clone()  # the policy's own tokens (tool turns of a trajectory carry no loss)
     if algo.mask_truncated:  # DAPO overlong filtering: truncated completions carry no gradient
         mask = mask * overlong_filter_mask(rollout.truncated).unsqueeze(1)
     if idle:
         mask.zero_()
+    # multi-turn trajectories are scored on the expanded sequences (every image, the model's own positions), for the
+    # whole run, so that every rank makes the same forward passes under FSDP
+    share = ro.share_prompt_forward and not is_multi_turn(cfg)
     seqs = build_sequences(rollout.prompts.to(device), rollout.completion_ids, rollout.completion_mask,
-                           ro.group_size, suppress, share_prompt=ro.share_prompt_forward)
+                           ro.group_size, suppress, share_prompt=share, response_media=rollout.media,
+                           response_keys=rollout.token_keys)
     rewards = torch.zeros(mask.shape[0]) if idle else samples.train_rewards
     batch = TrainBatch(seqs, mask.to(device), rewards.to(device), rollout.group_ids.to(device), rollout.truncated,
                        idle)

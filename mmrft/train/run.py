@@ -26,6 +26,8 @@ from mmrft.models.families import family_of
 from mmrft.models.load import load_policy, resolve_device
 from mmrft.rewards.scoring import Scorer
 from mmrft.rollout.engine import ROLLOUT_ENGINES, SamplingParams, check_rollout_engine
+from mmrft.rollout.hf import HFRolloutEngine
+from mmrft.rollout.multiturn import check_multi_turn, multi_turn, prompt_tools
 from mmrft.track.metrics import Tracker, read_metrics, restore_metrics
 from mmrft.train.data import PromptSampler, fit_to_model, load_data
 from mmrft.train.dist import all_gather_list, any_rank, barrier, destroy, init_distributed, reduce_metrics, shard
@@ -91,6 +93,7 @@ class RLRun:
         check_algorithm(cfg)
         check_benchmarks(cfg)
         check_rollout_engine(ro)
+        check_multi_turn(cfg)
         train, held_out = load_data(cfg)
         if ctx.fsdp:
             check_fsdp_data(train, f"data.train ({cfg.data.train})")
@@ -114,9 +117,13 @@ class RLRun:
             if ctx.is_main:
                 restore_metrics(self.run_dir, ckpt, state["step"])
             log.info("resuming %s from %s (step %d)", self.run_dir, ckpt.name, state["step"])
-        # one engine per rank; one that holds its own copy of the weights (vLLM) is synced after every update
-        self.engine = ROLLOUT_ENGINES[ro.engine](cfg, self.model, self.processor, rank=ctx.rank, gather=gathered)
+        # one engine per rank; one that holds its own copy of the weights (vLLM) is synced after every update; with
+        # tools or an environment, every row is a multi-turn trajectory (`mmrft.rollout.multiturn`)
+        engine = ROLLOUT_ENGINES[ro.engine](cfg, self.model, self.processor, rank=ctx.rank, gather=gathered)
+        self.engine = multi_turn(cfg, engine, self.model, self.processor)
         self.engine_own_weights = bool(ROLLOUT_ENGINES.info(ro.engine).get("own_weights"))
+        self.tools = prompt_tools(cfg)  # the function-calling schemas the prompts offer (multi-turn runs)
+        self.eval_engine = multi_turn(cfg, HFRolloutEngine(self.model, self.processor), self.model, self.processor)
         self.scorer = Scorer.from_config(cfg)
         tk = cfg.tracking
         self.tracker = _NoTracker() if not ctx.is_main else Tracker(
@@ -208,7 +215,7 @@ class RLRun:
     def _encode(self, chunk: list):
         d = self.cfg.data
         return encode_prompts(self.processor, chunk, d.prompt_format, d.system_prompt, media_options(d),
-                              family_of(self.model).layout or None).to(self.device)
+                              family_of(self.model).layout or None, self.tools).to(self.device)
 
     # -- evaluation, checkpoints, the end ----------------------------------------------------------------------
 
@@ -234,7 +241,7 @@ class RLRun:
             max_new_tokens, batch_size = eval_budget(cfg)
             res = evaluate(self.model, self.processor, self.held_out, self.scorer, fmt=cfg.data.prompt_format,
                            media=media_options(cfg.data), system=cfg.data.system_prompt, batch_size=batch_size,
-                           max_new_tokens=max_new_tokens)
+                           max_new_tokens=max_new_tokens, engine=self.eval_engine, tools=self.tools)
             metrics.update(res.flat())
         self.model.train()
         if metrics:

@@ -19,7 +19,8 @@ from mmrft.config import AlgorithmConfig
 from mmrft.data.collate import PromptBatch
 from mmrft.data.schema import Sample
 from mmrft.rewards.scoring import Scorer, Scores
-from mmrft.rollout.engine import Rollout, RolloutEngine, SamplingParams, concat_rollouts, group_rows
+from mmrft.rollout.engine import (Rollout, RolloutEngine, SamplingParams, concat_rollouts, group_rows,
+                                  trajectory_summaries)
 from mmrft.train.dist import SINGLE, DistContext, any_rank
 
 
@@ -66,7 +67,7 @@ def sample_step(
         t0 = time.time()
         rollout = engine.generate(encode(chunk), params)
         t1 = time.time()
-        scores = scorer.score(rollout.texts, [s for s in chunk for _ in range(params.n)])
+        scores = scorer.score(rollout.texts, [s for s in chunk for _ in range(params.n)], trajectory_summaries(rollout))
         timings["rollout"] = timings.get("rollout", 0.0) + t1 - t0
         timings["reward"] = timings.get("reward", 0.0) + time.time() - t1
         shaping = torch.zeros_like(scores.totals)

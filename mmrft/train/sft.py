@@ -1,7 +1,8 @@
 """Supervised cold start: teach the answer format (and some skill) on the same data layer before RL.
 
-Targets are `<think>{rationale}</think><answer>{answer}</answer>`; the loss is the mean negative log-likelihood of
-the target tokens only (the prompt and image tokens are context).
+Targets are `<think>{rationale}</think><answer>{answer}</answer>`, or a sample's supervised `trajectory` (assistant
+turns that call tools, tool turns with their images, the answer); the loss is the mean negative log-likelihood of
+the assistant's tokens only (the prompt, image and tool tokens are context).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 
 from mmrft.config import Config, eval_budget, import_plugins
 from mmrft.data.collate import encode_prompts, encode_targets, media_options
+from mmrft.data.turns import encode_trajectory
 from mmrft.models.families import family_of
 from mmrft.eval.runner import evaluate
 from mmrft.models.load import load_policy, resolve_device
@@ -24,19 +26,39 @@ from mmrft.train.runtime import seed_everything, set_threads
 from mmrft.train.state import save_model
 from mmrft.train.forward import build_sequences, completion_logprobs
 from mmrft.rewards.scoring import Scorer
+from mmrft.rollout.multiturn import prompt_tools
 from mmrft.track.metrics import Tracker
 
 log = logging.getLogger("mmrft")
 
 
-def pad_right(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_right(seqs: list[list], fill, dtype=torch.long) -> torch.Tensor:
+    """Rows of different lengths as one right-padded [rows, longest] tensor."""
     t = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), t), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), t))
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s)
-        mask[i, : len(s)] = 1.0
-    return ids, mask
+    return torch.tensor([list(s) + [fill] * (t - len(s)) for s in seqs], dtype=dtype)
+
+
+def encode_answers(processor, samples, fmt: str):
+    """Each sample's supervised answer after its prompt: (ids, loss mask, attention mask, per-token keys, media).
+    A sample with a `trajectory` gives its turns (assistant turns learnt, tool turns read, with their images);
+    the others their `<think>rationale</think><answer>gold</answer>` target."""
+    single = iter(encode_targets(processor, [s for s in samples if not s.trajectory], fmt))
+    ids, loss, keys, media = [], [], [], []
+    for s in samples:
+        if s.trajectory:
+            i, w, k, m = encode_trajectory(processor, s)
+        else:
+            i = next(single)
+            w, k, m = [1.0] * len(i), {}, {}
+        ids.append(i)
+        loss.append(w)
+        keys.append(k)
+        media.append(m)
+    names = sorted({k for row in keys for k in row})
+    token_keys = {k: pad_right([row.get(k, [0] * len(i)) for row, i in zip(keys, ids)], 0) for k in names}
+    return (pad_right(ids, processor.tokenizer.pad_token_id), pad_right(loss, 0.0, torch.float32),
+            pad_right([[1.0] * len(i) for i in ids], 0.0, torch.float32), token_keys or None,
+            media if any(media) else None)
 
 
 def train_sft(cfg: Config) -> dict:
@@ -53,7 +75,7 @@ def train_sft(cfg: Config) -> dict:
     opt, sched = make_optimizer(model, cfg.sft.lr, cfg.trainer.weight_decay, cfg.sft.warmup_steps, cfg.sft.steps,
                                 cfg.sft.lr_schedule)
     tracker = Tracker(run_dir)
-    pad_id = processor.tokenizer.pad_token_id
+    tools = prompt_tools(cfg)  # a tool-use cold start offers the run's tools in its prompts
     batch_iter = PromptSampler(len(samples), cfg.sft.batch_size, gen)
     scorer = Scorer.from_config(cfg) if held_out else None
 
@@ -73,11 +95,13 @@ def train_sft(cfg: Config) -> dict:
     for step in range(1, cfg.sft.steps + 1):
         chunk = [samples[i] for i in next(batch_iter)]
         prompts = encode_prompts(processor, chunk, cfg.data.prompt_format, cfg.data.system_prompt,
-                                 media_options(cfg.data), family_of(model).layout or None).to(device)
-        ids, mask = pad_right(encode_targets(processor, chunk, cfg.data.prompt_format), pad_id)
-        seqs = build_sequences(prompts, ids.to(device), mask.to(device), n=1)
+                                 media_options(cfg.data), family_of(model).layout or None, tools).to(device)
+        ids, weights, mask, keys, media = encode_answers(processor, chunk, cfg.data.prompt_format)
+        seqs = build_sequences(prompts, ids.to(device), mask.to(device), n=1, response_media=media,
+                               response_keys=keys)
         logp, _ = completion_logprobs(model, seqs)
-        loss = -(logp * mask.to(device)).sum() / mask.sum()
+        weights = weights.to(device)
+        loss = -(logp * weights).sum() / weights.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.trainer.max_grad_norm)

@@ -11,6 +11,7 @@ import torch
 
 from mmrft.algorithms import filter_groups
 from mmrft.rollout.engine import group_rows
+from mmrft.rollout.multiturn import END_REASONS
 from mmrft.track.rollouts import ROLLOUT_DIR, rollout_rows, write_rollouts
 from mmrft.train.sampling import StepSamples
 
@@ -33,11 +34,33 @@ def rollout_metrics(samples: StepSamples) -> dict[str, float]:
         "filter/groups_kept": float(samples.groups_kept),
         "filter/rounds": float(samples.rounds),
     }
+    if rollout.trajectories is not None:
+        out.update(trajectory_metrics([t for t in rollout.trajectories if t is not None]))
     for name, vals in scores.components.items():
         finite = torch.tensor([v for v in vals if not math.isnan(v)])
         if len(finite):
             out[f"reward/{name}"] = float(finite.mean())
             out[f"reward/{name}/std"] = float(finite.std()) if len(finite) > 1 else 0.0
+    return out
+
+
+def trajectory_metrics(trajectories: list) -> dict[str, float]:
+    """Multi-turn rollouts: turns, tool calls (per tool, failed), images per trajectory, and the share of
+    trajectories each end reason ended (`mmrft.rollout.multiturn.END_REASONS`)."""
+    if not trajectories:
+        return {}
+    n = len(trajectories)
+    calls = [c for t in trajectories for c in t.calls]
+    out = {
+        "trajectory/turns": sum(sum(x["role"] == "assistant" for x in t.turns) for t in trajectories) / n,
+        "trajectory/tool_calls": len(calls) / n,
+        "trajectory/failed_calls": sum(bool(c.get("error")) for c in calls) / n,
+        "trajectory/images": sum(len(t.images) for t in trajectories) / n,
+    }
+    for name in sorted({str(c.get("name")) for c in calls}):
+        out[f"trajectory/calls/{name}"] = sum(str(c.get("name")) == name for c in calls) / n
+    for reason in END_REASONS:
+        out[f"trajectory/end/{reason}"] = sum(t.end == reason for t in trajectories) / n
     return out
 
 
@@ -58,5 +81,5 @@ def dump_rollouts(run_dir: Path, step: int, samples: StepSamples, advantages: Op
         n = samples.train.n
         trained = {s.id: [adv[i] for i in group_rows([g], n)] for g, s in enumerate(samples.train.prompts.samples)}
     rows = rollout_rows(step, drawn.prompts.samples, drawn.n, drawn.texts, samples.drawn_scores, drawn.truncated,
-                        drawn.lengths, trained, run_dir / ROLLOUT_DIR / "images")
+                        drawn.lengths, trained, run_dir / ROLLOUT_DIR / "images", drawn.trajectories)
     write_rollouts(run_dir, step, rows)
