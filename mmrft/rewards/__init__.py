@@ -3,7 +3,8 @@
 Built-in rewards (registered by name): ``format``, ``answer_format``, ``math``,
 ``exact``, ``numeric``, ``count``, ``choice``, ``iou``, ``detection``, ``ocr``,
 ``chart``, ``gui``, ``temporal_iou``, and the shaping penalties
-``length_penalty`` and ``repetition_penalty``.  Look them up with
+``length_penalty`` and ``repetition_penalty``; for multi-turn trajectories ``tool_bonus`` and
+``tool_failures``.  Look them up with
 :func:`get_reward`, combine them with :func:`build_reward`, and grade batches
 safely (time limits, worker isolation) with :class:`RewardRunner`.
 """
@@ -22,6 +23,7 @@ from mmrft.rewards.chart import chart_reward
 from mmrft.rewards.gui import gui_reward
 from mmrft.rewards.temporal import temporal_iou_reward
 from mmrft.rewards.shaping import length_penalty, make_length_penalty, make_repetition_penalty, repetition_penalty
+from mmrft.rewards.trajectory import tool_bonus, tool_failures
 from mmrft.rewards.runner import RewardBatch, RewardRunner, RewardTimeout
 
 __all__ = [
@@ -52,6 +54,8 @@ __all__ = [
     "repetition_penalty",
     "make_length_penalty",
     "make_repetition_penalty",
+    "tool_bonus",
+    "tool_failures",
     "RewardRunner",
     "RewardBatch",
     "RewardTimeout",

@@ -32,6 +32,7 @@ _BUILTIN_MODULES = (
     "mmrft.rewards.gui",
     "mmrft.rewards.temporal",
     "mmrft.rewards.shaping",
+    "mmrft.rewards.trajectory",
 )
 
 # name -> reward; "some.module:function" names are imported and registered under that string on first use

@@ -97,9 +97,9 @@ class Scorer:
             by_spec.setdefault(tuple(sorted(self.spec_for(s).items())), []).append(i)
         for key, idx in by_spec.items():
             views = [samples[i].reward_view() for i in idx]
-            if trajectories is not None:
-                views = [dict(v, trajectory=trajectories[i]) if trajectories[i] is not None else v
-                         for v, i in zip(views, idx)]
+            if trajectories is not None:  # with the name of the sample's own grader, for rewards like tool_bonus
+                views = [dict(v, trajectory=trajectories[i], task_reward=self.task_reward(samples[i]))
+                         if trajectories[i] is not None else v for v, i in zip(views, idx)]
             batch = self._runner(dict(key)).score([texts[i] for i in idx], views)
             timeouts += batch.timeouts
             errors.extend(batch.errors)

@@ -190,7 +190,7 @@ def test_grpo_on_trajectories_end_to_end(tmp_path, tiny_model_dir, count_data):
         f"data.eval={count_data['test']}", "data.eval_limit=2", f"trainer.output_dir={tmp_path / 'run'}",
         "trainer.steps=2", "trainer.progress=false", "rollout.group_size=2", "rollout.prompts_per_step=2",
         "rollout.max_new_tokens=6", "rollout.max_total_tokens=200", "tracking.rollouts_every=1", "trainer.lr=1e-3",
-        "rewards.weights={'tests.train.rewards_for_tests:shorter_is_better': 1.0}",
+        "rewards.weights={'tests.train.rewards_for_tests:shorter_is_better': 1.0, tool_failures: 1.0}",
     ])
     res = train_rl(cfg)
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -200,6 +200,7 @@ def test_grpo_on_trajectories_end_to_end(tmp_path, tiny_model_dir, count_data):
         assert r["trajectory/turns"] >= 1 and "trajectory/end/answer" in r
         assert abs(sum(r[f"trajectory/end/{e}"] for e in END_REASONS) - 1.0) < 1e-9
         assert "actor/loss" in r
+        assert r["reward/tool_failures"] == 0.0  # read the trajectory in the reward worker: no call failed
     dump = [json.loads(x) for x in (tmp_path / "run" / "rollouts" / "step_000001.jsonl").read_text().splitlines()]
     with_images = [d for d in dump if any(t.get("images") for t in d.get("turns", []))]
     assert with_images, dump[0]
