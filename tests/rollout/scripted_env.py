@@ -7,11 +7,16 @@ from mmrft.tools import Observation, register_environment
 
 @register_environment("test_always_zooms")
 class AlwaysZooms:
-    def __init__(self, turns: int = 2, size: int = 56):
-        self.turns, self.size, self.k = turns, size, 0
+    """`vary`: the number of crops depends on the sample (1 + its id's last digit % turns), so trajectories of one
+    batch (and of different ranks) have different turn counts."""
+
+    def __init__(self, turns: int = 2, size: int = 56, vary: bool = False):
+        self.max_turns, self.turns, self.size, self.vary, self.k = turns, turns, size, vary, 0
 
     def reset(self, sample, ctx):
         self.ctx, self.k = ctx, 0
+        if self.vary:
+            self.turns = 1 + int(sample["id"][-1]) % self.max_turns
         return Observation()
 
     def step(self, text):

@@ -159,23 +159,7 @@ def test_rollouts_of_trajectories_select_and_concatenate(models, count_data):
         assert both.token_keys[key].shape == both.completion_ids.shape
 
 
-def _short_turn_model(tmp_path, model_dir):
-    """A copy of the tiny model whose generation config ends a turn at about a quarter of the vocabulary (a random
-    model rarely writes its end-of-turn token), so that trajectories have several short turns."""
-    import json
-    import shutil
-
-    out = tmp_path / "short-turns"
-    shutil.copytree(model_dir, out)
-    gen = json.loads((out / "generation_config.json").read_text())
-    eos = gen["eos_token_id"] if isinstance(gen["eos_token_id"], list) else [gen["eos_token_id"]]
-    vocab = json.loads((out / "config.json").read_text())["text_config"]["vocab_size"]
-    gen["eos_token_id"] = eos + list(range(10, vocab, 4))
-    (out / "generation_config.json").write_text(json.dumps(gen))
-    return out
-
-
-def test_grpo_on_trajectories_end_to_end(tmp_path, tiny_model_dir, count_data):
+def test_grpo_on_trajectories_end_to_end(tmp_path, short_turn_model_dir, count_data):
     """`mmrft train` with an environment: multi-turn rollouts, trajectory metrics, an update, and rollout dumps
     whose rows hold the turns and the images the tools returned."""
     import json
@@ -183,7 +167,7 @@ def test_grpo_on_trajectories_end_to_end(tmp_path, tiny_model_dir, count_data):
     from mmrft.config import load_config
     from mmrft.train.rl import train_rl
 
-    model_dir = _short_turn_model(tmp_path, tiny_model_dir)
+    model_dir = short_turn_model_dir
     cfg = load_config(None, [
         "imports=[tests.rollout.scripted_env]", "rollout.environment=test_always_zooms",
         "rollout.environment_options={turns: 1}", f"model.path={model_dir}", f"data.train={count_data['train']}",

@@ -170,26 +170,39 @@ def test_torchrun_ppo_with_a_sharded_critic_updates_as_replicated(tmp_path, tiny
     assert rows[True]["critic/grad_norm"] > 0
 
 
+TOOLS = ("imports=[tests.rollout.scripted_env]", "rollout.environment=test_always_zooms",
+         "rollout.environment_options={turns: 2, vary: true}", "rollout.max_total_tokens=120")
+
+
 @pytest.mark.parametrize("fsdp,lora,algo", [(False, False, "dr_grpo"), (True, False, "dr_grpo"),
-                                            (True, True, "dr_grpo"), (True, False, "ppo"), (False, False, "dapo")],
-                         ids=["replicated", "fsdp2", "fsdp2-lora-kl", "fsdp2-ppo", "replicated-dapo"])
-def test_torchrun_resume_repeats_the_uninterrupted_run(tmp_path, tiny_model_dir, count_data, fsdp, lora, algo):
+                                            (True, True, "dr_grpo"), (True, False, "ppo"), (False, False, "dapo"),
+                                            (True, False, "dr_grpo-tools"),
+                                            pytest.param(False, False, "dr_grpo-tools", marks=pytest.mark.slow)],
+                         ids=["replicated", "fsdp2", "fsdp2-lora-kl", "fsdp2-ppo", "replicated-dapo", "fsdp2-tools",
+                              "replicated-tools"])
+def test_torchrun_resume_repeats_the_uninterrupted_run(tmp_path, request, tiny_model_dir, count_data, fsdp, lora,
+                                                       algo):
     """Each rank's random state is in the checkpoint (ranks sample different numbers of tokens, so their streams
     differ): a 2-process run resumed from step 1 logs exactly what the uninterrupted run logged, and ends with the
     same weights. With LoRA under FSDP2 the adapter is what is saved and loaded, and the KL's reference is the
     sharded base model with the adapter switched off. With DAPO (half the prompts give flat groups) ranks refill in
-    rounds decided together, so the prompt sampler that rank 0 saves is every rank's."""
+    rounds decided together, so the prompt sampler that rank 0 saves is every rank's. With tools, every rollout is
+    a multi-turn trajectory with returned images, and the two ranks' trajectories have different turn counts (the
+    scripted environment's crops depend on the sample)."""
     import shutil
 
     from safetensors.torch import load_file as load
 
-    cfg = _write_config(tmp_path, tiny_model_dir, count_data, ", fsdp: true" if fsdp else "")
+    tools = algo.endswith("-tools")
+    algo = algo.removesuffix("-tools")
+    model_dir = request.getfixturevalue("short_turn_model_dir") if tools else tiny_model_dir
+    cfg = _write_config(tmp_path, model_dir, count_data, ", fsdp: true" if fsdp else "")
     reward = "flat_for_even_ids" if algo == "dapo" else "shorter_is_better"
     common = (f"rewards.weights={{task: 1.0, 'tests.train.rewards_for_tests:{reward}': 1.0}}",
               "trainer.lr=1e-3", "trainer.steps=3", "trainer.keep_checkpoints=5")
     if lora:
         common += ("model.lora.enabled=true", "model.lora.r=4", "trainer.lr=1e-2", "algorithm.kl_coef=0.05")
-    common += (f"algorithm.name={algo}",)
+    common += (f"algorithm.name={algo}",) + (TOOLS if tools else ())
     out = _torchrun_train(cfg, *common)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     run = tmp_path / "run"
@@ -197,6 +210,9 @@ def test_torchrun_resume_repeats_the_uninterrupted_run(tmp_path, tiny_model_dir,
     full = {r["step"]: {k: v for k, v in r.items() if not k.startswith(volatile)} for r in _train_rows(run)}
     if algo == "dapo":  # refills happened
         assert any(r["filter/rounds"] > 1 for r in full.values()), full
+    if tools:  # trajectories with returned images, of different lengths within a step
+        assert all(r["trajectory/images"] > 0 for r in full.values()), full
+        assert any(0 < r["trajectory/end/answer"] for r in full.values())
     final_file = run / "final" / ("adapter_model.safetensors" if lora else "model.safetensors")
     weights = load(str(final_file))
     assert (run / "checkpoint-000001" / "rng_rank1.safetensors").is_file()

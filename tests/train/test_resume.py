@@ -38,16 +38,27 @@ def _train_rows(run: Path) -> dict[int, dict]:
     return {r["step"]: {k: v for k, v in r.items() if not k.startswith(VOLATILE)} for r in rows if r["phase"] == "train"}
 
 
+TOOLS = ("imports=[tests.rollout.scripted_env]", "rollout.environment=test_always_zooms",
+         "rollout.environment_options={turns: 2, vary: true}", "rollout.max_total_tokens=120",
+         "rewards.weights={'tests.train.rewards_for_tests:shorter_is_better': 1.0, tool_failures: 1.0}")
+
+
 @pytest.mark.parametrize("preset,extra", [
     ("grpo", ()),  # KL to a frozen reference copy
     ("ppo", ()),  # critic, its optimizer, minibatch shuffles
     ("dapo", ("model.lora.enabled=true", "model.lora.r=4", "model.lora.target_modules=[q_proj,v_proj]")),
-], ids=["grpo", "ppo", "dapo-lora"])
-def test_resumed_run_repeats_the_uninterrupted_run(tmp_path, tiny_model_dir, count_data, preset, extra, caplog):
+    ("ppo", TOOLS),  # multi-turn trajectories with returned images: GAE across masked tool turns
+], ids=["grpo", "ppo", "dapo-lora", "ppo-tools"])
+def test_resumed_run_repeats_the_uninterrupted_run(tmp_path, request, tiny_model_dir, count_data, preset, extra,
+                                                   caplog):
+    if extra is TOOLS:  # trajectories need turns that end: the short-turn copy of the tiny model
+        tiny_model_dir = request.getfixturevalue("short_turn_model_dir")
     run = tmp_path / "run"
     train_rl(_cfg(tmp_path, tiny_model_dir, count_data, preset, *extra))
     full = _train_rows(run)
     assert sorted(full) == [1, 2, 3, 4]
+    if extra is TOOLS:
+        assert all(r["trajectory/images"] > 0 and r["trajectory/turns"] > 1 for r in full.values()), full
     weights = load_file(str(run / "final" / "model.safetensors"))
     assert [s for s, _ in list_checkpoints(run)] == [2, 4]
 
