@@ -4,6 +4,14 @@ The page needs no network: CSS and JS are inline, images are embedded as base64 
 once), and the dumps are a JSON block that the page's script renders with `textContent` only — completions are
 model output, so they are never parsed as HTML. Every `<` in the JSON is written as `\\u003c`, so a completion that
 contains `</script>` cannot end the block. The reward/accuracy curve is inline SVG drawn from `RUN/metrics.jsonl`.
+
+A multi-turn row (one with `turns`, `calls` and `end`, see `mmrft.track.rollouts`) is shown turn by turn: each
+assistant turn's text with the tool calls it made (name, arguments, error), each tool turn's text and the images it
+returned, and the end reason. Calls are matched to the assistant turn that wrote them by parsing its `<tool_call>`
+blocks as the tool environment did (`mmrft.tools.parse_tool_calls`), and to their answers by the tool turn's
+`<tool_response>` blocks. A successful `zoom_in` is drawn as a box on the image it cropped: the box is the pixel box
+its answer names ("Zoomed in on image k at [x1, y1, x2, y2] (pixels)"), not the model's `bbox_2d` (whose convention
+depends on the model family); an answer that names none draws no box.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ from typing import Any, Optional
 from mmrft import atomic
 from mmrft.errors import MmrftError
 from mmrft.track.metrics import read_metrics
+from mmrft.report.trajectory_view import trajectory_view
+from mmrft.report.viewer_page import TEMPLATE as _TEMPLATE
 from mmrft.track.rollouts import ROLLOUT_DIR, read_rollouts
 
 THUMB_PX = 256  # longest side of an embedded image
@@ -99,6 +109,7 @@ def _step(step: int, rows: list[dict], images: _Images) -> dict:
             "reward": r.get("reward"), "components": r.get("components") or {},
             "correct": bool(r.get("correct")), "truncated": bool(r.get("truncated")), "length": r.get("length"),
             "kept": bool(r.get("kept", True)), "advantage": r.get("advantage"),
+            **({"trajectory": trajectory_view(r, g["images"], images)} if isinstance(r.get("turns"), list) else {}),
         })
     return {"step": step, "groups": list(groups.values())}
 
@@ -197,163 +208,3 @@ def _curve(metrics: list[dict]) -> tuple[str, Optional[dict]]:
     parts.append(f'<line id="marker" data-testid="curve-marker" x1="{px0}" x2="{px0}" y1="{py1}" y2="{py0}" '
                  'stroke="#111" stroke-dasharray="3,3" visibility="hidden"/></svg>')
     return "".join(parts), {"s0": s0, "s1": s1, "px0": px0, "px1": px1}
-
-
-_TEMPLATE = r"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>__TITLE__</title>
-<style>
-[hidden]{display:none!important}
-body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:#f4f5f7;color:#1f2328}
-header{position:sticky;top:0;z-index:2;background:#fff;border-bottom:1px solid #d0d7de;padding:10px 16px;
- display:flex;flex-wrap:wrap;gap:12px 24px;align-items:center}
-header h1{font-size:16px;margin:0 8px 0 0}
-.controls{display:flex;gap:6px;align-items:center;flex-wrap:wrap}
-select,button{font:inherit;padding:3px 8px;border:1px solid #d0d7de;border-radius:6px;background:#f6f8fa;cursor:pointer}
-button[aria-pressed=true]{background:#0969da;color:#fff;border-color:#0969da}
-.curve{background:#fff;border:1px solid #d0d7de;border-radius:6px}
-.curve .tick{font-size:10px;fill:#57606a}
-main{padding:0 16px 12px}
-.top{padding:12px 16px}
-.group{background:#fff;border:1px solid #d0d7de;border-radius:8px;margin:0 0 14px;padding:12px}
-.group.dropped{background:#fbfbfb;border-style:dashed}
-.ghead{display:flex;gap:14px;align-items:flex-start}
-.imgs{display:flex;gap:6px;flex-wrap:wrap}
-.imgs img{max-width:160px;max-height:160px;border:1px solid #d0d7de;border-radius:4px;background:#fff}
-.missing{width:150px;min-height:60px;padding:6px;border:2px dashed #cf222e;border-radius:4px;color:#cf222e;
- font-size:12px;overflow-wrap:anywhere;background:#fff5f5}
-.meta{color:#57606a;font-size:12px;margin-bottom:4px}
-.prompt{white-space:pre-wrap;margin:2px 0 6px;font-weight:500}
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(250px,1fr));gap:10px;margin-top:10px}
-.card{border:1px solid #d0d7de;border-left:4px solid #8c959f;border-radius:6px;padding:8px;background:#fff;
- display:flex;flex-direction:column;gap:4px;min-width:0}
-.card.ok{border-left-color:#1a7f37}.card.bad{border-left-color:#cf222e}
-.card pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:0;max-height:220px;overflow:auto;background:#f6f8fa;
- padding:6px;border-radius:4px;font:12px/1.35 ui-monospace,SFMono-Regular,Menlo,monospace}
-.badges{display:flex;gap:4px;flex-wrap:wrap}
-.badge{font-size:11px;padding:1px 6px;border-radius:10px;background:#eaeef2;color:#24292f}
-.b-correct{background:#dafbe1;color:#1a7f37}.b-incorrect{background:#ffebe9;color:#cf222e}
-.b-truncated{background:#fff8c5;color:#9a6700}.b-dropped{background:#eaeef2;color:#57606a}
-.kv{font-size:12px;color:#424a53;overflow-wrap:anywhere}.kv b{color:#1f2328}
-.empty{color:#57606a;padding:20px;text-align:center}
-</style></head>
-<body>
-<header>
- <h1 id="title"></h1>
- <div class="controls">
-  <button id="prev" title="previous dumped step">&#8592;</button>
-  <select id="step" data-testid="step-select" aria-label="step"></select>
-  <button id="next" title="next dumped step">&#8594;</button>
- </div>
- <div class="controls" role="group" aria-label="filter completions">
-  <button data-filter="all" data-testid="filter-all">all</button>
-  <button data-filter="correct" data-testid="filter-correct">correct</button>
-  <button data-filter="incorrect" data-testid="filter-incorrect">incorrect</button>
-  <button data-filter="truncated" data-testid="filter-truncated">truncated</button>
-  <span id="count" data-testid="count" class="meta"></span>
- </div>
-</header>
-<div class="top">__SVG__</div>
-<main id="groups" data-testid="groups"></main>
-<script type="application/json" id="data">__DATA__</script>
-<script>
-"use strict";
-const DATA = JSON.parse(document.getElementById("data").textContent);
-const FILTERS = {all: c => true, correct: c => c.correct, incorrect: c => !c.correct, truncated: c => c.truncated};
-const state = {step: DATA.steps.length - 1, filter: "all"};
-const stepSel = document.getElementById("step"), groupsEl = document.getElementById("groups");
-
-function el(tag, cls, text, attrs) {  // text always via textContent: dumped text is untrusted model output
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined && text !== null) e.textContent = String(text);
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
-  return e;
-}
-const num = (v, signed) => (v === null || v === undefined) ? "\u2014" : (signed && v > 0 ? "+" : "") + Number(v).toFixed(2);
-function kv(label, value) { const d = el("div", "kv"); d.append(el("b", null, label + " "), document.createTextNode(value)); return d; }
-
-function card(c) {
-  const d = el("div", "card " + (c.correct ? "ok" : "bad"), null, {"data-testid": "completion",
-    "data-correct": c.correct, "data-truncated": c.truncated, "data-index": c.index});
-  d._c = c;
-  const badges = el("div", "badges");
-  badges.append(el("span", "badge", "#" + c.index));
-  badges.append(c.correct ? el("span", "badge b-correct", "correct") : el("span", "badge b-incorrect", "incorrect"));
-  if (c.truncated) badges.append(el("span", "badge b-truncated", "truncated"));
-  badges.append(c.kept ? el("span", "badge", "kept") : el("span", "badge b-dropped", "dropped by filter"));
-  d.append(badges, el("pre", null, c.text, {"data-testid": "completion-text"}));
-  d.append(kv("extracted", c.extracted === null ? "(none)" : c.extracted));
-  const comps = Object.entries(c.components).map(([k, v]) => k + " " + num(v)).join(" \u00b7 ");
-  d.append(kv("reward", num(c.reward) + (comps ? "  (" + comps + ")" : "")));
-  d.append(kv("advantage", c.advantage === null ? "\u2014 (not trained)" : num(c.advantage, true)));
-  if (c.length !== null && c.length !== undefined) d.append(kv("tokens", c.length));
-  return d;
-}
-
-function group(g) {
-  const s = el("section", "group" + (g.kept ? "" : " dropped"), null, {"data-testid": "group", "data-sample-id": g.sample_id});
-  const head = el("div", "ghead"), imgs = el("div", "imgs"), info = el("div");
-  for (const id of g.images) {
-    const im = DATA.images[id];
-    if (im && im.src) imgs.append(el("img", null, null, {src: im.src, alt: im.path, title: im.path, "data-testid": "image"}));
-    else imgs.append(el("div", "missing", (im ? im.error : "missing image") + ": " + (im ? im.path : id), {"data-testid": "image-missing"}));
-  }
-  const ok = g.completions.filter(c => c.correct).length, rs = g.completions.map(c => c.reward).filter(v => v !== null);
-  info.append(el("div", "meta", "group " + g.group + " \u00b7 " + g.sample_id + " \u00b7 " + g.task + " \u00b7 " + ok + "/" +
-    g.completions.length + " correct \u00b7 mean reward " + num(rs.length ? rs.reduce((a, b) => a + b, 0) / rs.length : null) +
-    (g.kept ? "" : " \u00b7 dropped by filter (no update)")));
-  info.append(el("div", "prompt", g.prompt, {"data-testid": "prompt"}));
-  info.append(kv("gold answer", g.answer));
-  head.append(imgs, info);
-  const cards = el("div", "cards");
-  for (const c of g.completions) cards.append(card(c));
-  s.append(head, cards);
-  return s;
-}
-
-function applyFilter() {
-  const match = FILTERS[state.filter];
-  let shown = 0, total = 0;
-  for (const s of groupsEl.querySelectorAll("section.group")) {
-    let any = false;
-    for (const d of s.querySelectorAll(".card")) { const m = match(d._c); d.hidden = !m; any = any || m; shown += m; total++; }
-    s.hidden = !any;
-  }
-  document.getElementById("empty").hidden = shown > 0;
-  document.getElementById("count").textContent = shown + " of " + total + " completions";
-  for (const b of document.querySelectorAll("[data-filter]")) b.setAttribute("aria-pressed", b.dataset.filter === state.filter);
-}
-
-function render() {
-  const st = DATA.steps[state.step];
-  stepSel.value = String(state.step);
-  groupsEl.replaceChildren(...st.groups.map(group), el("div", "empty", "no completion of this step matches the filter", {id: "empty"}));
-  const all = st.groups.flatMap(g => g.completions);
-  for (const b of document.querySelectorAll("[data-filter]"))
-    b.textContent = b.dataset.filter + " (" + all.filter(FILTERS[b.dataset.filter]).length + ")";
-  const m = document.getElementById("marker"), cv = DATA.curve;
-  if (m && cv) {
-    const x = cv.px0 + (st.step - cv.s0) / ((cv.s1 - cv.s0) || 1) * (cv.px1 - cv.px0);
-    const inside = st.step >= cv.s0 && st.step <= cv.s1;
-    m.setAttribute("x1", x); m.setAttribute("x2", x); m.setAttribute("visibility", inside ? "visible" : "hidden");
-  }
-  applyFilter();
-}
-
-document.getElementById("title").textContent = "rollouts \u00b7 " + DATA.run;
-DATA.steps.forEach((st, i) => {
-  const all = st.groups.flatMap(g => g.completions), ok = all.filter(c => c.correct).length;
-  stepSel.append(el("option", null, "step " + st.step + " \u2014 " + st.groups.length + " groups, " + ok + "/" + all.length + " correct", {value: i}));
-});
-stepSel.addEventListener("change", () => { state.step = Number(stepSel.value); render(); });
-document.getElementById("prev").addEventListener("click", () => { if (state.step > 0) { state.step--; render(); } });
-document.getElementById("next").addEventListener("click", () => { if (state.step < DATA.steps.length - 1) { state.step++; render(); } });
-for (const b of document.querySelectorAll("[data-filter]"))
-  b.addEventListener("click", () => { state.filter = b.dataset.filter; applyFilter(); });
-if (DATA.steps.length) render(); else groupsEl.append(el("div", "empty", "no rollouts dumped"));
-</script>
-</body></html>
-"""
