@@ -46,6 +46,12 @@ def is_multi_turn(cfg: Config) -> bool:
     return bool(cfg.rollout.tools or cfg.rollout.environment)
 
 
+def response_budget(cfg: Config) -> int:
+    """The most tokens a response can have: `rollout.max_new_tokens`, or for multi-turn trajectories (tool turns
+    included) `rollout.max_total_tokens`. The length DAPO's overlong shaping and Dr.GRPO's constant normaliser use."""
+    return cfg.rollout.max_total_tokens if is_multi_turn(cfg) else cfg.rollout.max_new_tokens
+
+
 def needs_critic(advantage: str) -> bool:
     """Whether the estimator named `advantage` is a value-model one (GAE): the run then trains a critic."""
     return bool(ADVANTAGE_ESTIMATORS.info(advantage).get("needs_critic"))
@@ -202,12 +208,12 @@ def update_weights(cfg: Config, learner: Learner, batch: TrainBatch, advantages:
         return {}
     update = policy_update(
         learner.model, learner.optimizer, learner.scheduler, batch.seqs, batch.mask, advantages, algo,
-        temperature=ro.temperature, max_len=ro.max_new_tokens, max_grad_norm=cfg.trainer.max_grad_norm,
+        temperature=ro.temperature, max_len=response_budget(cfg), max_grad_norm=cfg.trainer.max_grad_norm,
         ref_logp=batch.ref_logp, old_logp=batch.old_logp, generator=generator, ctx=ctx)
     metrics = {f"actor/{k}": v for k, v in update.items()}
     if learner.critic is not None:
         vf = critic_update(learner.critic, learner.critic_optimizer, learner.critic_scheduler, batch.seqs, batch.mask,
-                           batch.values, returns, algo, cfg.critic, max_len=ro.max_new_tokens,
+                           batch.values, returns, algo, cfg.critic, max_len=response_budget(cfg),
                            max_grad_norm=cfg.trainer.max_grad_norm, generator=generator, ctx=ctx)
         metrics.update({f"critic/{k}": v for k, v in vf.items()})
     return metrics

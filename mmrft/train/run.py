@@ -35,7 +35,7 @@ from mmrft.train.fsdp import (FullCritic, FullStateOptimizer, FullWeights, Snaps
                               full_state_dict, gathered, unsharded_critic)
 from mmrft.train.health import FlatRewardWatch
 from mmrft.train.learn import (TrainBatch, advantage_options, batch_metrics, build_learner, estimate_advantages,
-                               per_completion, prepare_batch, update_weights)
+                               per_completion, prepare_batch, response_budget, update_weights)
 from mmrft.train.progress import Progress
 from mmrft.train.run_dir import prepare_run_dir, resume_checkpoint
 from mmrft.train.runtime import seed_everything, set_threads
@@ -150,7 +150,8 @@ class RLRun:
         self.timings = {"start": time.time()}
         with contextlib.nullcontext() if self.engine_own_weights else gathered(self.model):
             return sample_step(self._draw, self._encode, self.engine, self.params, self.scorer, self.cfg.algorithm,
-                               self.processor.tokenizer.pad_token_id, self.timings, self.ctx)
+                               self.processor.tokenizer.pad_token_id, self.timings, self.ctx,
+                               response_budget(self.cfg))
 
     def any_rank(self, flag: bool) -> bool:
         """True on every rank when `flag` is true on one (a group kept, a stop signal received)."""

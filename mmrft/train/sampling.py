@@ -50,7 +50,10 @@ def sample_step(
     pad_id: int,
     timings: dict[str, float] | None = None,
     ctx: DistContext = SINGLE,
+    max_response_tokens: int | None = None,
 ) -> StepSamples:
+    """Sample and score one step's groups (module docstring). `max_response_tokens`: the length DAPO's overlong
+    shaping measures against (default `params.max_new_tokens`; a multi-turn run's `rollout.max_total_tokens`)."""
     want = None
     drawn_parts: list[tuple[Rollout, Scores, torch.Tensor]] = []
     kept_parts: list[tuple[Rollout, Scores, torch.Tensor]] = []
@@ -72,7 +75,7 @@ def sample_step(
         timings["reward"] = timings.get("reward", 0.0) + time.time() - t1
         shaping = torch.zeros_like(scores.totals)
         if algo.overlong_buffer > 0:  # DAPO soft overlong punishment, part of the reward the advantage sees
-            shaping = overlong_penalty(rollout.lengths, params.max_new_tokens, algo.overlong_buffer,
+            shaping = overlong_penalty(rollout.lengths, max_response_tokens or params.max_new_tokens, algo.overlong_buffer,
                                        algo.overlong_penalty)
         drawn_parts.append((rollout, scores, shaping))
         groups = list(range(len(chunk)))

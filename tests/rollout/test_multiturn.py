@@ -159,9 +159,11 @@ def test_rollouts_of_trajectories_select_and_concatenate(models, count_data):
         assert both.token_keys[key].shape == both.completion_ids.shape
 
 
-def test_grpo_on_trajectories_end_to_end(tmp_path, short_turn_model_dir, count_data):
+@pytest.mark.parametrize("algo", [(), ("algorithm.name=dapo", "algorithm.overlong_buffer=190")], ids=["grpo", "dapo"])
+def test_grpo_on_trajectories_end_to_end(tmp_path, short_turn_model_dir, count_data, algo):
     """`mmrft train` with an environment: multi-turn rollouts, trajectory metrics, an update, and rollout dumps
-    whose rows hold the turns and the images the tools returned."""
+    whose rows hold the turns and the images the tools returned. DAPO's filter and overlong shaping measure the whole
+    trajectory against rollout.max_total_tokens (a tool turn alone is longer than rollout.max_new_tokens)."""
     import json
 
     from mmrft.config import load_config
@@ -174,7 +176,7 @@ def test_grpo_on_trajectories_end_to_end(tmp_path, short_turn_model_dir, count_d
         f"data.eval={count_data['test']}", "data.eval_limit=2", f"trainer.output_dir={tmp_path / 'run'}",
         "trainer.steps=2", "trainer.progress=false", "rollout.group_size=2", "rollout.prompts_per_step=2",
         "rollout.max_new_tokens=6", "rollout.max_total_tokens=200", "tracking.rollouts_every=1", "trainer.lr=1e-3",
-        "rewards.weights={'tests.train.rewards_for_tests:shorter_is_better': 1.0, tool_failures: 1.0}",
+        "rewards.weights={'tests.train.rewards_for_tests:shorter_is_better': 1.0, tool_failures: 1.0}", *algo,
     ])
     res = train_rl(cfg)
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -185,6 +187,8 @@ def test_grpo_on_trajectories_end_to_end(tmp_path, short_turn_model_dir, count_d
         assert abs(sum(r[f"trajectory/end/{e}"] for e in END_REASONS) - 1.0) < 1e-9
         assert "actor/loss" in r
         assert r["reward/tool_failures"] == 0.0  # read the trajectory in the reward worker: no call failed
+        if algo:  # 190 tokens of buffer before 200: trajectories of 10+ tokens are shaped, none fully
+            assert -1.0 < r["reward/overlong_penalty"] < 0.0
     dump = [json.loads(x) for x in (tmp_path / "run" / "rollouts" / "step_000001.jsonl").read_text().splitlines()]
     with_images = [d for d in dump if any(t.get("images") for t in d.get("turns", []))]
     assert with_images, dump[0]
