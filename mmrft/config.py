@@ -103,6 +103,10 @@ class RolloutConfig:
     max_images: int = _help("multi-turn: images the tools may return per trajectory", 4)
     tool_timeout_s: float = _help("time limit of one tool call in seconds (a time-out is an error the model reads)",
                                   5.0)
+    reuse_turn_cache: bool = _help(
+        "multi-turn: continue each trajectory from its KV cache, its tool turn appended (the prompt, its images and "
+        "earlier turns are not computed again), where the family allows it (Qwen-VL); false: prefill each running "
+        "trajectory's whole sequence again at every turn (other families always do)", True)
     vllm_gpu_memory_utilization: float = _help(
         "engine=vllm: fraction of the GPU's memory vLLM may take for its weights, activations and KV cache; the rest "
         "is left to training (policy, gradients, optimizer state)", 0.3)

@@ -31,18 +31,17 @@ class HFRolloutEngine:
 
     @torch.no_grad()
     def generate(self, prompts: PromptBatch, params: SamplingParams) -> Rollout:
-        sampling = dict(do_sample=False)
-        if not params.greedy:
-            sampling = dict(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k)
+        return self.sample(prompts, params)[0]
+
+    @torch.no_grad()
+    def sample(self, prompts: PromptBatch, params: SamplingParams, keep_cache: bool = False):
+        """(the rollout, `generate`'s full sequences, its KV cache): the cache only with `keep_cache` (for continuing
+        the rows in a next turn, `mmrft.rollout.continuation`), else None."""
+        common = self.generation_kwargs(params)
+        if self.keep_logprobs or keep_cache:
+            common.update(return_dict_in_generate=True)
         was_training = self.model.training
         self.model.eval()
-        # synced_gpus=False: transformers turns it on for an FSDP-sharded model and then all-reduces at every token,
-        # which would tie ranks (and rank 0's evaluation) together; mmrft samples with gathered weights instead
-        # (`mmrft.train.fsdp.gathered`), so no rank needs the others while it samples
-        common = dict(max_new_tokens=params.max_new_tokens, suppress_tokens=self.suppress or None,
-                      eos_token_id=self.eos_ids, pad_token_id=self.pad_id, synced_gpus=False, **sampling)
-        if self.keep_logprobs:
-            common.update(output_scores=True, return_dict_in_generate=True)
         try:
             if params.n > 1 and self.share_prefill:
                 out = self._generate_shared_prefill(prompts, params.n, common)
@@ -50,18 +49,40 @@ class HFRolloutEngine:
                 out = self.model.generate(**prompts.inputs, num_return_sequences=params.n, **common)
         finally:
             self.model.train(was_training)
-        sequences = out.sequences if self.keep_logprobs else out
-        ids = sequences[:, prompts.prompt_len :]
+        sequences = out if isinstance(out, torch.Tensor) else out.sequences
+        ids, mask, truncated, texts, logprobs = self.read_turn(sequences, prompts.prompt_len,
+                                                               getattr(out, "scores", None))
+        cache = getattr(out, "past_key_values", None) if keep_cache else None
+        return Rollout(prompts, params.n, ids, mask, truncated, texts, logprobs=logprobs), sequences, cache
+
+    def generation_kwargs(self, params: SamplingParams) -> dict:
+        """`generate`'s keywords for `params`: sampling, suppressed tokens, end tokens, scores when kept."""
+        sampling = dict(do_sample=False)
+        if not params.greedy:
+            sampling = dict(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k)
+        # synced_gpus=False: transformers turns it on for an FSDP-sharded model and then all-reduces at every token,
+        # which would tie ranks (and rank 0's evaluation) together; mmrft samples with gathered weights instead
+        # (`mmrft.train.fsdp.gathered`), so no rank needs the others while it samples
+        common = dict(max_new_tokens=params.max_new_tokens, suppress_tokens=self.suppress or None,
+                      eos_token_id=self.eos_ids, pad_token_id=self.pad_id, synced_gpus=False, **sampling)
+        if self.keep_logprobs:
+            common.update(output_scores=True, return_dict_in_generate=True)
+        return common
+
+    def read_turn(self, sequences: torch.Tensor, start: int, scores=None):
+        """What `generate` wrote after column `start` of `sequences`: (ids, mask through the end token, truncated,
+        texts, sampler log-probs or None)."""
+        ids = sequences[:, start:]
         if ids.shape[1] == 0:  # nothing generated (max_new_tokens=0)
             ids = sequences.new_full((sequences.shape[0], 1), self.pad_id)
         mask, truncated = completion_mask_from_ids(ids, self.eos_ids)
         ids = torch.where(mask.bool(), ids, torch.full_like(ids, self.pad_id))
         texts = self.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
         logprobs = None
-        if self.keep_logprobs and out.scores:
-            scores = torch.stack(out.scores, 1).float().log_softmax(-1)  # [rows, steps, V]
-            logprobs = scores.gather(-1, ids[:, : scores.shape[1], None]).squeeze(-1) * mask[:, : scores.shape[1]]
-        return Rollout(prompts, params.n, ids, mask, truncated, texts, logprobs=logprobs)
+        if self.keep_logprobs and scores:
+            steps = torch.stack(scores, 1).float().log_softmax(-1)  # [rows, steps, V]
+            logprobs = steps.gather(-1, ids[:, : steps.shape[1], None]).squeeze(-1) * mask[:, : steps.shape[1]]
+        return ids, mask, truncated, texts, logprobs
 
     def _generate_shared_prefill(self, prompts: PromptBatch, n: int, common: dict) -> torch.Tensor:
         """Prefill each prompt (and encode its media) once, repeat the KV cache n times, and let `generate`

@@ -13,8 +13,9 @@ The loop, for the B prompts × n samples of a step:
 1. the first assistant turn of every row, from the inner engine (prompts prefilled once per group);
 2. each row's environment answers its turn (`Environment.step`): no tool call ends the trajectory (the model
    answered); otherwise the calls run and their answer becomes a tool turn;
-3. the rows still running continue: their full sequences (prompt, turns so far, every image) are prefilled again and
-   the next assistant turn is generated, until each row is done or a limit ends it (`TurnLimits`).
+3. the rows still running continue from their KV cache with their tool turn appended (`mmrft.rollout.continuation`,
+   where the family allows it: Qwen-VL), or with their whole sequence (prompt, turns so far, every image) prefilled
+   again; the next assistant turn is generated, until each row is done or a limit ends it (`TurnLimits`).
 
 Each trajectory ends for one reason (`Trajectory.end`): answer, truncated (a turn hit `rollout.max_new_tokens`),
 max_turns, max_tool_calls, max_tokens (`rollout.max_total_tokens`), max_images.
@@ -34,6 +35,7 @@ from mmrft.data.schema import Sample
 from mmrft.data.turns import encode_tool_turn
 from mmrft.models.families import family_of
 from mmrft.models.grounding import model_image_size
+from mmrft.rollout.continuation import Segment, first_turn, next_turn, supports_turn_cache
 from mmrft.rollout.engine import Rollout, SamplingParams
 
 log = logging.getLogger("mmrft")
@@ -85,6 +87,7 @@ class _Row:
     trajectory: Trajectory = field(default_factory=Trajectory)
     truncated: bool = False
     done: bool = False
+    segment: Optional[Segment] = None  # the latest tool turn, for continuing from the cache
 
     def add(self, ids: list[int], loss: float, keys: dict[str, list[int]] | None = None,
             logprobs: list[float] | None = None) -> None:
@@ -111,11 +114,13 @@ class MultiTurnEngine:
     `ToolEnvironment` for `rollout.tools`); `context` is the `mmrft.tools.ToolContext` of the sample (its original
     images, the family's box convention, the processor's image limits)."""
 
-    def __init__(self, engine, model, processor, make_environment: Callable, limits: TurnLimits | None = None):
+    def __init__(self, engine, model, processor, make_environment: Callable, limits: TurnLimits | None = None,
+                 reuse_cache: bool = False):
         self.engine, self.model, self.processor = engine, model, processor
         self.make_environment = make_environment
         self.limits = limits or TurnLimits()
         self.suppress, self.pad_id = engine.suppress, engine.pad_id
+        self.reuse_cache = reuse_cache  # continue rows from their KV cache (`mmrft.rollout.continuation`)
 
     # the engine interface (`RolloutEngine`), plus what the trainer reads from an engine
     def sync_weights(self, model=None) -> None:
@@ -124,20 +129,28 @@ class MultiTurnEngine:
 
     def generate(self, prompts: PromptBatch, params: SamplingParams) -> Rollout:
         lim = self.limits
-        first = self.engine.generate(prompts, params)
+        cached = self.reuse_cache and supports_turn_cache(self.engine, self.model)
+        if cached:
+            turn, state = first_turn(self.engine, prompts, params)
+        else:
+            turn, state = self.engine.generate(prompts, params), None
         rows = [_Row(r // params.n, *self._environment(prompts.samples[r // params.n]))
-                for r in range(len(first.texts))]
-        turn = first
+                for r in range(len(turn.texts))]
         active = list(range(len(rows)))
         for k in range(lim.max_turns):
             for j, r in enumerate(active):
                 self._take_turn(rows[r], turn, j, params, last=k == lim.max_turns - 1)
-            active = [r for r in active if not rows[r].done]
-            if not active:
+            still = [r for r in active if not rows[r].done]
+            if not still:
                 break
-            budget = min(params.max_new_tokens, max(lim.max_total_tokens - len(rows[r].ids) for r in active))
-            turn = self.engine.generate(self._continuation(prompts, [rows[r] for r in active]),
-                                        SamplingParams(1, budget, params.temperature, params.top_p, params.top_k))
+            budget = min(params.max_new_tokens, max(lim.max_total_tokens - len(rows[r].ids) for r in still))
+            step = SamplingParams(1, budget, params.temperature, params.top_p, params.top_k)
+            if cached:  # each row continues from its cache, its tool turn appended
+                turn, state = next_turn(self.engine, self.model, state, [active.index(r) for r in still],
+                                        [rows[r].segment for r in still], step)
+            else:  # each row's whole sequence prefilled again
+                turn = self.engine.generate(self._continuation(prompts, [rows[r] for r in still]), step)
+            active = still
         return self._rollout(prompts, params.n, rows)
 
     # -- one turn of one row -----------------------------------------------------------------------------------
@@ -187,6 +200,7 @@ class MultiTurnEngine:
             return
         row.add(ids, 0.0, keys)
         row.add_media(media)
+        row.segment = Segment(ids, keys, media)
         row.trajectory.turns.append({"role": "tool", "text": obs.text, "images": images})
 
     def _environment(self, sample: Sample):
@@ -292,7 +306,8 @@ def multi_turn(cfg, engine, model, processor):
         return engine
     ro = cfg.rollout
     return MultiTurnEngine(engine, model, processor, factory,
-                           TurnLimits(ro.max_turns, ro.max_tool_calls, ro.max_total_tokens, ro.max_images))
+                           TurnLimits(ro.max_turns, ro.max_tool_calls, ro.max_total_tokens, ro.max_images),
+                           reuse_cache=ro.reuse_turn_cache)
 
 
 def check_multi_turn(cfg) -> None:

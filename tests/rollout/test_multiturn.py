@@ -40,12 +40,12 @@ def models(tmp_path_factory):
     return get
 
 
-def _engine(model, processor, turns=2, limits=None, keep_logprobs=True):
+def _engine(model, processor, turns=2, limits=None, keep_logprobs=True, reuse_cache=False):
     inner = HFRolloutEngine(model, processor, keep_logprobs=keep_logprobs)
     # a random tiny model rarely ends a turn: let about a quarter of the vocabulary end one, so turns are short
     inner.eos_ids = inner.eos_ids + [i for i in range(0, len(processor.tokenizer), 4) if i not in inner.suppress]
     return MultiTurnEngine(inner, model, processor, lambda sample, ctx: AlwaysZooms(turns=turns),
-                           limits or TurnLimits(max_turns=4, max_total_tokens=600))
+                           limits or TurnLimits(max_turns=4, max_total_tokens=600), reuse_cache=reuse_cache)
 
 
 def test_a_tool_turn_is_written_in_the_model_chat_template(models):
@@ -56,13 +56,20 @@ def test_a_tool_turn_is_written_in_the_model_chat_template(models):
                     "<|im_start|>assistant\n")
 
 
+@pytest.mark.parametrize("cache", [False, True], ids=["re-prefill", "cache"])
 @pytest.mark.parametrize("arch", ARCHS)
-def test_training_forward_reproduces_the_sampler_on_trajectories_with_returned_images(arch, models, count_data):
+def test_training_forward_reproduces_the_sampler_on_trajectories_with_returned_images(arch, cache, models,
+                                                                                        count_data):
+    """Both ways of continuing a row (prefilling its whole sequence again, or its KV cache with the tool turn
+    appended after masked holes) sample from the distribution the training forward scores."""
     model, processor = models(arch)
     model.eval()
     samples = load_samples(count_data["train"])[:2]
     prompts = encode_prompts(processor, samples, layout=family_of(model).layout or None)
-    engine = _engine(model, processor)
+    engine = _engine(model, processor, reuse_cache=cache)
+    from mmrft.rollout.continuation import supports_turn_cache
+
+    assert supports_turn_cache(engine.engine, model) == arch.startswith("qwen")  # Gemma 3 prefills again
     torch.manual_seed(0)
     rollout = engine.generate(prompts, SamplingParams(n=2, max_new_tokens=12, temperature=0.8))
     ends = [t.end for t in rollout.trajectories]
@@ -262,3 +269,17 @@ def test_real_tool_calls_through_the_loop(models, count_data):
     m = trajectory_metrics(rollout.trajectories)
     assert m["trajectory/tool_calls"] == 2 and m["trajectory/failed_calls"] == 1 and m["trajectory/images"] == 1
     assert m["trajectory/calls/zoom_in"] == 2 and m["trajectory/end/answer"] == 1.0 and m["trajectory/turns"] == 3
+
+
+def test_cache_continuation_equals_prefilling_again(models, count_data):
+    """Greedy trajectories are the same token for token whether each turn continues the rows' KV caches or prefills
+    their whole sequences again."""
+    model, processor = models("qwen2_vl")
+    model.eval()
+    samples = load_samples(count_data["train"])[:2]
+    prompts = encode_prompts(processor, samples)
+    params = SamplingParams(n=1, max_new_tokens=12, temperature=0.0)
+    runs = [_engine(model, processor, turns=2, reuse_cache=cache).generate(prompts, params) for cache in (False, True)]
+    assert torch.equal(runs[0].completion_ids, runs[1].completion_ids)
+    assert [t.end for t in runs[0].trajectories] == [t.end for t in runs[1].trajectories]
+    assert sum(len(t.images) for t in runs[1].trajectories) >= 2  # tool turns with images were continued
