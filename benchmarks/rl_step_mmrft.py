@@ -24,6 +24,7 @@ def main(spec_path: str, result_path: str) -> int:
     import torch
 
     import mmrft.train.rl as rl
+    import mmrft.train.run as run  # the run's set-up and sampling (RLRun) live here
     from mmrft.config import load_config
     from mmrft.data.sources import load_samples
     from mmrft.track.metrics import read_metrics
@@ -32,7 +33,7 @@ def main(spec_path: str, result_path: str) -> int:
     stamps: dict[int, float] = {}
     drawn: list[list[int]] = []
 
-    class StampedTracker(rl.Tracker):
+    class StampedTracker(run.Tracker):
         """Records when each training step is logged (its end), for the step-to-step wall interval."""
 
         def log(self, step, metrics, phase="train"):
@@ -40,15 +41,15 @@ def main(spec_path: str, result_path: str) -> int:
                 stamps[step] = time.perf_counter()
             super().log(step, metrics, phase)
 
-    real_sample_step = rl.sample_step
+    real_sample_step = run.sample_step
 
     def recording_sample_step(*args, **kwargs):
         out = real_sample_step(*args, **kwargs)
         drawn.append([rows[s.id] for s in out.drawn.prompts.samples])
         return out
 
-    rl.Tracker = StampedTracker
-    rl.sample_step = recording_sample_step
+    run.Tracker = StampedTracker
+    run.sample_step = recording_sample_step
 
     p, g = spec["prompts"], spec["group"]
     total = spec["warmup"] + spec["steps"]
