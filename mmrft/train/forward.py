@@ -162,17 +162,61 @@ def _logits_shared(model, batch: SequenceBatch) -> torch.Tensor:
     ids = batch.completion_ids[:, :-1]  # the last token predicts nothing we score
     mask = torch.cat([prompt["attention_mask"].repeat_interleave(n, dim=0),
                       batch.completion_mask[:, :-1].to(prompt["attention_mask"].dtype)], dim=1)
-    cont = continue_positions(pos, t - 1).repeat_interleave(n, dim=-2)
+    extra: dict[str, torch.Tensor] = {}
+    if batch.multi_turn:  # tool turns inside the responses: their images, and positions over the whole sequences
+        cont = _response_positions(model, batch)[..., :-1]
+        extra = {k: v[:, : t - 1].to(ids.device) for k, v in (batch.response_keys or {}).items()}
+        for key in dict.fromkeys(k for m in batch.response_media or () for k in m):
+            extra[key] = torch.cat([m[key] for m in batch.response_media if key in m]).to(ids.device)
+    else:
+        cont = continue_positions(pos, t - 1).repeat_interleave(n, dim=-2)
     with reusing_cache():
-        rest = model(input_ids=ids, attention_mask=mask, position_ids=cont, past_key_values=cache, use_cache=True)
+        rest = model(input_ids=ids, attention_mask=mask, position_ids=cont, past_key_values=cache, use_cache=True,
+                     **extra)
     return torch.cat([first, rest.logits], dim=1)
+
+
+def _response_positions(model, batch: SequenceBatch) -> torch.Tensor:
+    """The positions of the response tokens ([3, B*n, T] M-RoPE), from the model's own index over the whole sequences:
+    images in tool turns move the positions after them, so they cannot be counted on from the prompt's."""
+    rep = batch.prompts.select(list(range(batch.num_groups)), repeat=batch.n).inputs
+    p = rep["input_ids"].shape[1]
+    full = {"input_ids": torch.cat([rep["input_ids"], batch.completion_ids], dim=1),
+            "attention_mask": torch.cat([rep["attention_mask"], batch.completion_mask.to(rep["attention_mask"].dtype)],
+                                        dim=1)}
+    for key in PER_TOKEN_KEYS:
+        if key in rep:
+            tail = (batch.response_keys or {}).get(key)
+            tail = torch.zeros_like(batch.completion_ids) if tail is None else tail[:, : batch.width]
+            full[key] = torch.cat([rep[key], tail.to(device=rep[key].device, dtype=rep[key].dtype)], dim=1)
+    if "image_grid_thw" in batch.prompts.inputs or any("image_grid_thw" in m for m in batch.response_media or ()):
+        spans = batch.prompts.media_spans().get("image_grid_thw")
+        grids = []
+        for i in range(batch.size):  # row i: its prompt's image grids, then those of its tool turns' images
+            if spans is not None:
+                grids.append(batch.prompts.inputs["image_grid_thw"][slice(*spans[i // batch.n])])
+            if batch.response_media and "image_grid_thw" in batch.response_media[i]:
+                grids.append(batch.response_media[i]["image_grid_thw"].to(batch.completion_ids.device))
+        full["image_grid_thw"] = torch.cat(grids)
+    pos, _ = prompt_positions(model, full)
+    return pos[..., p:]
+
+
+def shares_prompt_with_trajectories(model) -> bool:
+    """Whether trajectories with tool turns can be scored with the prompt computed once per group: for the Qwen-VL
+    families (M-RoPE positions from the model's own index; checked against the expanded sequences). Others score
+    them expanded."""
+    from mmrft.models.families import family_of
+
+    return family_of(model).mrope
 
 
 def _logits(model, batch: SequenceBatch, shared_prompt: bool | None) -> torch.Tensor:
     """Per-position outputs predicting each completion token; `shared_prompt=None` picks the shared-prompt path when
     it applies (the batch allows it, a group has several completions, the model keeps its KV cache)."""
     if shared_prompt is None:
-        shared_prompt = batch.share_prompt and batch.n > 1 and supports_cache_reuse(model) and not batch.multi_turn
+        shared_prompt = (batch.share_prompt and batch.n > 1 and supports_cache_reuse(model)
+                         and (not batch.multi_turn or shares_prompt_with_trajectories(model)))
     if not shared_prompt:
         return _logits_expanded(model, batch)
     if batch.width == 1:  # the continuation pass needs one input token: score one more (masked) column and drop it,

@@ -24,7 +24,7 @@ from mmrft.config import Config, algorithm_knobs
 from mmrft.models.value import load_critic
 from mmrft.train.critic import batched_values, critic_update, gae_advantages
 from mmrft.train.dist import SINGLE, DistContext, any_rank, global_advantages, global_masked_whiten
-from mmrft.train.forward import SequenceBatch, build_sequences
+from mmrft.train.forward import SequenceBatch, build_sequences, shares_prompt_with_trajectories
 from mmrft.train.fsdp import shard_model
 from mmrft.train.optim import make_optimizer
 from mmrft.train.sampling import StepSamples
@@ -148,9 +148,9 @@ def prepare_batch(cfg: Config, learner: Learner, samples: StepSamples, suppress:
         mask = mask * overlong_filter_mask(rollout.truncated).unsqueeze(1)
     if idle:
         mask.zero_()
-    # multi-turn trajectories are scored on the expanded sequences (every image, the model's own positions), for the
-    # whole run, so that every rank makes the same forward passes under FSDP
-    share = ro.share_prompt_forward and not is_multi_turn(cfg)
+    # multi-turn trajectories share the prompt only where the family allows it (Qwen-VL), else they are scored on the
+    # expanded sequences; decided per run, so that every rank makes the same forward passes under FSDP
+    share = ro.share_prompt_forward and (not is_multi_turn(cfg) or shares_prompt_with_trajectories(learner.model))
     seqs = build_sequences(rollout.prompts.to(device), rollout.completion_ids, rollout.completion_mask,
                            ro.group_size, suppress, share_prompt=share, response_media=rollout.media,
                            response_keys=rollout.token_keys)

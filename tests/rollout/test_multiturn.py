@@ -283,3 +283,31 @@ def test_cache_continuation_equals_prefilling_again(models, count_data):
     assert torch.equal(runs[0].completion_ids, runs[1].completion_ids)
     assert [t.end for t in runs[0].trajectories] == [t.end for t in runs[1].trajectories]
     assert sum(len(t.images) for t in runs[1].trajectories) >= 2  # tool turns with images were continued
+
+
+@pytest.mark.parametrize("arch", ["qwen2_vl", "qwen2_5_vl"])
+def test_shared_prompt_forward_on_trajectories_equals_expanded(arch, models, count_data):
+    """The prompt computed once per group and its KV cache continued over trajectories whose tool turns carry
+    images gives the log-probs and gradients of the expanded sequences."""
+    model, processor = models(arch)
+    samples = load_samples(count_data["train"])[:2]
+    prompts = encode_prompts(processor, samples)
+    torch.manual_seed(2)
+    rollout = _engine(model, processor, keep_logprobs=False).generate(
+        prompts, SamplingParams(n=3, max_new_tokens=12, temperature=1.0))
+    assert sum(len(t.images) for t in rollout.trajectories) >= 2
+    seqs = build_sequences(prompts, rollout.completion_ids, rollout.completion_mask, 3,
+                           response_media=rollout.media, response_keys=rollout.token_keys)
+    mask = rollout.loss_mask
+    model.train()
+    results = {}
+    for shared in (False, True):
+        model.zero_grad()
+        logp, _ = completion_logprobs(model, seqs, shared_prompt=shared)
+        (logp * mask).sum().backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        results[shared] = (logp.detach(), grads)
+    m = rollout.completion_mask.bool()
+    torch.testing.assert_close(results[True][0][m], results[False][0][m], atol=5e-5, rtol=0)
+    assert (results[True][1] - results[False][1]).norm() / results[False][1].norm() < 1e-4
+    model.zero_grad()
