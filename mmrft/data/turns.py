@@ -4,6 +4,8 @@ turns to learn, tool turns to read), for the multi-turn rollout loop (`mmrft.rol
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from mmrft.data.collate import PER_TOKEN_KEYS
@@ -23,14 +25,13 @@ def tool_turn_text(processor, text: str, n_images: int) -> str:
     so the token sequence is the one the model would see in a conversation it was trained on."""
     tok = processor.tokenizer
     eos = tok.decode([tok.eos_token_id]) if tok.eos_token_id is not None else ""
-    content = [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": text}]
     head = [{"role": "user", "content": [{"type": "text", "text": "?"}]},
             {"role": "assistant", "content": [{"type": "text", "text": _SENTINEL}]}]
     before = processor.apply_chat_template(head, tokenize=False)
     for role in ("tool", "user"):
         try:
-            after = processor.apply_chat_template(head + [{"role": role, "content": content}], tokenize=False,
-                                                  add_generation_prompt=True)
+            after = processor.apply_chat_template(head + _tool_messages(processor, role, text, n_images),
+                                                  tokenize=False, add_generation_prompt=True)
             break
         except Exception:  # noqa: BLE001 - a template that raises on the role: try the fallback
             if role == "user":
@@ -39,6 +40,34 @@ def tool_turn_text(processor, text: str, n_images: int) -> str:
     if eos and tail.startswith(eos):  # the generated turn ends with the end-of-turn token already
         tail = tail[len(eos):]
     return tail + after[len(before):]
+
+
+_RESPONSE = re.compile(r"<tool_response>\n(.*?)\n</tool_response>", re.DOTALL)
+
+
+def _tool_messages(processor, role: str, text: str, n_images: int) -> list[dict]:
+    """The tool answer as messages. Text made of `<tool_response>` blocks (`ToolEnvironment`'s, one per call) goes to
+    a template that wraps tool messages in those tags itself (Qwen2.5, Qwen3, Qwen3-VL) as one unwrapped `tool`
+    message per call, so it is not wrapped twice; the images go with the last. Otherwise one message as written."""
+    blocks = _RESPONSE.findall(text)
+    whole = "\n".join(f"<tool_response>\n{b}\n</tool_response>" for b in blocks) == text  # nothing else in it
+    if role == "tool" and blocks and whole and template_wraps_tool_responses(processor):
+        messages = [{"role": "tool", "content": [{"type": "text", "text": b}]} for b in blocks]
+        messages[-1]["content"] = [{"type": "image"} for _ in range(n_images)] + messages[-1]["content"]
+        return messages
+    return [{"role": role, "content": [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": text}]}]
+
+
+def template_wraps_tool_responses(processor) -> bool:
+    """Whether the chat template writes a `tool` message inside `<tool_response>` tags itself."""
+    probe = [{"role": "user", "content": [{"type": "text", "text": "?"}]},
+             {"role": "assistant", "content": [{"type": "text", "text": "!"}]},
+             {"role": "tool", "content": [{"type": "text", "text": _SENTINEL}]}]
+    try:
+        text = processor.apply_chat_template(probe, tokenize=False)
+    except Exception:  # noqa: BLE001 - a template without the tool role
+        return False
+    return f"<tool_response>\n{_SENTINEL}" in text or f"<tool_response>{_SENTINEL}" in text
 
 
 def encode_tool_turn(processor, text: str, images: list) -> tuple[list[int], dict[str, list[int]], dict]:

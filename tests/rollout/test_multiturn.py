@@ -311,3 +311,32 @@ def test_shared_prompt_forward_on_trajectories_equals_expanded(arch, models, cou
     torch.testing.assert_close(results[True][0][m], results[False][0][m], atol=5e-5, rtol=0)
     assert (results[True][1] - results[False][1]).norm() / results[False][1].norm() < 1e-4
     model.zero_grad()
+
+
+WRAPPING_TEMPLATE = (  # the tool part of Qwen2.5/Qwen3's templates: consecutive tool messages in one user turn
+    "{% for m in messages %}{% if m.role == 'tool' %}"
+    "{% if loop.first or messages[loop.index0 - 1].role != 'tool' %}<|im_start|>user{% endif %}"
+    "\n<tool_response>\n{% for c in m.content %}{% if c.type == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% else %}{{ c.text }}{% endif %}{% endfor %}\n</tool_response>"
+    "{% if loop.last or messages[loop.index0 + 1].role != 'tool' %}<|im_end|>\n{% endif %}"
+    "{% else %}<|im_start|>{{ m.role }}\n{% for c in m.content %}{{ c.text }}{% endfor %}<|im_end|>\n{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def test_a_template_that_wraps_tool_answers_gets_them_unwrapped(models):
+    """ToolEnvironment wraps each call's answer in <tool_response> for templates that render a bare tool turn; a
+    template that wraps tool messages itself gets one unwrapped tool message per call instead (not wrapped twice)."""
+    import copy
+
+    _, processor = models("qwen2_vl")
+    wrapping = copy.copy(processor)
+    wrapping.chat_template = WRAPPING_TEMPLATE
+    text = "<tool_response>\nZoomed in; this is image 1.\n</tool_response>\n<tool_response>\nError: no image 7\n</tool_response>"
+    turn = tool_turn_text(wrapping, text, 1)
+    assert turn.count("<tool_response>") == 2 and "<tool_response>\n<tool_response>" not in turn
+    assert turn.startswith("\n<|im_start|>user") and turn.endswith("<|im_start|>assistant\n")
+    first, second = turn.split("</tool_response>")[:2]  # the image goes with the last call's answer
+    assert "Zoomed in; this is image 1." in first and "<|image_pad|>" not in first
+    assert "<|image_pad|>" in second and "Error: no image 7" in second
+    bare = tool_turn_text(processor, text, 1)  # the Qwen2-VL template: the text as written, once
+    assert bare.count("<tool_response>") == 2 and bare.startswith("\n<|im_start|>tool\n")
