@@ -95,9 +95,10 @@ MAPPING = {
     "tool schema in the prompt": ["mmrft.tools.tool_schemas(['zoom_in']) through the chat template's tools=",
                                   "the same schema: transformers.get_json_schema is given it for ZoomEnv.zoom_in "
                                   "(TRL would derive one from the docstring); prompt ids checked equal"],
-    "tool answer": ["ToolEnvironment: format_tool_response(text) + the crop, as a `tool` message",
-                    "content [crop image, {'type': 'text', 'text': format_tool_response(text)}], a `tool` message "
-                    "(same order as mmrft's observation_content; the template writes the same tokens)"],
+    "tool answer": ["ToolEnvironment's <tool_response> block + the crop; for this template (which wraps tool "
+                    "messages itself) one unwrapped `tool` message",
+                    "content [crop image, {'type': 'text', 'text': text}], a `tool` message the template wraps "
+                    "(same order as mmrft's; the template writes the same tokens)"],
     "call parsing": ["mmrft.tools.parse_tool_calls (<tool_call> JSON blocks)",
                      "tokenizer.parse_response with TRL's qwen3 response template (add_response_schema)"],
     "tool rounds K": ["rollout.max_turns=K+1 (max_tool_calls=4K, max_images=4K: not binding)",
@@ -147,8 +148,7 @@ def tool_corpus(schemas: list[dict], weight: int = 200) -> list[str]:
     from mmrft.data.prompts import tools_system_text
 
     call = "<tool_call>\n" + json.dumps({"name": TOOL, "arguments": {"bbox_2d": ZOOM_ALL}}) + "\n</tool_call>"
-    tool_turn = ("<tool_response>\n<tool_response>\nZoomed in on image 0 at [0, 0, 112, 112] (pixels); "
-                 "this is image 1.\n</tool_response>\n</tool_response>")
+    tool_turn = "<tool_response>\nZoomed in on image 0 at [0, 0, 112, 112] (pixels); this is image 1.\n</tool_response>"
     return [tools_system_text(schemas), "<think>look closer</think>\n" + call, tool_turn] * weight
 
 

@@ -9,8 +9,9 @@ message; a list of content blocks may hold images, which TRL appends to the conv
 the sample, so the tool is a method of an environment (`environment_factory=ZoomEnv`): `reset(**row)` receives the
 dataset row (its image) and builds the `ToolContext` mmrft's rollout builds; `zoom_in(**arguments)` runs the call
 through mmrft's own `run_tool_call` (the same argument checks and crop), appends the crop as mmrft's
-`ToolEnvironment` does, and returns `[crop, format_tool_response(text)]` in the order mmrft writes a tool turn, so
-the template gives the same tokens (checked by the parent: `same_tool_turn_ids`).
+`ToolEnvironment` does, and returns `[crop, text]` in the order mmrft writes a tool turn; the Qwen3-VL template
+wraps it in `<tool_response>` once, as it does mmrft's tool message (mmrft unwraps ToolEnvironment's own wrapper for
+templates that wrap), so the template gives the same tokens (checked by the parent: `same_tool_turn_ids`).
 
 The tool schema in the prompt. TRL derives a tool's schema from its signature and docstring
 (`transformers.utils.get_json_schema`), which cannot say `minItems`/`minimum`; here it is given mmrft's registered
@@ -55,7 +56,6 @@ def main(spec_path: str, result_path: str) -> int:
     from mmrft.models.load import media_token_ids
     from mmrft.rewards import get_reward
     from mmrft.tools import ToolCall, run_tool_call, tool_schemas
-    from mmrft.tools.prompting import format_tool_response
 
     # the prompt lists mmrft's schema of the tool (see the module docstring)
     derive_schema = chat_template_utils.get_json_schema
@@ -93,8 +93,7 @@ def main(spec_path: str, result_path: str) -> int:
             self.failed += out.error is not None
             self.ctx.returned.extend(out.images)
             self.ctx.model_sizes += [model_image_size(processor, *im.size) for im in out.images]
-            return [{"type": "image", "image": im} for im in out.images] + [
-                {"type": "text", "text": format_tool_response(out.text)}]
+            return [{"type": "image", "image": im} for im in out.images] + [{"type": "text", "text": out.text}]
 
     ZoomEnv.zoom_in.mmrft_schema = tool_schemas([TOOL])[0]
 
