@@ -59,6 +59,10 @@ class PromptBatch:
     videos_per_prompt: list[int] | None = None
     audios_per_prompt: list[int] | None = None
     layout: dict[str, str] | None = None
+    # A multi-turn continuation: the tokens run past the samples' prompts (turns so far), and these images, returned
+    # by its tool turns, follow each sample's own. Engines that take media as images rather than tensors (vLLM) read
+    # them and the tokens as given; None for prompts made from samples alone.
+    returned_images: list[list] | None = None
 
     def __post_init__(self) -> None:
         b = len(self.samples)

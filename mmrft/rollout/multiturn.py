@@ -14,8 +14,10 @@ The loop, for the B prompts × n samples of a step:
 2. each row's environment answers its turn (`Environment.step`): no tool call ends the trajectory (the model
    answered); otherwise the calls run and their answer becomes a tool turn;
 3. the rows still running continue from their KV cache with their tool turn appended (`mmrft.rollout.continuation`,
-   where the family allows it: Qwen-VL), or with their whole sequence (prompt, turns so far, every image) prefilled
-   again; the next assistant turn is generated, until each row is done or a limit ends it (`TurnLimits`).
+   where the family allows it: Qwen-VL, on the transformers engine), or with their whole sequence (prompt, turns so
+   far, every image) prefilled again (a `PromptBatch` whose `returned_images` the vLLM engine reads: it takes the
+   tokens as given and the images as PIL); the next assistant turn is generated, until each row is done or a limit
+   ends it (`TurnLimits`).
 
 Each trajectory ends for one reason (`Trajectory.end`): answer, truncated (a turn hit `rollout.max_new_tokens`),
 max_turns, max_tool_calls, max_tokens (`rollout.max_total_tokens`), max_images.
@@ -129,6 +131,7 @@ class MultiTurnEngine:
 
     def generate(self, prompts: PromptBatch, params: SamplingParams) -> Rollout:
         lim = self.limits
+        self.device = prompts.inputs["input_ids"].device  # where tool turns' media and the rollout's tensors go
         cached = self.reuse_cache and supports_turn_cache(self.engine, self.model)
         if cached:
             turn, state = first_turn(self.engine, prompts, params)
@@ -194,6 +197,7 @@ class MultiTurnEngine:
             row.finish("max_images")
             return
         ids, keys, media = encode_tool_turn(self.processor, obs.text, images)
+        media = {k: v.to(self.device) for k, v in media.items()}
         if len(row.ids) + len(ids) >= lim.max_total_tokens:
             row.truncated = True
             row.finish("max_tokens")
@@ -244,7 +248,8 @@ class MultiTurnEngine:
         return PromptBatch([prompts.samples[row.prompt] for row in rows], inputs,
                            [prompts.images_per_prompt[row.prompt] + extra for row, extra in zip(rows, returned)],
                            [prompts.videos_per_prompt[row.prompt] for row in rows],
-                           [prompts.audios_per_prompt[row.prompt] for row in rows], None)
+                           [prompts.audios_per_prompt[row.prompt] for row in rows], None,
+                           returned_images=[row.trajectory.images for row in rows])
 
     def _rollout(self, prompts: PromptBatch, n: int, rows: list[_Row]) -> Rollout:
         t = max(len(row.ids) for row in rows)
@@ -260,10 +265,12 @@ class MultiTurnEngine:
         logprobs = padded([row.logprobs for row in rows], 0.0, torch.float32)
         texts = [next((t["text"] for t in reversed(row.trajectory.turns) if t["role"] == "assistant"), "")
                  for row in rows]
-        return Rollout(prompts, n, ids, mask, torch.tensor([row.truncated for row in rows]), texts, loss_mask=loss,
-                       media=[row.media for row in rows], token_keys=token_keys or None,
+        d = self.device
+        return Rollout(prompts, n, ids.to(d), mask.to(d), torch.tensor([row.truncated for row in rows]).to(d), texts,
+                       loss_mask=loss.to(d), media=[row.media for row in rows],
+                       token_keys={k: v.to(d) for k, v in token_keys.items()} or None,
                        trajectories=[row.trajectory for row in rows],
-                       logprobs=logprobs if getattr(self.engine, "keep_logprobs", False) else None)
+                       logprobs=logprobs.to(d) if getattr(self.engine, "keep_logprobs", False) else None)
 
 
 # -- from a config ---------------------------------------------------------------------------------------------
@@ -311,8 +318,8 @@ def multi_turn(cfg, engine, model, processor):
 
 
 def check_multi_turn(cfg) -> None:
-    """Fail before loading anything on a multi-turn setting that cannot run: unknown tools or environment, limits
-    below 1, or an engine the loop does not drive yet."""
+    """Fail before loading anything on a multi-turn setting that cannot run: unknown tools or environment, or
+    limits below 1."""
     from mmrft.errors import ConfigError
     from mmrft.tools import ENVIRONMENTS, TOOLS
 
@@ -329,6 +336,4 @@ def check_multi_turn(cfg) -> None:
     for key in ("max_turns", "max_tool_calls", "max_total_tokens", "max_images"):
         if getattr(ro, key) < 1:
             raise ConfigError(f"rollout.{key}: {getattr(ro, key)} is not >= 1")
-    if ro.engine != "hf":
-        raise ConfigError(f"rollout.engine={ro.engine}: multi-turn rollouts (rollout.tools / rollout.environment) run "
-                          "on rollout.engine=hf in this version")
+

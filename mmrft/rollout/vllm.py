@@ -27,6 +27,10 @@ What this relies on (vLLM >= 0.19.1, the first release that installs beside tran
   `model.language_model.` -> `language_model.model.`, `model.visual.` -> `visual.`, `lm_head.` ->
   `language_model.lm_head.`, and the pre-4.52 `model.` names), so the policy's own parameter names are what it
   needs, with peft's wrappers taken off (as TRL does: strip `base_model.model.` and `.base_layer`, drop `lora_*`).
+- Multi-turn rollouts (`mmrft.rollout.multiturn`) continue each trajectory with a request of token ids
+  (`{"prompt_token_ids": ids, "multi_modal_data": {"image": [...]}}`) whose image placeholders the processor already
+  expanded: vLLM's multimodal processor finds them in place and does not expand them again (TRL sends its tool turns
+  with images the same way, trl/generation/vllm_generation.py).
 - After loading: `reset_prefix_cache()` (cached KV of old weights), and `reset_encoder_cache()` where the version
   has it (vllm#33452): otherwise vision embeddings of images seen before the update are reused (TRL#7198).
 """
@@ -64,9 +68,12 @@ def import_vllm():
 # ------------------------------------------------------------------------------------- requests (pure)
 
 
-def build_requests(samples, texts: list[str], images: list[list], videos: list, audios: list) -> list[dict]:
-    """One vLLM request per sample: its prompt text and its decoded media (`load_media`'s output: images per
-    sample, video and audio clips of all samples in order). One item of a kind is passed alone, several as a list."""
+def build_requests(samples, texts: list[str] | list[list[int]], images: list[list], videos: list,
+                   audios: list) -> list[dict]:
+    """One vLLM request per sample: its prompt, as text or as token ids (placeholders already expanded, as the
+    processor writes them: vLLM finds them and does not expand them again), and its decoded media (`load_media`'s
+    output: images per sample, video and audio clips of all samples in order). One item of a kind is passed alone,
+    several as a list."""
     out, v, a = [], 0, 0
     for s, text, imgs in zip(samples, texts, images, strict=True):
         clips, v = videos[v : v + len(s.videos)], v + len(s.videos)
@@ -77,17 +84,32 @@ def build_requests(samples, texts: list[str], images: list[list], videos: list, 
             "audio": [(c.samples, c.rate) for c in sounds],
         }
         mm = {kind: x[0] if len(x) == 1 else x for kind, x in items.items() if x}
-        out.append({"prompt": text, "multi_modal_data": mm} if mm else {"prompt": text})
+        request = {"prompt": text} if isinstance(text, str) else {"prompt_token_ids": [int(t) for t in text]}
+        out.append({**request, "multi_modal_data": mm} if mm else request)
     return out
 
 
 def vllm_requests(processor, samples, fmt: str = "r1", system: str | None = None,
-                  media: MediaOptions | None = None) -> list[dict]:
-    """The requests of a batch of samples, with the prompt text `encode_prompts` gives the processor."""
+                  media: MediaOptions | None = None, tools: list[dict] | None = None) -> list[dict]:
+    """The requests of a batch of samples, with the prompt text `encode_prompts` gives the processor (`tools`: the
+    function-calling schemas a multi-turn run's prompts offer)."""
     options = media or MediaOptions()
     images, videos, audios = load_media(processor, samples, options)
-    return build_requests(samples, chat_texts(processor, samples, videos, fmt, system, options), images, videos,
-                          audios)
+    return build_requests(samples, chat_texts(processor, samples, videos, fmt, system, options, tools), images,
+                          videos, audios)
+
+
+def continuation_requests(processor, prompts: PromptBatch, media: MediaOptions | None = None) -> list[dict]:
+    """The requests that continue multi-turn trajectories (`PromptBatch.returned_images` set): each row's tokens as
+    the batch holds them (prompt and turns so far, left padding taken off) and its images, the sample's own then
+    those its tool turns returned, in the order their placeholders appear."""
+    if prompts.returned_images is None:
+        raise ValueError("continuation_requests: the batch is not a multi-turn continuation (no returned_images)")
+    images, videos, audios = load_media(processor, prompts.samples, media or MediaOptions())
+    ids, att = prompts.inputs["input_ids"], prompts.inputs["attention_mask"].bool()
+    tokens = [ids[i][att[i]].tolist() for i in range(len(prompts.samples))]
+    images = [list(own) + list(returned) for own, returned in zip(images, prompts.returned_images, strict=True)]
+    return build_requests(prompts.samples, tokens, images, videos, audios)
 
 
 def sampling_kwargs(params: SamplingParams, eos_ids: list[int], suppress: list[int]) -> dict:
@@ -234,11 +256,13 @@ class VLLMRolloutEngine:
     def __init__(self, model, processor, *, model_path: str, prompt_format: str = "r1", system: str | None = None,
                  media: MediaOptions | None = None, dtype: str = "bfloat16", gpu_memory_utilization: float = 0.3,
                  sleep_level: int = 1, max_model_len: int | None = None, seed: int = 0,
-                 llm_kwargs: dict | None = None, llm=None, vllm_module=None, gather=None):
+                 llm_kwargs: dict | None = None, llm=None, vllm_module=None, gather=None,
+                 tools: list[dict] | None = None):
         if sleep_level not in (0, 1, 2):
             raise ConfigError(f"rollout.vllm_sleep_level: {sleep_level} is not 0, 1 or 2")
         self.model, self.processor = model, processor
         self.fmt, self.system, self.media = prompt_format, system, media or MediaOptions()
+        self.tools = tools  # function-calling schemas the prompts offer (multi-turn runs), as in `encode_prompts`
         self.pad_id = processor.tokenizer.pad_token_id
         self.eos_ids = _eos_ids(model, processor.tokenizer)
         self.suppress = media_token_ids(processor, model)
@@ -263,12 +287,14 @@ class VLLMRolloutEngine:
 
     @classmethod
     def from_config(cls, cfg, model, processor, rank: int = 0, gather=None) -> "VLLMRolloutEngine":
+        from mmrft.rollout.multiturn import prompt_tools
+
         ro = cfg.rollout
         return cls(model, processor, model_path=cfg.model.path, prompt_format=cfg.data.prompt_format,
                    system=cfg.data.system_prompt, media=media_options(cfg.data), dtype=cfg.model.dtype,
                    gpu_memory_utilization=ro.vllm_gpu_memory_utilization, sleep_level=ro.vllm_sleep_level,
                    max_model_len=ro.vllm_max_model_len, seed=cfg.trainer.seed + rank, llm_kwargs=dict(ro.vllm_kwargs),
-                   gather=gather)
+                   gather=gather, tools=prompt_tools(cfg))
 
     def sleep(self) -> None:
         """Release vLLM's GPU memory until the next `sync_weights` / `generate` (nothing with sleep level 0)."""
@@ -310,7 +336,10 @@ class VLLMRolloutEngine:
 
     @torch.no_grad()
     def generate(self, prompts: PromptBatch, params: SamplingParams) -> Rollout:
-        requests = vllm_requests(self.processor, prompts.samples, self.fmt, self.system, self.media)
+        if prompts.returned_images is not None:  # a multi-turn continuation: its tokens, every image
+            requests = continuation_requests(self.processor, prompts, self.media)
+        else:
+            requests = vllm_requests(self.processor, prompts.samples, self.fmt, self.system, self.media, self.tools)
         if params.max_new_tokens < 1:  # vLLM needs max_tokens >= 1
             empty = SimpleNamespace(token_ids=[], finish_reason="length", index=0)
             outputs = [SimpleNamespace(outputs=[empty], prompt_token_ids=None) for _ in requests]
