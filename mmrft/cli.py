@@ -218,12 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write DIR/data.jsonl and DIR/images/ for one (or several, mixed) synthetic tasks.")
     s.add_argument("task", nargs="+", help="task name(s), e.g. count, arithmetic, compare, ground, multi_image_more, "
                    "multi_image_change, video_direction, video_bounce_count, video_temporal_ground, "
-                   "audio_count_beeps, audio_higher_tone, audio_pause_length")
+                   "audio_count_beeps, audio_higher_tone, audio_pause_length, zoom")
     s.add_argument("--n", type=int, required=True, help="number of samples")
     s.add_argument("--out", required=True, help="output directory")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--difficulty", type=int, default=0, help="0 = easiest")
-    s.add_argument("--image-size", type=int, default=112)
+    s.add_argument("--image-size", type=int, default=None,
+                   help="canvas size in pixels (default: the task's own, 112 for most, 448 for zoom)")
     s.set_defaults(fn=_cmd_synth)
 
     for name, fn, help_ in (

@@ -19,7 +19,7 @@ from .base import (
     tokenizer_corpus,
     write_dataset,
 )
-from . import arithmetic, audio, compare, count, ground, multi_image, video, video_bounce  # noqa: F401  (registration)
+from . import arithmetic, audio, compare, count, ground, multi_image, video, video_bounce, zoom  # noqa: F401
 from .arithmetic import ArithmeticTask
 from .compare import CompareTask
 from .count import CountTask

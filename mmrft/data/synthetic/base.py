@@ -92,6 +92,8 @@ class SyntheticTask:
     # what :meth:`render` returns: image -> PIL image, multi_image -> list of PIL images, video -> VideoClip,
     # audio -> AudioClip
     modality: str = "image"
+    # the canvas size when none is asked for (`write_dataset`, `mmrft synth`); sizes in a scene scale with it
+    default_image_size: int = BASE_IMAGE_SIZE
 
     # -- to implement ---------------------------------------------------------
     def sample_scene(self, rng: random.Random, difficulty: int, image_size: int) -> dict:
@@ -126,13 +128,15 @@ class SyntheticTask:
         rng: random.Random,
         index: int,
         difficulty: int = 0,
-        image_size: int = BASE_IMAGE_SIZE,
+        image_size: int | None = None,
         *,
         render: bool = True,
     ) -> SyntheticItem:
-        """Generate one item. With ``render=False`` an image task's image is a 1x1 placeholder and other
-        modalities' media are left empty (for text-only uses such as tokenizer corpora)."""
+        """Generate one item (`image_size` None: `default_image_size`). With ``render=False`` an image task's image
+        is a 1x1 placeholder and other modalities' media are left empty (for text-only uses such as tokenizer
+        corpora)."""
         self.check_difficulty(difficulty)
+        image_size = self.default_image_size if image_size is None else image_size
         scene = self.sample_scene(rng, difficulty, image_size)
         media: dict = {"image": None}
         if self.modality == "image":
@@ -193,17 +197,19 @@ def item_rng(seed: int, task: str, index: int, difficulty: int = 0) -> random.Ra
 
 
 def _generate_one(
-    task: str, index: int, seed: int, difficulty: int, image_size: int, render: bool = True
+    task: str, index: int, seed: int, difficulty: int, image_size: int | None, render: bool = True
 ) -> SyntheticItem:
     t = get_task(task)
+    image_size = t.default_image_size if image_size is None else image_size
     item = t.generate(item_rng(seed, task, index, difficulty), index, difficulty, image_size, render=render)
     return replace(item, id=f"{task}-d{difficulty}-s{seed}-{index:06d}")
 
 
 def generate_items(
-    task: str, n: int, seed: int, difficulty: int = 0, image_size: int = BASE_IMAGE_SIZE
+    task: str, n: int, seed: int, difficulty: int = 0, image_size: int | None = None
 ) -> list[SyntheticItem]:
-    """``n`` deterministic items; item ``i`` depends only on (task, seed, difficulty, image_size, i)."""
+    """``n`` deterministic items; item ``i`` depends only on (task, seed, difficulty, image_size, i). `image_size`
+    None: the task's `default_image_size`."""
     get_task(task).check_difficulty(difficulty)
     return [_generate_one(task, i, seed, difficulty, image_size) for i in range(n)]
 
@@ -261,14 +267,14 @@ def write_dataset(
     out_dir: str | os.PathLike,
     seed: int,
     difficulty: int = 0,
-    image_size: int = BASE_IMAGE_SIZE,
+    image_size: int | None = None,
 ) -> Path:
     """Write ``out_dir/data.jsonl`` and the media (``images/<id>.png``, ``images/<id>_<k>.png`` for multi-image
     tasks, ``videos/<id>.mp4``, ``audio/<id>.wav``); return the jsonl path.
 
     ``task`` may be a list of task names: items are then interleaved
-    round-robin (item ``j`` is item ``j // k`` of task ``j % k``). The jsonl is
-    written atomically (`mmrft.atomic`).
+    round-robin (item ``j`` is item ``j // k`` of task ``j % k``). `image_size` None: each task's
+    `default_image_size`. The jsonl is written atomically (`mmrft.atomic`).
     """
     tasks = [task] if isinstance(task, str) else list(task)
     if not tasks:
@@ -312,7 +318,7 @@ def task_corpus(n_per_task: int = 200, seed: int = 0, tasks: Sequence[str] | Non
         t = SYNTHETIC_TASKS[name]
         for d in t.difficulties:
             for i in range(n_per_task):
-                item = _generate_one(name, i, seed, d, BASE_IMAGE_SIZE, render=False)
+                item = _generate_one(name, i, seed, d, None, render=False)
                 texts.append(item.prompt)
                 texts.append(answer_text(item.answer))
                 texts.append(item.metadata["rationale"])

@@ -1,0 +1,184 @@
+"""``zoom``: count small shapes inside a framed region of a large image, a detail too small to read at the
+resolution the model is given for the whole image, and easy to read once the region is cropped and enlarged (the
+`zoom_in` tool).
+
+The canvas is ``image_size`` pixels (default 448); a black square frame of side ``image_size / 8`` (56 px at 448)
+holds 1-5 small circles (radius ``image_size / 90``, 5 px at 448). Shown whole at 112 px (the tiny models' input),
+the frame is a 14-px smudge and each circle about a pixel; zoomed in on the frame (56 px enlarged to 112), the
+circles are as large as in ``count`` at difficulty 0.
+
+Difficulty levels:
+
+0. the frame at the centre of one of the 4 quadrants; circles of the asked colour only inside it.
+1. the frame at the centre of one of the 9 cells of a 3x3 grid; 2-6 circles of the asked colour outside the frame
+   (not to be counted: the whole image does not tell which dots are inside).
+2. the frame anywhere; 1-7 circles inside, 0-2 circles of other colours inside, 2-6 of the asked colour outside, and
+   a grey decoy frame elsewhere holding circles of the asked colour.
+
+Answer: the count inside the black frame, e.g. ``"3"``. Reward: ``count``. ``metadata["region"]`` is the frame's
+box in canvas pixels ``[x1, y1, x2, y2]`` (what a useful zoom looks at), ``metadata["location"]`` its coarse place
+("top left"), ``metadata["zoomed_rationale"]`` the reasoning once zoomed in (where each counted circle sits in the
+frame, never the count itself).
+"""
+
+from __future__ import annotations
+
+import random
+
+from PIL import Image, ImageDraw
+
+from .base import SyntheticTask, register_task
+from .scene import COLOURS, blank_image, draw_objects, grid_cell, make_object, place_objects
+
+ZOOM_IMAGE_SIZE = 448
+BASE_COLOURS = ("red", "green", "blue", "yellow")
+FRAME_RGB = (0, 0, 0)
+DECOY_RGB = (150, 150, 150)
+QUADRANTS = ("top left", "top right", "bottom left", "bottom right")
+
+
+def frame_side(image_size: int) -> int:
+    return max(16, image_size // 8)
+
+
+def circle_radius(image_size: int) -> int:
+    return max(2, round(image_size / 90))
+
+
+def frame_width(image_size: int) -> int:
+    return max(1, round(image_size * 3 / 448))
+
+
+def _region_at(cx: float, cy: float, side: int, image_size: int) -> list[int]:
+    x1 = int(round(cx - side / 2))
+    y1 = int(round(cy - side / 2))
+    x1 = min(max(0, x1), image_size - side)
+    y1 = min(max(0, y1), image_size - side)
+    return [x1, y1, x1 + side, y1 + side]
+
+
+def _inside(center, box, margin: int = 0) -> bool:
+    x, y = center
+    return box[0] - margin <= x <= box[2] + margin and box[1] - margin <= y <= box[3] + margin
+
+
+def _place_in(rng: random.Random, specs: list[dict], box: list[int], width: int) -> list[dict]:
+    """Shapes inside `box`, clear of its frame line: placed on a canvas of the inner side, then shifted."""
+    gap = width + 2
+    inner = box[2] - box[0] - 2 * gap
+    placed = place_objects(rng, specs, inner, margin=3)
+    out = []
+    for o in placed:
+        cx, cy = o["center"][0] + box[0] + gap, o["center"][1] + box[1] + gap
+        extra = {k: v for k, v in o.items() if k not in ("kind", "colour", "rgb", "center", "size", "bbox", "area",
+                                                             "radius")}
+        out.append(make_object(o["kind"], o["colour"], (cx, cy), o["size"], **extra))
+    return out
+
+
+def _place_outside(rng: random.Random, specs: list[dict], image_size: int, boxes: list[list[int]],
+                   placed: list[dict]) -> list[dict]:
+    """Shapes anywhere on the canvas but clear of every box in `boxes` (and apart from each other)."""
+    if not specs:
+        return []
+    r = max(int(s["size"]) for s in specs)
+
+    def clear(objs: list[dict]) -> bool:
+        return all(not _inside(o["center"], b, margin=r + 3) for o in objs for b in boxes)
+
+    return place_objects(rng, specs, image_size, accept=clear)
+
+
+@register_task("zoom")
+class ZoomTask(SyntheticTask):
+    name = "zoom"
+    reward = "count"
+    difficulties = range(3)
+    default_image_size = ZOOM_IMAGE_SIZE
+
+    def sample_scene(self, rng: random.Random, difficulty: int, image_size: int) -> dict:
+        s = image_size
+        side, radius, width = frame_side(s), circle_radius(s), frame_width(s)
+        colour = rng.choice(BASE_COLOURS)
+        if difficulty == 0:
+            k = rng.randrange(4)
+            cx, cy = (s / 4 if k % 2 == 0 else 3 * s / 4), (s / 4 if k < 2 else 3 * s / 4)
+        elif difficulty == 1:
+            k = rng.randrange(9)
+            cx, cy = (2 * (k % 3) + 1) * s / 6, (2 * (k // 3) + 1) * s / 6
+        else:
+            cx, cy = rng.uniform(side / 2, s - side / 2), rng.uniform(side / 2, s - side / 2)
+        region = _region_at(cx, cy, side, s)
+        n = rng.randint(1, 7 if difficulty == 2 else 5)
+        inside = [{"kind": "circle", "colour": colour, "size": radius} for _ in range(n)]
+        if difficulty == 2:
+            others = [c for c in BASE_COLOURS if c != colour]
+            inside += [{"kind": "circle", "colour": rng.choice(others), "size": radius}
+                       for _ in range(rng.randint(0, 2))]
+            rng.shuffle(inside)
+        objects = _place_in(rng, inside, region, width)
+        decoy = None
+        boxes = [region]
+        if difficulty == 2:
+            for _ in range(100):  # a decoy frame that does not touch the real one
+                d = _region_at(rng.uniform(side / 2, s - side / 2), rng.uniform(side / 2, s - side / 2), side, s)
+                if d[0] > region[2] + 4 or d[2] < region[0] - 4 or d[1] > region[3] + 4 or d[3] < region[1] - 4:
+                    decoy = d
+                    break
+            if decoy is not None:
+                boxes.append(decoy)
+                decoy_specs = [{"kind": "circle", "colour": colour, "size": radius} for _ in range(rng.randint(1, 5))]
+                objects += _place_in(rng, decoy_specs, decoy, width)
+        if difficulty >= 1:
+            outside = [{"kind": "circle", "colour": colour, "size": radius} for _ in range(rng.randint(2, 6))]
+            objects += _place_outside(rng, outside, s, boxes, objects)
+        return {"question": {"colour": colour, "kind": "circle"}, "objects": objects, "region": region,
+                "decoy": decoy, "frame_width": width, "image_size": s,
+                "layout": ("quadrants", "grid", "free")[difficulty]}
+
+    def render(self, scene: dict, image_size: int) -> Image.Image:
+        img = blank_image(image_size)
+        draw = ImageDraw.Draw(img)
+        w = scene["frame_width"]
+        for box, rgb in ((scene["region"], FRAME_RGB), (scene.get("decoy"), DECOY_RGB)):
+            if box:
+                draw.rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=rgb, width=w)
+        return draw_objects(img, scene["objects"])
+
+    def prompt(self, scene: dict) -> str:
+        q = scene["question"]
+        return f"How many {q['colour']} {q['kind']}s are inside the black frame?"
+
+    def location(self, scene: dict) -> str:
+        """Where the frame is: a quadrant at difficulty 0, else a cell of the 3x3 grid."""
+        s, box = scene["image_size"], scene["region"]
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        if scene["layout"] == "quadrants":
+            return QUADRANTS[(cx > s / 2) + 2 * (cy > s / 2)]
+        return grid_cell((cx, cy), s)
+
+    def rationale(self, scene: dict) -> str:
+        return f"the black frame is at the {self.location(scene)}"
+
+    def counted(self, scene: dict) -> list[dict]:
+        q, box = scene["question"], scene["region"]
+        return [o for o in scene["objects"]
+                if o["colour"] == q["colour"] and o["kind"] == q["kind"] and _inside(o["center"], box)]
+
+    def zoomed_rationale(self, scene: dict) -> str:
+        """Where each counted circle is inside the frame (3x3 grid of the frame, reading order)."""
+        q, box = scene["question"], scene["region"]
+        side = box[2] - box[0]
+        rel = sorted(((o["center"][0] - box[0], o["center"][1] - box[1]) for o in self.counted(scene)),
+                     key=lambda c: (c[1] * 3 // side, c[0]))
+        return f"{q['colour']} {q['kind']}s: " + ", ".join(grid_cell(c, side) for c in rel)
+
+    def solve(self, scene: dict) -> str:
+        return str(len(self.counted(scene)))
+
+    def extra_metadata(self, scene: dict, image_size: int) -> dict:
+        return {"region": list(scene["region"]), "location": self.location(scene),
+                "zoomed_rationale": self.zoomed_rationale(scene)}
+
+
+__all__ = ["ZoomTask", "ZOOM_IMAGE_SIZE", "COLOURS"]

@@ -1,0 +1,97 @@
+"""The `zoom` task: every answer and region is re-derived from the rendered pixels alone (exact-RGB masks and
+connected components, code shared with the multi-image tests, none with the task module)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from mmrft.data.synthetic import generate_items, get_task, write_dataset
+from mmrft.data.sources import load_samples
+from tests.data.test_synthetic_multi_image import RGB, colour_mask, components
+
+N = 30
+BLACK, GREY = (0, 0, 0), (150, 150, 150)
+
+
+def _frame(img, rgb) -> tuple[int, int, int, int] | None:
+    """The bounding box (x1, y1, x2, y2), inclusive, of the pixels of exactly `rgb`; None when there are none."""
+    mask = (np.asarray(img) == np.array(rgb, dtype=np.uint8)).all(-1)
+    if not mask.any():
+        return None
+    (n, box), = components(mask)  # one frame: one connected outline
+    return box
+
+
+def _within(box, frame) -> bool:
+    return frame[0] < box[0] and frame[1] < box[1] and box[2] < frame[2] and box[3] < frame[3]
+
+
+@pytest.mark.parametrize("difficulty", [0, 1, 2])
+def test_answers_and_regions_from_pixels(difficulty):
+    items = generate_items("zoom", N, seed=5, difficulty=difficulty)
+    assert {im.image.size for im in items} == {(448, 448)}  # the task's own canvas size
+    answers = Counter()
+    for item in items:
+        colour = item.prompt.split()[2]
+        assert item.prompt == f"How many {colour} circles are inside the black frame?"
+        frame = _frame(item.image, BLACK)
+        assert list(frame[:2]) == item.metadata["region"][:2] and \
+            [frame[2] + 1, frame[3] + 1] == item.metadata["region"][2:]
+        blobs = [box for _, box in components(colour_mask(item.image, colour))]
+        inside = [b for b in blobs if _within(b, frame)]
+        assert item.answer == str(len(inside)), item.id
+        answers[item.answer] += 1
+        outside = [b for b in blobs if not _within(b, frame)]
+        decoy = _frame(item.image, GREY)
+        if difficulty == 0:
+            assert not outside and decoy is None
+        else:  # same-colour circles outside the frame: the whole image does not give the answer
+            assert len(outside) >= 2
+        if difficulty == 2 and decoy is not None:
+            assert any(_within(b, decoy) for b in outside)
+        others = [c for c in ("red", "green", "blue", "yellow") if c != colour]
+        if difficulty < 2:
+            assert not any(_within(b, frame) for c in others for _, b in components(colour_mask(item.image, c)))
+    assert len(answers) >= 4  # the counts vary
+
+
+def test_locations_follow_the_difficulty():
+    d0 = generate_items("zoom", 40, seed=1, difficulty=0)
+    assert {i.metadata["location"] for i in d0} == {"top left", "top right", "bottom left", "bottom right"}
+    centres = {tuple((np.add(i.metadata["region"][:2], i.metadata["region"][2:]) / 2).tolist()) for i in d0}
+    assert centres == {(112.0, 112.0), (336.0, 112.0), (112.0, 336.0), (336.0, 336.0)}
+    d1 = generate_items("zoom", 80, seed=1, difficulty=1)
+    assert len({i.metadata["location"] for i in d1}) == 9
+    d2 = generate_items("zoom", 40, seed=1, difficulty=2)
+    assert len({tuple(i.metadata["region"]) for i in d2}) == 40  # anywhere
+
+
+def test_rationales_never_hold_the_count():
+    for item in generate_items("zoom", 40, seed=2, difficulty=1):
+        first, zoomed = item.metadata["rationale"], item.metadata["zoomed_rationale"]
+        assert first == f"the black frame is at the {item.metadata['location']}"
+        places = zoomed.split(": ", 1)[1].split(", ")
+        assert len(places) == int(item.answer)  # one place per counted circle, the number itself not written
+        assert not any(ch.isdigit() for ch in zoomed)
+
+
+def test_details_are_small_at_the_first_view():
+    """Shown whole at 112 px the frame covers 14 px and a circle about 2.5 px across; zoomed on the frame (56 px
+    enlarged to 112) a circle is 20 px across, as in `count`."""
+    item = generate_items("zoom", 1, seed=0, difficulty=0)[0]
+    region = item.metadata["region"]
+    assert region[2] - region[0] == 56
+    radius = item.metadata["scene"]["objects"][0]["radius"]
+    assert radius == 5 and 2 * radius * 112 / 448 == 2.5 and 2 * radius * 112 / 56 == 20
+
+
+def test_written_dataset_and_difficulty_knob(tmp_path):
+    path = write_dataset("zoom", 6, tmp_path / "z", seed=0, difficulty=1)
+    samples = load_samples(path)
+    assert [s.task for s in samples] == ["zoom"] * 6 and samples[0].reward == "count"
+    assert samples[0].metadata["region"] and samples[0].metadata["location"]
+    with pytest.raises(ValueError, match="difficulty 3"):
+        get_task("zoom").check_difficulty(3)
