@@ -3,7 +3,7 @@ Qwen2-VL policy that calls `zoom_in`, same counting prompts, same tool, same lim
 
     python benchmarks/multiturn_step.py [--size tiny|small] [--steps N] [--warmup W] [--rounds R] [--out PATH]
                                         [--frameworks mmrft mmrft-prefill trl] [--prompts P] [--group G]
-                                        [--max-tokens T] [--tool-rounds K]
+                                        [--max-tokens T] [--tool-rounds K] [--micro-batch M]
 
 What runs. The three runs (mmrft, mmrft-prefill, TRL; see below) train the same policy on the same prompts, in
 turn, each in a fresh subprocess per round (`multiturn_step_mmrft.py`, `multiturn_step_trl.py`; the order flips
@@ -87,7 +87,7 @@ KV_CACHE = ("mmrft continues each trajectory from its KV cache by default (rollo
 
 MAPPING = {
     "prompts per step P": ["rollout.prompts_per_step=P",
-                           "per_device_train_batch_size=P*G, steps_per_generation=1, gradient_accumulation_steps=1"],
+                           "generation batch P*G = per_device_train_batch_size x steps_per_generation"],
     "trajectories per prompt G": ["rollout.group_size=G", "num_generations=G"],
     "tool": ["rollout.tools=[zoom_in] (built-in, mmrft/tools/vision.py) via ToolEnvironment -> run_tool_call",
              "environment_factory=ZoomEnv whose zoom_in(**arguments) calls the same mmrft.tools.run_tool_call with "
@@ -114,8 +114,9 @@ MAPPING = {
                          "scale_rewards='none', loss_type='dr_grpo'"],
     "policy loss": ["ppo_clip 0.2/0.2", "epsilon=0.2"],
     "KL": ["kl_coef=0 (no reference model)", "beta=0.0"],
-    "updates per batch": ["ppo_epochs=1, minibatches=1, micro_batch_size=P*G",
-                          "num_iterations=1, steps_per_generation=1, gradient_accumulation_steps=1"],
+    "updates per batch": ["ppo_epochs=1, minibatches=1, micro_batch_size=M (--micro-batch, default P*G)",
+                          "num_iterations=1, per_device_train_batch_size=M, "
+                          "steps_per_generation=gradient_accumulation_steps=P*G/M (one optimizer step)"],
     "optimizer": ["AdamW lr=1e-4 wd=0, constant, max_grad_norm=1.0",
                   "adamw_torch lr=1e-4 wd=0, constant, max_grad_norm=1.0"],
     "precision / checkpointing": ["float32, no activation checkpointing", "float32, gradient_checkpointing=False"],
@@ -380,6 +381,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-tokens", type=int, default=256,
                     help="response tokens per trajectory, tool turns included (T)")
     ap.add_argument("--tool-rounds", type=int, default=2, help="tool rounds per trajectory (K): K+1 assistant turns")
+    ap.add_argument("--micro-batch", type=int, default=None,
+                    help="trajectories per forward/backward on both sides (default P*G: the whole batch at once); "
+                         "mmrft: algorithm.micro_batch_size=M (its micro-batches sorted by length, its default); TRL: "
+                         "per_device_train_batch_size=M, gradient_accumulation_steps=steps_per_generation=P*G/M, "
+                         "still one optimizer step per generation batch of P*G")
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads on both sides")
     ap.add_argument("--seed", type=int, default=0)
@@ -397,6 +403,9 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
+    micro = args.micro_batch or args.prompts * args.group
+    if (args.prompts * args.group) % micro:
+        ap.error(f"--micro-batch {micro} does not divide P*G = {args.prompts * args.group}")
     total_steps = args.warmup + args.steps
     n_rows = max(256, total_steps * args.prompts)
     model_dir, data_dir, model_info = prepare(args.size, n_rows, workdir, args.threads)
@@ -406,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     spec = {"model": str(model_dir.resolve()), "data": str(data_dir.resolve()), "prompts": args.prompts,
             "group": args.group, "max_tokens": args.max_tokens, "tool_rounds": args.tool_rounds,
             "temperature": 1.0, "lr": args.lr, "threads": args.threads, "seed": args.seed, "warmup": args.warmup,
-            "steps": args.steps, "order": order, "mmrft_set": list(args.mmrft_set)}
+            "steps": args.steps, "order": order, "mmrft_set": list(args.mmrft_set),
+            "micro_batch": micro}
 
     runs: dict[str, list[dict]] = {fw: [] for fw in args.frameworks}
     for r in range(1, args.rounds + 1):

@@ -104,7 +104,7 @@ def main(spec_path: str, result_path: str) -> int:
         "algorithm.policy_loss=ppo_clip", "algorithm.clip_low=0.2", "algorithm.clip_high=0.2",
         "algorithm.ppo_epochs=1", "algorithm.minibatches=1", "algorithm.entropy_coef=0.0",
         "algorithm.filter_zero_variance=false", "algorithm.overlong_buffer=0", "algorithm.mask_truncated=false",
-        f"algorithm.micro_batch_size={p * g}",
+        f"algorithm.micro_batch_size={spec.get('micro_batch', p * g)}",
         f"model.path={spec['model']}", "model.dtype=float32", "model.gradient_checkpointing=false",
         f"data.train={spec['data']}", "data.prompt_format=r1",
         f"rollout.group_size={g}", f"rollout.prompts_per_step={p}",

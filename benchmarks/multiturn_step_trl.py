@@ -174,9 +174,11 @@ def main(spec_path: str, result_path: str) -> int:
         def on_step_end(self, args, state, control, **kw):
             self.end[state.global_step] = time.perf_counter()
 
+    micro = spec.get("micro_batch", p * g)  # trajectories per forward/backward; one optimizer step per P*G
     cfg = GRPOConfig(
         output_dir=spec["run_dir"],
-        per_device_train_batch_size=p * g, num_generations=g, steps_per_generation=1, gradient_accumulation_steps=1,
+        per_device_train_batch_size=micro, num_generations=g, steps_per_generation=p * g // micro,
+        gradient_accumulation_steps=p * g // micro,
         num_iterations=1, max_completion_length=spec["max_tokens"],
         max_tool_calling_iterations=spec["tool_rounds"],
         temperature=spec["temperature"], top_p=1.0, top_k=0,
