@@ -11,13 +11,20 @@ sample's own grader as ``sample["task_reward"]``. Single-turn samples have neith
   calls that helped, not calls for their own sake. Give it a weight in ``rewards.weights`` beside ``task``.
 * ``tool_failures`` — a penalty, minus the share of the trajectory's calls that failed (malformed, unknown tool, bad
   arguments, error, time-out): in [-1, 0], 0 without calls.
+* ``zoom_iou`` — how well the trajectory looked where the answer is: the best IoU between a successful ``zoom_in``
+  crop of the first image (its ``info["pixel_box"]``, pixels of the original image) and the sample's
+  ``metadata["region"]`` (pixels; the ``zoom`` task writes it); 0 without such a call or region. A zoom with IoU >=
+  ``USEFUL_ZOOM_IOU`` (0.5) is counted *useful* (`useful_zooms`), any other *wasted*.
 """
 
 from __future__ import annotations
 
+from mmrft.rewards.grounding import box_iou
 from mmrft.rewards.registry import get_reward, register_reward
 
-__all__ = ["tool_bonus", "tool_failures"]
+__all__ = ["USEFUL_ZOOM_IOU", "tool_bonus", "tool_failures", "useful_zooms", "zoom_ious", "zoom_iou"]
+
+USEFUL_ZOOM_IOU = 0.5
 
 
 def _calls(sample: dict) -> list[dict]:
@@ -44,3 +51,30 @@ def tool_failures(completion: str, sample: dict) -> float:
     if not calls:
         return 0.0
     return -sum(c.get("error") is not None for c in calls) / len(calls)
+
+
+def zoom_ious(sample: dict) -> list[float]:
+    """IoU with `metadata["region"]` of each successful `zoom_in` crop of image 0, in call order ([] without a
+    region)."""
+    region = (sample.get("metadata") or {}).get("region") if isinstance(sample, dict) else None
+    if not (isinstance(region, list) and len(region) == 4):
+        return []
+    out = []
+    for c in _calls(sample):
+        info = c.get("info") or {}
+        box = info.get("pixel_box")
+        if c.get("name") == "zoom_in" and c.get("error") is None and info.get("image_index", 0) == 0 and box:
+            out.append(box_iou([float(v) for v in box], [float(v) for v in region]))
+    return out
+
+
+def useful_zooms(sample: dict) -> tuple[int, int]:
+    """(useful, all) zoom_in calls on image 0 of a sample with a region: useful when IoU >= USEFUL_ZOOM_IOU."""
+    ious = zoom_ious(sample)
+    return sum(v >= USEFUL_ZOOM_IOU for v in ious), len(ious)
+
+
+@register_reward("zoom_iou")
+def zoom_iou(completion: str, sample: dict) -> float:
+    """The best IoU of the trajectory's zoom_in crops with the sample's region (0 without either)."""
+    return max(zoom_ious(sample), default=0.0)

@@ -39,6 +39,7 @@ from mmrft.models.families import family_of
 from mmrft.models.grounding import model_image_size
 from mmrft.rollout.continuation import Segment, first_turn, next_turn, supports_turn_cache
 from mmrft.rollout.engine import Rollout, SamplingParams
+from mmrft.rollout.tool_trajectories import tool_context
 
 log = logging.getLogger("mmrft")
 
@@ -60,7 +61,7 @@ class Trajectory:
     """One row's record: its turns, its tool calls and how it ended. `summary()` is what rewards and dumps see."""
 
     turns: list[dict] = field(default_factory=list)  # {"role": "assistant"|"tool", "text", "images": [PIL images]}
-    calls: list[dict] = field(default_factory=list)  # {"name", "arguments", "error"} in call order
+    calls: list[dict] = field(default_factory=list)  # {"name", "arguments", "error", "info"} in call order
     end: str = ""
     env_reward: Optional[float] = None  # the environment's own reward, when it gives one
 
@@ -177,8 +178,8 @@ class MultiTurnEngine:
             return
         obs = row.env.step(text)
         calls = list(obs.info.get("calls", [])) if getattr(obs, "info", None) else []
-        row.trajectory.calls += [{"name": c.get("name"), "arguments": c.get("arguments"), "error": c.get("error")}
-                                 for c in calls]
+        row.trajectory.calls += [{"name": c.get("name"), "arguments": c.get("arguments"), "error": c.get("error"),
+                                  "info": c.get("info") or {}} for c in calls]
         if obs.reward is not None:
             row.trajectory.env_reward = obs.reward
         if obs.done:
@@ -208,15 +209,8 @@ class MultiTurnEngine:
         row.trajectory.turns.append({"role": "tool", "text": obs.text, "images": images})
 
     def _environment(self, sample: Sample):
-        from mmrft.tools import ToolContext
-
         images = [load_image(ref) for ref in sample.images]
-        family = family_of(self.model)
-        sizes = [model_image_size(self.processor, *im.size) for im in images]
-        limits = getattr(getattr(self.processor, "image_processor", None), "size", None) or {}
-        ctx = ToolContext(images=images, returned=[], box_format=family.box_format or "pixel", model_sizes=sizes,
-                          max_pixels=limits.get("longest_edge"), min_pixels=limits.get("shortest_edge"),
-                          sample=sample.reward_view())
+        ctx = tool_context(self.processor, family_of(self.model).box_format, images, sample.reward_view())
         env = self.make_environment(sample, ctx)
         env.reset(sample.reward_view(), ctx)  # the prompt (and its images) is the first observation
         return env, ctx

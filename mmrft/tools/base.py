@@ -33,11 +33,14 @@ class ToolOutput:
         images: images for the model to look at, in order (each becomes the next image index).
         error: `None` on success, else one of `ERROR_KINDS` (environments may add their own, e.g.
             "too_many_calls").
+        info: facts about the call for rewards and metrics, not shown to the model (JSON-serialisable; e.g.
+            `zoom_in`'s `{"image_index": 0, "pixel_box": [l, t, r, b]}`, the region it cropped).
     """
 
     text: str = ""
     images: list[Image.Image] = field(default_factory=list)
     error: Optional[str] = None
+    info: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

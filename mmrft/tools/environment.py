@@ -167,7 +167,8 @@ def _record(call: Union[ToolCall, ToolCallError], out: ToolOutput) -> dict:
         name, arguments = call.name, call.arguments
     else:
         name, arguments = None, None
-    return {"name": name, "arguments": arguments, "error": out.error, "images": len(out.images), "text": out.text}
+    return {"name": name, "arguments": arguments, "error": out.error, "images": len(out.images), "text": out.text,
+            "info": dict(out.info)}
 
 
 def observation_content(obs: Observation) -> list[dict]:

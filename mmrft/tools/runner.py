@@ -77,7 +77,7 @@ def run_tool_call(call: Union[ToolCall, ToolCallError], ctx: ToolContext, timeou
     except Exception as e:
         return _fail("tool_error", f"{name} failed: {_exc_text(e)}")
     text = out.text if len(out.text) <= MAX_TEXT_CHARS else out.text[:MAX_TEXT_CHARS] + " ... (output truncated)"
-    return ToolOutput(text=text, images=images, error=out.error)
+    return ToolOutput(text=text, images=images, error=out.error, info=dict(out.info))
 
 
 class _TimedOut(Exception):

@@ -74,6 +74,7 @@ def zoom_in(ctx: ToolContext, bbox_2d: list, image_index: int = 0, label: str = 
         text=f"Zoomed in on image {image_index} at [{left}, {top}, {right}, {bottom}] (pixels){what}; "
              f"this is image {ctx.num_images}.",
         images=[crop],
+        info={"image_index": int(image_index), "pixel_box": [left, top, right, bottom]},
     )
 
 

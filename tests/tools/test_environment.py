@@ -42,7 +42,8 @@ def test_a_trajectory_keeps_counting_image_indices(env_ctx):
                         "</tool_response>")
     assert [im.size for im in obs.images] == [(100, 100)]
     assert obs.info == {"calls": [{"name": "zoom_in", "arguments": {"bbox_2d": [100, 0, 200, 100]}, "error": None,
-                                   "images": 1, "text": obs.text.split("\n")[1]}], "errors": []}
+                                   "images": 1, "text": obs.text.split("\n")[1],
+                                   "info": {"image_index": 0, "pixel_box": [100, 0, 200, 100]}}], "errors": []}
     assert len(ctx.returned) == 1 and ctx.returned[0] is obs.images[0]
     # turn 2: two calls on the returned image -> images 2 and 3
     obs = env.step(tool_call("rotate", angle=90, image_index=1) + "\n"
