@@ -96,12 +96,15 @@ def _parse_options(items: list[str]) -> dict:
 
 def _cmd_eval(args) -> int:
     from mmrft.config import Config, eval_budget, import_plugins, load_config
-    from mmrft.eval.harness import evaluate_benchmark
+    from mmrft.eval.harness import evaluate_benchmark, multi_turn_setup
     from mmrft.eval.results import summary_line
 
     # --config: evaluate as that run's evaluations do (its dtype, prompt format, system prompt, eval budget); the
     # flags given here win. Without it, the defaults of a config.
-    cfg = load_config(args.config) if args.config else Config()
+    overrides = ["rollout.tools=[" + ", ".join(f"'{t}'" for t in args.tools) + "]"] if args.tools else []
+    if args.max_turns:
+        overrides.append(f"rollout.max_turns={args.max_turns}")
+    cfg = load_config(args.config, overrides) if args.config or overrides else Config()
     import_plugins(Config(imports=[*cfg.imports, *args.imports]))  # user adapters register themselves on import
     max_new_tokens, batch_size = eval_budget(cfg)
     summary = evaluate_benchmark(
@@ -110,6 +113,7 @@ def _cmd_eval(args) -> int:
         batch_size=args.batch_size or batch_size, prompt_format=args.format or cfg.data.prompt_format,
         system_prompt=cfg.data.system_prompt, options=_parse_options(args.option), out_dir=args.out,
         overwrite=args.overwrite, progress=not args.no_progress, dtype=args.dtype or cfg.model.dtype,
+        tools=multi_turn_setup(cfg.rollout),
     )
     print(summary_line(summary))
     if args.out:
@@ -183,6 +187,11 @@ def _eval_parsers(sub) -> None:
                    "(default: the config's data.prompt_format, r1)")
     s.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="adapter option, e.g. box_format=norm1000 for refcoco (repeatable)")
+    s.add_argument("--tools", nargs="+", metavar="TOOL",
+                   help="answer in the multi-turn loop with these tools (e.g. zoom_in, or my_pkg.tools:fn); the "
+                   "limits are the config's rollout.max_turns, max_tool_calls, max_images, max_total_tokens "
+                   "(default: a --config run's rollout.tools)")
+    s.add_argument("--max-turns", type=int, help="with tools: assistant turns per answer (rollout.max_turns)")
     s.add_argument("--out", help="run directory: results + a per-sample cache that resumes an interrupted run")
     s.add_argument("--overwrite", action="store_true", help="discard cached predictions in --out")
     s.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
@@ -246,9 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "accuracy of the SFT model vs the SFT+GRPO model.")
     s.add_argument("--out", default=None, help="directory for the model, data and runs (default runs/demo, or "
                    "runs/demo-MODALITY)")
-    s.add_argument("--modality", default="image", choices=["image", "multi-image", "video", "audio"],
+    s.add_argument("--modality", default="image", choices=["image", "multi-image", "video", "audio", "tools"],
                    help="image: counting (Qwen2-VL); multi-image: which picture has more; video: direction of "
-                   "motion; audio: counting beeps (Qwen2-Audio)")
+                   "motion; audio: counting beeps (Qwen2-Audio); tools: a detail too small to see unless the "
+                   "model zooms in, with and without the zoom_in tool")
     s.add_argument("--quick", action="store_true", help="a few steps only (a smoke test of the whole path)")
     s.add_argument("--seed", type=int, default=0, help="the tiny model's initial weights and the training seeds "
                    "(the data is the same for every seed)")

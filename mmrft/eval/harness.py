@@ -24,7 +24,7 @@ from mmrft.data.schema import Sample
 from mmrft.errors import DataError, MmrftError
 from mmrft.eval.benchmarks.base import Benchmark, Judgement
 from mmrft.rewards.worker import RewardTimeout, time_limit, timeout_handler
-from mmrft.rollout.engine import SamplingParams
+from mmrft.rollout.engine import SamplingParams, trajectory_summaries
 from mmrft.rollout.hf import HFRolloutEngine
 
 log = logging.getLogger("mmrft.eval")
@@ -47,6 +47,12 @@ class EvalSetup:
     prompt_format: str = "r1"
     system_prompt: Optional[str] = None
     dtype: str = "float32"  # of the model's weights
+    # multi-turn with tools (`mmrft eval --tools`): {"tools": [...], "max_turns", "max_tool_calls", "max_images",
+    # "max_total_tokens", "tool_timeout_s"}; {} answers in one turn
+    tools: dict[str, Any] = field(default_factory=dict)
+
+
+SETUP_DEFAULTS = {"tools": {}}  # fields added after caches were written: an old cache holds their default
 
 
 def judge_with_limit(bench: Benchmark, completion: str, sample: Sample, timeout_s: float) -> tuple[Judgement, bool]:
@@ -85,8 +91,9 @@ def read_cache(path: Path, setup: EvalSetup) -> dict[str, dict]:
         header = None
     if not isinstance(header, dict) or "setup" not in header:
         raise MmrftError(f"{path}: not an mmrft evaluation cache (no setup header); use another --out directory")
-    if header["setup"] != json.loads(json.dumps(asdict(setup))):
-        diff = {k: (header["setup"].get(k), v) for k, v in asdict(setup).items() if header["setup"].get(k) != v}
+    stored = {**SETUP_DEFAULTS, **header["setup"]}
+    if stored != json.loads(json.dumps(asdict(setup))):
+        diff = {k: (stored.get(k), v) for k, v in asdict(setup).items() if stored.get(k) != v}
         raise MmrftError(f"{path} holds results of a different setup ({', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in diff.items())}); "
                          "use another --out directory or --overwrite")
     records = {}
@@ -121,6 +128,31 @@ class _CacheWriter:
         self._fh.close()
 
 
+def answer_engine(model, processor, tools: dict[str, Any]):
+    """(engine, tool schemas for the prompts): `generate` with the model, or for `tools` (`EvalSetup.tools`) the
+    multi-turn loop around it, each question's trajectory in a `ToolEnvironment` under the given limits."""
+    engine = HFRolloutEngine(model, processor)
+    if not tools:
+        return engine, None
+    from mmrft.rollout.multiturn import MultiTurnEngine, TurnLimits
+    from mmrft.tools import ToolEnvironment, tool_schemas
+
+    names, timeout = list(tools["tools"]), float(tools.get("tool_timeout_s", 5.0))
+    limits = TurnLimits(tools["max_turns"], tools["max_tool_calls"], tools["max_total_tokens"], tools["max_images"])
+    multi = MultiTurnEngine(engine, model, processor, lambda sample, ctx: ToolEnvironment(names, timeout_s=timeout),
+                            limits, reuse_cache=True)
+    return multi, tool_schemas(names)
+
+
+def multi_turn_setup(rollout) -> dict[str, Any]:
+    """`EvalSetup.tools` from a config's `rollout` section (`mmrft.config.RolloutConfig`): {} without tools."""
+    if not rollout.tools:
+        return {}
+    return {"tools": list(rollout.tools), "max_turns": rollout.max_turns, "max_tool_calls": rollout.max_tool_calls,
+            "max_images": rollout.max_images, "max_total_tokens": rollout.max_total_tokens,
+            "tool_timeout_s": rollout.tool_timeout_s}
+
+
 def run_benchmark(
     model,
     processor,
@@ -144,7 +176,7 @@ def run_benchmark(
     todo = [s for s in samples if s.id not in done]
     if done and progress is not None:
         progress(len(samples) - len(todo))
-    engine = HFRolloutEngine(model, processor)
+    engine, schemas = answer_engine(model, processor, setup.tools)
     params = SamplingParams(n=setup.samples, max_new_tokens=setup.max_new_tokens, temperature=setup.temperature,
                             top_p=setup.top_p)
     device = next(model.parameters()).device
@@ -163,19 +195,25 @@ def run_benchmark(
                     log.warning("benchmark %s: sample %s skipped: %s", bench.name, s.id, problem)
                     new.append({"id": s.id, "categories": s.metadata.get("categories", {}), "skipped": problem})
             if ok:
-                batch = encode_prompts(processor, ok, setup.prompt_format, setup.system_prompt).to(device)
+                batch = encode_prompts(processor, ok, setup.prompt_format, setup.system_prompt,
+                                       tools=schemas).to(device)
                 rollout = engine.generate(batch, params)
                 texts, truncated = rollout.texts, rollout.truncated.tolist()
+                trajectories = trajectory_summaries(rollout)
                 for i, s in enumerate(ok):
                     rows = slice(i * setup.samples, (i + 1) * setup.samples)
                     outs = texts[rows]
                     judged = [judge_with_limit(bench, t, s, judge_timeout_s) for t in outs]
-                    new.append({
+                    rec = {
                         "id": s.id, "categories": s.metadata.get("categories", {}), "answer": s.answer,
                         "completions": outs, "extracted": [j.extracted for j, _ in judged],
                         "scores": [float(j.score) for j, _ in judged], "timeouts": sum(t for _, t in judged),
                         "truncated": sum(truncated[rows]),
-                    })
+                    }
+                    if trajectories is not None:  # each answer's tool calls (name, arguments, error) and its end
+                        rec["trajectories"] = trajectories[rows]
+                        rec["calls"] = [len(t["calls"]) for t in trajectories[rows]]
+                    new.append(rec)
             if writer is not None:
                 writer.write(new)
             for rec in new:
@@ -211,12 +249,14 @@ def evaluate_benchmark(
     model_and_processor=None,
     loaded: Optional[dict] = None,
     dtype: str = "float32",
+    tools: Optional[dict[str, Any]] = None,
 ) -> dict[str, Any]:
     """`mmrft eval`: load the model (in `dtype`) and the benchmark, run, write `results.json` / `results.md` under
     `out_dir`, return the summary (see `mmrft.eval.results.summarize`). Greedy for one sample; `samples > 1` samples
     at `temperature` (default 1.0) for pass@k and majority voting. `max_new_tokens` / `batch_size` None: those of a
     default config (`mmrft.config.eval_budget`, the one place they are decided); `mmrft eval --config` passes a
-    run's.
+    run's. `tools`: answer in the multi-turn loop with these tools and limits (`EvalSetup.tools`; see
+    `multi_turn_setup`); the results count tool calls per question.
     `loaded`: a dict kept by the caller across calls, in which the benchmark's parsed items are kept (a training run
     evaluates the same files at every evaluation)."""
     from tqdm.auto import tqdm
@@ -256,7 +296,7 @@ def evaluate_benchmark(
     setup = EvalSetup(model=str(model_path), benchmark=benchmark, split=split, options=options, samples=samples,
                       temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                       prompt_format=prompt_format, system_prompt=system_prompt,
-                      dtype=str(next(model.parameters()).dtype).removeprefix("torch."))
+                      dtype=str(next(model.parameters()).dtype).removeprefix("torch."), tools=dict(tools or {}))
     bar = tqdm(total=len(items), desc=benchmark, disable=not progress, dynamic_ncols=True)
     try:
         records = run_benchmark(model, processor, bench, items, setup, out_dir=Path(out_dir) if out_dir else None,

@@ -41,6 +41,10 @@ def summarize(records: list[dict], meta: dict[str, Any], categories: tuple[str, 
         "judge_timeouts": sum(r.get("timeouts", 0) for r in scored),
         "truncated": sum(r.get("truncated", 0) for r in scored),  # completions that hit max_new_tokens
     }
+    if any("calls" in r for r in scored):  # answered with tools: mean tool calls per answer, and per question
+        calls = [c for r in scored for c in r.get("calls", [])]
+        overall["tool_calls_per_answer"] = sum(calls) / max(len(calls), 1)
+        overall["answers_with_a_call"] = sum(c > 0 for c in calls) / max(len(calls), 1)
     per_sample = []
     for r in scored:
         row = {"id": r["id"], "score": sample_score(r), "categories": r.get("categories", {})}
@@ -68,6 +72,9 @@ def markdown(summary: dict[str, Any]) -> str:
     for key, val in overall.items():
         if key.startswith("pass@") or key == "majority_accuracy":
             lines.append(f"| {key} | {100 * val:.2f} |")
+    if "tool_calls_per_answer" in overall:
+        lines.append(f"| tool calls per answer | {overall['tool_calls_per_answer']:.2f} |")
+        lines.append(f"| answers with a tool call | {100 * overall['answers_with_a_call']:.2f} |")
     for dim, table in summary["by_category"].items():
         lines += ["", f"## by {dim}", "", f"| {dim} | n | accuracy |", "|---|---|---|"]
         lines += [f"| {value} | {s['n']} | {100 * s['accuracy']:.2f} |" for value, s in table.items()]
@@ -136,5 +143,7 @@ def compare(run_a: Path, run_b: Path, *, n_resamples: int = 10000, confidence: f
 def summary_line(summary: dict[str, Any]) -> str:
     o = summary["overall"]
     extra = "".join(f", {k} {100 * v:.2f}" for k, v in o.items() if k.startswith("pass@") or k == "majority_accuracy")
+    if "tool_calls_per_answer" in o:
+        extra += f", {o['tool_calls_per_answer']:.2f} tool calls per answer"
     skipped: Optional[str] = f", {o['n_skipped']} skipped" if o["n_skipped"] else ""
     return f"{summary['meta']['benchmark']}: accuracy {100 * o['accuracy']:.2f} on {o['n_scored']} samples{extra}{skipped}"

@@ -64,20 +64,37 @@ def evaluate(
         chunk = samples[start : start + batch_size]
         prompts = encode_prompts(processor, chunk, fmt, system, media, family_of(model).layout or None, tools)
         rollout = engine.generate(prompts.to(device), params)
-        scores = scorer.score(rollout.texts, chunk, trajectory_summaries(rollout))
+        summaries = trajectory_summaries(rollout)
+        scores = scorer.score(rollout.texts, chunk, summaries)
         for i, s in enumerate(chunk):
             agg = sums[s.task]
             agg["accuracy"] += float(scores.correct[i])
             agg["reward"] += float(scores.totals[i])
             agg["n"] += 1
-            records.append(
-                {"id": s.id, "task": s.task, "completion": rollout.texts[i], "answer": s.answer,
-                 "reward": float(scores.totals[i]), "correct": bool(scores.correct[i])}
-            )
+            record = {"id": s.id, "task": s.task, "completion": rollout.texts[i], "answer": s.answer,
+                      "reward": float(scores.totals[i]), "correct": bool(scores.correct[i])}
+            if summaries is not None:  # a multi-turn answer: its calls, turns and how it ended
+                record["trajectory"] = summaries[i]
+            records.append(record)
         if progress is not None:
             progress(len(chunk))
     per_task = {t: {"accuracy": v["accuracy"] / v["n"], "reward": v["reward"] / v["n"], "n": v["n"]} for t, v in sums.items()}
     return EvalResult(dict(sorted(per_task.items())), records)
+
+
+def evaluate_held_out(cfg, model, processor, samples: list[Sample], scorer: Scorer, engine=None) -> EvalResult:
+    """`evaluate` as a run's config asks: its budget (`mmrft.config.eval_budget`), prompt format, system prompt and
+    media options, and for a multi-turn run (`rollout.tools` / `rollout.environment`) its tools in the prompts and
+    a `MultiTurnEngine` around `generate` (or `engine`, e.g. the run's own)."""
+    from mmrft.config import eval_budget
+    from mmrft.data.collate import media_options
+    from mmrft.rollout.multiturn import multi_turn, prompt_tools
+
+    max_new_tokens, batch_size = eval_budget(cfg)
+    engine = engine or multi_turn(cfg, HFRolloutEngine(model, processor), model, processor)
+    return evaluate(model, processor, samples, scorer, fmt=cfg.data.prompt_format, media=media_options(cfg.data),
+                    system=cfg.data.system_prompt, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                    engine=engine, tools=prompt_tools(cfg))
 
 
 def check_benchmarks(cfg) -> None:

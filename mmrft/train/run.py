@@ -18,10 +18,10 @@ from typing import Optional
 import torch
 
 from mmrft.algorithms import ADVANTAGE_ESTIMATORS, AGGREGATIONS, POLICY_LOSSES
-from mmrft.config import Config, eval_budget, import_plugins
+from mmrft.config import Config, import_plugins
 from mmrft.data.collate import encode_prompts, media_options
 from mmrft.errors import ConfigError, MmrftError
-from mmrft.eval.runner import EvalResult, check_benchmarks, evaluate, evaluate_benchmarks
+from mmrft.eval.runner import EvalResult, check_benchmarks, evaluate_benchmarks, evaluate_held_out
 from mmrft.models.families import family_of
 from mmrft.models.load import load_policy, resolve_device
 from mmrft.rewards.scoring import Scorer
@@ -239,10 +239,7 @@ class RLRun:
                    if cfg.eval.benchmarks else {})
         res = None
         if self.held_out:
-            max_new_tokens, batch_size = eval_budget(cfg)
-            res = evaluate(self.model, self.processor, self.held_out, self.scorer, fmt=cfg.data.prompt_format,
-                           media=media_options(cfg.data), system=cfg.data.system_prompt, batch_size=batch_size,
-                           max_new_tokens=max_new_tokens, engine=self.eval_engine, tools=self.tools)
+            res = evaluate_held_out(cfg, self.model, self.processor, self.held_out, self.scorer, self.eval_engine)
             metrics.update(res.flat())
         self.model.train()
         if metrics:

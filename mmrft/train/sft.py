@@ -12,11 +12,11 @@ import time
 
 import torch
 
-from mmrft.config import Config, eval_budget, import_plugins
+from mmrft.config import Config, import_plugins
 from mmrft.data.collate import encode_prompts, encode_targets, media_options
 from mmrft.data.turns import encode_trajectory
 from mmrft.models.families import family_of
-from mmrft.eval.runner import evaluate
+from mmrft.eval.runner import evaluate_held_out
 from mmrft.models.load import load_policy, resolve_device
 from mmrft.train.data import PromptSampler, fit_to_model, load_data
 from mmrft.train.optim import make_optimizer
@@ -82,9 +82,7 @@ def train_sft(cfg: Config) -> dict:
     def run_eval(step: int) -> dict | None:
         if not held_out:
             return None
-        max_new_tokens, batch_size = eval_budget(cfg)
-        res = evaluate(model, processor, held_out, scorer, fmt=cfg.data.prompt_format, media=media_options(cfg.data),
-                       system=cfg.data.system_prompt, batch_size=batch_size, max_new_tokens=max_new_tokens)
+        res = evaluate_held_out(cfg, model, processor, held_out, scorer)  # with the run's tools, if any
         model.train()
         tracker.log(step, res.flat(), "eval")
         return res.per_task

@@ -172,3 +172,38 @@ def test_cli_eval_imports_a_user_adapter(tmp_path, tiny_model_dir, synth_dir, ca
         assert "always_right: accuracy 100.00 on 6 samples" in capsys.readouterr().out
     finally:
         BENCHMARKS.unregister("always_right")
+
+
+def test_cli_eval_with_tools_runs_the_multi_turn_loop(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    """`mmrft eval --tools zoom_in`: the prompts offer the tool, each answer may call it (a scripted policy stands
+    in for a tiny model that does: it zooms on the whole image, then answers), the results count the calls and
+    keep each answer's trajectory; the tools are part of the cached setup."""
+    import mmrft.eval.harness as harness
+    from mmrft.data.synthetic import write_dataset
+    from tests.rollout.test_multiturn import ScriptedPolicy
+
+    data = write_dataset("zoom", 4, tmp_path / "zoom", seed=0).parent
+    zoom = '<tool_call>{"name": "zoom_in", "arguments": {"bbox_2d": [0, 0, 1000, 1000]}}</tool_call>'
+    seen = {}
+
+    def scripted(model, processor):
+        seen["policy"] = ScriptedPolicy(processor, [zoom, "<think>looked</think><answer>3</answer>"])
+        return seen["policy"]
+
+    monkeypatch.setattr(harness, "HFRolloutEngine", scripted)
+    common = ["--model", str(tiny_model_dir), "--benchmark", "synthetic", "--data", str(data), "--no-progress",
+              "--max-new-tokens", "256", "--batch-size", "4"]
+    assert main(["eval", *common, "--tools", "zoom_in", "--out", str(tmp_path / "run")]) == 0
+    assert "1.00 tool calls per answer" in capsys.readouterr().out
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["overall"]["tool_calls_per_answer"] == 1.0 and results["overall"]["answers_with_a_call"] == 1.0
+    assert results["meta"]["tools"]["tools"] == ["zoom_in"] and results["meta"]["tools"]["max_turns"] == 4
+    for rec in results["records"]:
+        (t,) = rec["trajectories"]
+        assert rec["calls"] == [1] and t["end"] == "answer" and t["images"] == 1
+        assert t["calls"][0]["info"] == {"image_index": 0, "pixel_box": [0, 0, 448, 448]}
+        assert rec["completions"] == ["<think>looked</think><answer>3</answer>"]
+    assert "| tool calls per answer | 1.00 |" in (tmp_path / "run" / "results.md").read_text()
+    # the same directory without tools is another setup
+    assert main(["eval", *common, "--out", str(tmp_path / "run")]) == 2
+    assert "tools" in capsys.readouterr().err
