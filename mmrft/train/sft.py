@@ -17,14 +17,16 @@ from mmrft.data.collate import encode_prompts, encode_targets, media_options
 from mmrft.data.turns import encode_trajectory
 from mmrft.models.families import family_of
 from mmrft.eval.runner import evaluate_held_out
-from mmrft.models.load import load_policy, resolve_device
+from mmrft.models.load import load_policy, media_token_ids, resolve_device
 from mmrft.train.data import PromptSampler, fit_to_model, load_data
 from mmrft.train.optim import make_optimizer
 from mmrft.train.progress import Progress
 from mmrft.train.run_dir import prepare_run_dir
 from mmrft.train.runtime import seed_everything, set_threads
 from mmrft.train.state import save_model
-from mmrft.train.forward import build_sequences, completion_logprobs
+from mmrft.train.forward import build_sequences, completion_logprobs, shares_prompt_with_trajectories
+from mmrft.train.shared_prefix import shared_prefix_batch
+from mmrft.models.positions import supports_cache_reuse
 from mmrft.rewards.scoring import Scorer
 from mmrft.rollout.multiturn import prompt_tools
 from mmrft.track.metrics import Tracker
@@ -77,6 +79,10 @@ def train_sft(cfg: Config) -> dict:
     tracker = Tracker(run_dir)
     tools = prompt_tools(cfg)  # a tool-use cold start offers the run's tools in its prompts
     batch_iter = PromptSampler(len(samples), cfg.sft.batch_size, gen)
+    # the batch's common prompt prefix once (Qwen-VL: positions from the model's own index, as for trajectories)
+    share_prefix = cfg.rollout.share_prompt_forward and shares_prompt_with_trajectories(model) \
+        and supports_cache_reuse(model)
+    placeholders = media_token_ids(processor, model)
     scorer = Scorer.from_config(cfg) if held_out else None
 
     def run_eval(step: int) -> dict | None:
@@ -95,10 +101,15 @@ def train_sft(cfg: Config) -> dict:
         prompts = encode_prompts(processor, chunk, cfg.data.prompt_format, cfg.data.system_prompt,
                                  media_options(cfg.data), family_of(model).layout or None, tools).to(device)
         ids, weights, mask, keys, media = encode_answers(processor, chunk, cfg.data.prompt_format)
-        seqs = build_sequences(prompts, ids.to(device), mask.to(device), n=1, response_media=media,
-                               response_keys=keys)
+        ids, weights, mask = ids.to(device), weights.to(device), mask.to(device)
+        keys = {k: v.to(device) for k, v in keys.items()} if keys else None
+        shared = shared_prefix_batch(prompts, ids, weights, mask, keys, media, placeholders,
+                                     processor.tokenizer.pad_token_id) if share_prefix else None
+        if shared is not None:  # the prompts' common beginning (system turn, tool list) computed once
+            seqs, weights = shared
+        else:
+            seqs = build_sequences(prompts, ids, mask, n=1, response_media=media, response_keys=keys)
         logp, _ = completion_logprobs(model, seqs)
-        weights = weights.to(device)
         loss = -(logp * weights).sum() / weights.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
