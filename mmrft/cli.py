@@ -113,7 +113,7 @@ def _cmd_eval(args) -> int:
         batch_size=args.batch_size or batch_size, prompt_format=args.format or cfg.data.prompt_format,
         system_prompt=cfg.data.system_prompt, options=_parse_options(args.option), out_dir=args.out,
         overwrite=args.overwrite, progress=not args.no_progress, dtype=args.dtype or cfg.model.dtype,
-        tools=multi_turn_setup(cfg.rollout),
+        tools=multi_turn_setup(cfg.rollout), max_pixels=args.max_pixels or cfg.data.max_pixels,
     )
     print(summary_line(summary))
     if args.out:
@@ -192,6 +192,8 @@ def _eval_parsers(sub) -> None:
                    "limits are the config's rollout.max_turns, max_tool_calls, max_images, max_total_tokens "
                    "(default: a --config run's rollout.tools)")
     s.add_argument("--max-turns", type=int, help="with tools: assistant turns per answer (rollout.max_turns)")
+    s.add_argument("--max-pixels", type=int, help="show the question's images downsized to at most this many pixels "
+                   "(w*h; data.max_pixels); zoom_in still crops the original")
     s.add_argument("--out", help="run directory: results + a per-sample cache that resumes an interrupted run")
     s.add_argument("--overwrite", action="store_true", help="discard cached predictions in --out")
     s.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",

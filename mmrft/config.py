@@ -57,6 +57,9 @@ class DataConfig:
     system_prompt: Optional[str] = _help("system message; None keeps the chat template's default", None)
     skip_bad_rows: bool = _help("report and skip malformed rows instead of stopping", False)
     train_limit: Optional[int] = _help("use only the first N training samples (e.g. few labels for SFT)", None)
+    max_pixels: Optional[int] = _help(
+        "downsize prompt images to at most this many pixels (w*h) before the processor: the resolution the model is "
+        "given (tools such as zoom_in still crop the original); None: as the processor sizes them", None)
     video_fps: float = _help("frames sampled per second of video", 2.0)
     video_max_frames: int = _help("at most this many frames per video (spread over the whole video)", 16)
     video_min_frames: int = _help("at least this many frames per video", 2)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from mmrft.data.clips import AudioClip, VideoClip
-from mmrft.data.media import load_image
+from mmrft.data.media import fit_pixels, load_image
 from mmrft.data.prompts import (build_messages, target_text, template_renders_tools, tools_system_text,
                                  with_system_text)
 from mmrft.data.schema import Sample
@@ -177,8 +177,9 @@ def concat_prompt_batches(batches: list[PromptBatch], pad_id: int) -> PromptBatc
 
 @dataclass
 class MediaOptions:
-    """How videos and audio are read for the model (from `DataConfig`); images are read as they are."""
+    """How images, videos and audio are read for the model (from `DataConfig`)."""
 
+    max_pixels: int | None = None  # prompt images downsized to at most this many pixels (the model's first view)
     video_fps: float = 2.0
     video_max_frames: int = 16
     video_min_frames: int = 2
@@ -222,7 +223,7 @@ def load_media(processor, samples: list[Sample], options: MediaOptions) -> tuple
     videos: list[VideoClip] = []
     audios: list[AudioClip] = []
     for s in samples:
-        images.append([load_image(ref) for ref in s.images])
+        images.append([fit_pixels(load_image(ref), options.max_pixels) for ref in s.images])
         for i, ref in enumerate(s.videos):
             from mmrft.data.video import load_video
 

@@ -9,9 +9,10 @@ dict, the storage layout of the HF ``datasets.Image`` feature. Every failure is 
 from __future__ import annotations
 
 import io
+import math
 import os
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Optional
 
 from PIL import Image
 
@@ -106,3 +107,39 @@ def load_image(ref: Any, *, max_pixels: int | None = None) -> Image.Image:
             raise DataError(f"image too large (decompression bomb guard): {describe_ref(ref)}: {e}") from None
         except Exception as e:
             raise DataError(f"corrupt image: {describe_ref(ref)}: {e or type(e).__name__}") from None
+
+
+def fitted_size(width: int, height: int, max_pixels: Optional[int] = None, min_pixels: Optional[int] = None
+                ) -> tuple[int, int]:
+    """(w, h) that `fit_pixels` gives an image of this size."""
+    w, h = width, height
+    area = w * h
+    if max_pixels is not None and max_pixels > 0 and area > max_pixels:
+        scale = math.sqrt(max_pixels / area)
+        nw, nh = max(1, math.floor(w * scale)), max(1, math.floor(h * scale))
+        while nw * nh > max_pixels and (nw > 1 or nh > 1):  # floor rounding can still leave it a little over
+            if nw >= nh:
+                nw -= 1
+            else:
+                nh -= 1
+        return nw, nh
+    if min_pixels is not None and min_pixels > 0 and area < min_pixels:
+        scale = math.sqrt(min_pixels / area)
+        nw, nh = max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))
+        if max_pixels is not None and max_pixels > 0 and nw * nh > max_pixels:  # min ~ max: stay within max
+            scale = math.sqrt(max_pixels / area)
+            nw, nh = max(1, math.floor(w * scale)), max(1, math.floor(h * scale))
+        return nw, nh
+    return w, h
+
+
+def fit_pixels(image: Image.Image, max_pixels: Optional[int] = None, min_pixels: Optional[int] = None
+               ) -> Image.Image:
+    """`image` resized, aspect ratio kept, so that its pixel count w*h is at most `max_pixels` and at least
+    `min_pixels` (either may be `None`: no limit); unchanged when it already fits. Each side stays >= 1 pixel, so an
+    extremely thin image may end up slightly outside `min_pixels`. Downscaling uses LANCZOS, upscaling BICUBIC."""
+    size = fitted_size(*image.size, max_pixels, min_pixels)
+    if size == image.size:
+        return image
+    shrink = size[0] * size[1] < image.size[0] * image.size[1]
+    return image.resize(size, Image.Resampling.LANCZOS if shrink else Image.Resampling.BICUBIC)

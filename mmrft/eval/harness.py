@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from mmrft import atomic
-from mmrft.data.collate import encode_prompts
+from mmrft.data.collate import MediaOptions, encode_prompts
 from mmrft.data.media import describe_ref, load_image
 from mmrft.data.schema import Sample
 from mmrft.errors import DataError, MmrftError
@@ -50,9 +50,10 @@ class EvalSetup:
     # multi-turn with tools (`mmrft eval --tools`): {"tools": [...], "max_turns", "max_tool_calls", "max_images",
     # "max_total_tokens", "tool_timeout_s"}; {} answers in one turn
     tools: dict[str, Any] = field(default_factory=dict)
+    max_pixels: Optional[int] = None  # prompt images downsized to this many pixels first (`data.max_pixels`)
 
 
-SETUP_DEFAULTS = {"tools": {}}  # fields added after caches were written: an old cache holds their default
+SETUP_DEFAULTS = {"tools": {}, "max_pixels": None}  # fields added after caches were written: an old cache holds their default
 
 
 def judge_with_limit(bench: Benchmark, completion: str, sample: Sample, timeout_s: float) -> tuple[Judgement, bool]:
@@ -128,7 +129,7 @@ class _CacheWriter:
         self._fh.close()
 
 
-def answer_engine(model, processor, tools: dict[str, Any]):
+def answer_engine(model, processor, tools: dict[str, Any], first_view_max_pixels: Optional[int] = None):
     """(engine, tool schemas for the prompts): `generate` with the model, or for `tools` (`EvalSetup.tools`) the
     multi-turn loop around it, each question's trajectory in a `ToolEnvironment` under the given limits."""
     engine = HFRolloutEngine(model, processor)
@@ -140,7 +141,7 @@ def answer_engine(model, processor, tools: dict[str, Any]):
     names, timeout = list(tools["tools"]), float(tools.get("tool_timeout_s", 5.0))
     limits = TurnLimits(tools["max_turns"], tools["max_tool_calls"], tools["max_total_tokens"], tools["max_images"])
     multi = MultiTurnEngine(engine, model, processor, lambda sample, ctx: ToolEnvironment(names, timeout_s=timeout),
-                            limits, reuse_cache=True)
+                            limits, reuse_cache=True, first_view_max_pixels=first_view_max_pixels)
     return multi, tool_schemas(names)
 
 
@@ -176,7 +177,8 @@ def run_benchmark(
     todo = [s for s in samples if s.id not in done]
     if done and progress is not None:
         progress(len(samples) - len(todo))
-    engine, schemas = answer_engine(model, processor, setup.tools)
+    engine, schemas = answer_engine(model, processor, setup.tools, setup.max_pixels)
+    media = MediaOptions(max_pixels=setup.max_pixels)
     params = SamplingParams(n=setup.samples, max_new_tokens=setup.max_new_tokens, temperature=setup.temperature,
                             top_p=setup.top_p)
     device = next(model.parameters()).device
@@ -195,7 +197,7 @@ def run_benchmark(
                     log.warning("benchmark %s: sample %s skipped: %s", bench.name, s.id, problem)
                     new.append({"id": s.id, "categories": s.metadata.get("categories", {}), "skipped": problem})
             if ok:
-                batch = encode_prompts(processor, ok, setup.prompt_format, setup.system_prompt,
+                batch = encode_prompts(processor, ok, setup.prompt_format, setup.system_prompt, media,
                                        tools=schemas).to(device)
                 rollout = engine.generate(batch, params)
                 texts, truncated = rollout.texts, rollout.truncated.tolist()
@@ -250,13 +252,15 @@ def evaluate_benchmark(
     loaded: Optional[dict] = None,
     dtype: str = "float32",
     tools: Optional[dict[str, Any]] = None,
+    max_pixels: Optional[int] = None,
 ) -> dict[str, Any]:
     """`mmrft eval`: load the model (in `dtype`) and the benchmark, run, write `results.json` / `results.md` under
     `out_dir`, return the summary (see `mmrft.eval.results.summarize`). Greedy for one sample; `samples > 1` samples
     at `temperature` (default 1.0) for pass@k and majority voting. `max_new_tokens` / `batch_size` None: those of a
     default config (`mmrft.config.eval_budget`, the one place they are decided); `mmrft eval --config` passes a
     run's. `tools`: answer in the multi-turn loop with these tools and limits (`EvalSetup.tools`; see
-    `multi_turn_setup`); the results count tool calls per question.
+    `multi_turn_setup`); the results count tool calls per question. `max_pixels`: show the prompt images downsized
+    to at most this many pixels (the tools still crop the originals).
     `loaded`: a dict kept by the caller across calls, in which the benchmark's parsed items are kept (a training run
     evaluates the same files at every evaluation)."""
     from tqdm.auto import tqdm
@@ -296,7 +300,7 @@ def evaluate_benchmark(
     setup = EvalSetup(model=str(model_path), benchmark=benchmark, split=split, options=options, samples=samples,
                       temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                       prompt_format=prompt_format, system_prompt=system_prompt,
-                      dtype=str(next(model.parameters()).dtype).removeprefix("torch."), tools=dict(tools or {}))
+                      dtype=str(next(model.parameters()).dtype).removeprefix("torch."), tools=dict(tools or {}), max_pixels=max_pixels)
     bar = tqdm(total=len(items), desc=benchmark, disable=not progress, dynamic_ncols=True)
     try:
         records = run_benchmark(model, processor, bench, items, setup, out_dir=Path(out_dir) if out_dir else None,

@@ -118,12 +118,13 @@ class MultiTurnEngine:
     images, the family's box convention, the processor's image limits)."""
 
     def __init__(self, engine, model, processor, make_environment: Callable, limits: TurnLimits | None = None,
-                 reuse_cache: bool = False):
+                 reuse_cache: bool = False, first_view_max_pixels: Optional[int] = None):
         self.engine, self.model, self.processor = engine, model, processor
         self.make_environment = make_environment
         self.limits = limits or TurnLimits()
         self.suppress, self.pad_id = engine.suppress, engine.pad_id
         self.reuse_cache = reuse_cache  # continue rows from their KV cache (`mmrft.rollout.continuation`)
+        self.first_view_max_pixels = first_view_max_pixels  # `data.max_pixels`: the size the prompt images were shown
 
     # the engine interface (`RolloutEngine`), plus what the trainer reads from an engine
     def sync_weights(self, model=None) -> None:
@@ -210,7 +211,8 @@ class MultiTurnEngine:
 
     def _environment(self, sample: Sample):
         images = [load_image(ref) for ref in sample.images]
-        ctx = tool_context(self.processor, family_of(self.model).box_format, images, sample.reward_view())
+        ctx = tool_context(self.processor, family_of(self.model).box_format, images, sample.reward_view(),
+                           self.first_view_max_pixels)
         env = self.make_environment(sample, ctx)
         env.reset(sample.reward_view(), ctx)  # the prompt (and its images) is the first observation
         return env, ctx
@@ -308,7 +310,7 @@ def multi_turn(cfg, engine, model, processor):
     ro = cfg.rollout
     return MultiTurnEngine(engine, model, processor, factory,
                            TurnLimits(ro.max_turns, ro.max_tool_calls, ro.max_total_tokens, ro.max_images),
-                           reuse_cache=ro.reuse_turn_cache)
+                           reuse_cache=ro.reuse_turn_cache, first_view_max_pixels=cfg.data.max_pixels)
 
 
 def check_multi_turn(cfg) -> None:

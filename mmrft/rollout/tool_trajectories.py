@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 from mmrft import atomic
-from mmrft.data.media import load_image
+from mmrft.data.media import fitted_size, load_image
 from mmrft.data.sources import load_samples
 from mmrft.models.grounding import box_to_format, model_image_size
 from mmrft.tools import ToolContext, ToolEnvironment
@@ -28,12 +28,15 @@ from mmrft.tools import ToolContext, ToolEnvironment
 __all__ = ["tool_context", "write_zoom_trajectories", "zoom_call_text"]
 
 
-def tool_context(processor, box_format: Optional[str], images: list, sample: Optional[dict] = None) -> ToolContext:
+def tool_context(processor, box_format: Optional[str], images: list, sample: Optional[dict] = None,
+                 first_view_max_pixels: Optional[int] = None) -> ToolContext:
     """The `ToolContext` of a trajectory over `images` (PIL, original resolution) for a model with `processor` whose
-    family writes boxes in `box_format` (None: pixels)."""
+    family writes boxes in `box_format` (None: pixels); `first_view_max_pixels`: the prompt's images were shown
+    downsized to this many pixels (`data.max_pixels`), so the model's own pixel boxes refer to that size."""
     limits = getattr(getattr(processor, "image_processor", None), "size", None) or {}
+    shown = [fitted_size(*im.size, first_view_max_pixels) for im in images]
     return ToolContext(images=list(images), returned=[], box_format=box_format or "pixel",
-                       model_sizes=[model_image_size(processor, *im.size) for im in images],
+                       model_sizes=[model_image_size(processor, *wh) for wh in shown],
                        max_pixels=limits.get("longest_edge"), min_pixels=limits.get("shortest_edge"), sample=sample)
 
 
@@ -44,11 +47,12 @@ def zoom_call_text(box: list, thought: str) -> str:
 
 
 def write_zoom_trajectories(data: str | os.PathLike, out: str | os.PathLike, processor,
-                            box_format: Optional[str]) -> Path:
+                            box_format: Optional[str], first_view_max_pixels: Optional[int] = None) -> Path:
     """`out/data.jsonl` (and `out/crops/*.png`): each row of `data` with a `trajectory` that zooms in on its
     `metadata["region"]` (pixels of its first image), reads the crop and answers with its reasoning
     (`metadata["zoomed_rationale"]`, else `metadata["rationale"]`); the first turn thinks `metadata["rationale"]`.
-    Boxes are written in `box_format` (the model family's: `Family.box_format`). Rows without a region are refused."""
+    Boxes are written in `box_format` (the model family's: `Family.box_format`), for prompt images shown at
+    `first_view_max_pixels` (`data.max_pixels`). Rows without a region are refused."""
     out = Path(out)
     (out / "crops").mkdir(parents=True, exist_ok=True)
     rows = []
@@ -58,7 +62,7 @@ def write_zoom_trajectories(data: str | os.PathLike, out: str | os.PathLike, pro
             raise ValueError(f"{data}: sample {s.id}: metadata.region must be a box [x1, y1, x2, y2] in pixels")
         image = load_image(s.images[0])
         view = s.reward_view()
-        ctx = tool_context(processor, box_format, [image], view)
+        ctx = tool_context(processor, box_format, [image], view, first_view_max_pixels)
         box = box_to_format(region, ctx.box_format, image.size, ctx.model_sizes[0])
         first = zoom_call_text(box, s.metadata.get("rationale", "zoom in"))
         env = ToolEnvironment(["zoom_in"])

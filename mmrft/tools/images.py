@@ -7,10 +7,10 @@ PIL only (no torchvision).
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Sequence
 
-from PIL import Image
 
+from mmrft.data.media import fit_pixels  # noqa: F401  (re-exported: the tools fit returned images with it)
 from mmrft.rewards.grounding import BOX_FORMATS, to_pixels
 from mmrft.tools.base import ToolContext, ToolError
 
@@ -21,32 +21,6 @@ __all__ = ["MIN_CROP", "box_to_pixel_bounds", "fit_pixels"]
 #: smaller box is enlarged around its centre instead of refused: the model pointed at something, and a slightly
 #: larger view of it is more useful to it than an error.
 MIN_CROP = 28
-
-
-def fit_pixels(image: Image.Image, max_pixels: Optional[int] = None, min_pixels: Optional[int] = None
-               ) -> Image.Image:
-    """`image` resized, aspect ratio kept, so that its pixel count w*h is at most `max_pixels` and at least
-    `min_pixels` (either may be `None`: no limit); unchanged when it already fits. Each side stays >= 1 pixel, so an
-    extremely thin image may end up slightly outside `min_pixels`. Downscaling uses LANCZOS, upscaling BICUBIC."""
-    w, h = image.size
-    area = w * h
-    if max_pixels is not None and max_pixels > 0 and area > max_pixels:
-        scale = math.sqrt(max_pixels / area)
-        nw, nh = max(1, math.floor(w * scale)), max(1, math.floor(h * scale))
-        while nw * nh > max_pixels and (nw > 1 or nh > 1):  # floor rounding can still leave it a little over
-            if nw >= nh:
-                nw -= 1
-            else:
-                nh -= 1
-        return image.resize((nw, nh), Image.Resampling.LANCZOS)
-    if min_pixels is not None and min_pixels > 0 and area < min_pixels:
-        scale = math.sqrt(min_pixels / area)
-        nw, nh = max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))
-        if max_pixels is not None and max_pixels > 0 and nw * nh > max_pixels:  # min ~ max: stay within max
-            scale = math.sqrt(max_pixels / area)
-            nw, nh = max(1, math.floor(w * scale)), max(1, math.floor(h * scale))
-        return image.resize((nw, nh), Image.Resampling.BICUBIC)
-    return image
 
 
 def box_to_pixel_bounds(box: Sequence[float], ctx: ToolContext, index: int) -> tuple[int, int, int, int]:

@@ -59,3 +59,24 @@ def test_tool_context_measures_images_as_the_model_sees_them(tiny_model_dir):
     assert (ctx.box_format, ctx.model_sizes, ctx.max_pixels, ctx.min_pixels) == \
         ("norm1000", [(112, 112)], 112 * 112, 112 * 112)
     assert tool_context(proc, None, []).box_format == "pixel"
+
+
+def test_first_view_cap_moves_the_models_pixel_boxes(tmp_path):
+    """data.max_pixels shows the prompt images downsized: the model's own pixel boxes (Qwen2.5-VL) refer to the
+    size it was shown, while the tools crop the original."""
+    from types import SimpleNamespace
+
+    from mmrft.data.collate import MediaOptions, load_media
+    from mmrft.data.schema import Sample
+
+    proc = SimpleNamespace(image_processor=SimpleNamespace(
+        patch_size=14, merge_size=2, size={"shortest_edge": 56 * 56, "longest_edge": 10_000_000}))
+    big = Image.new("RGB", (2000, 1000))
+    assert tool_context(proc, "model_pixel", [big]).model_sizes == [(1988, 1008)]
+    capped = tool_context(proc, "model_pixel", [big], first_view_max_pixels=500 * 250)
+    assert capped.model_sizes == [(504, 252)] and capped.images[0].size == (2000, 1000)
+    path = tmp_path / "big.png"
+    big.save(path)
+    images, _, _ = load_media(proc, [Sample(id="a", prompt="p", images=[str(path)], answer="1")],
+                              MediaOptions(max_pixels=500 * 250))
+    assert images[0][0].size == (500, 250)
