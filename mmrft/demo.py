@@ -64,8 +64,12 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, overrides: list
              modality: str = "image", seed: int = 0) -> dict:
     """The five stages for `modality`. `seed` draws the tiny model's weights and seeds SFT and GRPO (sampling, batch
     order); the data (labelled, RL and held-out items) is the same for every seed, so seeds compare like for like."""
+    if modality == "tools":  # three recipes, with and without the zoom_in tool (mmrft.demo_tools)
+        from mmrft.demo_tools import run_tools_demo
+
+        return run_tools_demo(out, quick=quick, overrides=overrides, seed=seed)
     if modality not in DEMOS:
-        raise ValueError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}")
+        raise ValueError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}, tools")
     spec = DEMOS[modality]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

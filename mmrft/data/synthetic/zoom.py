@@ -34,6 +34,8 @@ ZOOM_IMAGE_SIZE = 448
 BASE_COLOURS = ("red", "green", "blue", "yellow")
 FRAME_RGB = (0, 0, 0)
 DECOY_RGB = (150, 150, 150)
+CARD_RGB = (225, 225, 225)  # the frames' fill: a grey card, visible as a blob at the 112-px first view
+DECOY_CARD_RGB = CARD_RGB
 QUADRANTS = ("top left", "top right", "bottom left", "bottom right")
 
 
@@ -46,7 +48,7 @@ def circle_radius(image_size: int) -> int:
 
 
 def frame_width(image_size: int) -> int:
-    return max(1, round(image_size * 3 / 448))
+    return max(1, round(image_size * 5 / 448))
 
 
 def _region_at(cx: float, cy: float, side: int, image_size: int) -> list[int]:
@@ -140,9 +142,9 @@ class ZoomTask(SyntheticTask):
         img = blank_image(image_size)
         draw = ImageDraw.Draw(img)
         w = scene["frame_width"]
-        for box, rgb in ((scene["region"], FRAME_RGB), (scene.get("decoy"), DECOY_RGB)):
+        for box, rgb, fill in ((scene["region"], FRAME_RGB, CARD_RGB), (scene.get("decoy"), DECOY_RGB, DECOY_CARD_RGB)):
             if box:
-                draw.rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=rgb, width=w)
+                draw.rectangle([box[0], box[1], box[2] - 1, box[3] - 1], fill=fill, outline=rgb, width=w)
         return draw_objects(img, scene["objects"])
 
     def prompt(self, scene: dict) -> str:
