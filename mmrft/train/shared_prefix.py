@@ -47,10 +47,12 @@ def shared_prefix_batch(prompts: PromptBatch, answer_ids: torch.Tensor, answer_w
                         answer_media: Optional[list[dict[str, torch.Tensor]]], stop_ids: list[int], pad_id: int,
                         suppressed_ids: tuple[int, ...] = ()) -> Optional[tuple[SequenceBatch, torch.Tensor]]:
     """(batch, loss weights) of B prompts and their right-padded answers rewritten as one group whose prompt is
-    their common prefix (see the module docstring); None when the prefix is shorter than MIN_SHARED_PREFIX or the
-    batch has one row. `answer_*`: [B, T] tensors (ids, loss weights, attention), per-token keys and each row's
+    their common prefix (see the module docstring); None when the prefix is shorter than MIN_SHARED_PREFIX, the
+    batch has one row, or its prompts carry videos or audio. `answer_*`: [B, T] tensors (ids, loss weights, attention), per-token keys and each row's
     media (e.g. a tool-use trajectory's returned images); `stop_ids`: media placeholder ids; `pad_id` pads."""
     b = len(prompts.samples)
+    if any(prompts.videos_per_prompt) or any(prompts.audios_per_prompt):
+        return None  # the trajectory forward places images in responses; videos and audio keep the separate path
     att = prompts.inputs["attention_mask"].bool()
     rows = [prompts.inputs["input_ids"][i][att[i]].tolist() for i in range(b)]
     n = common_prefix_length(rows, set(stop_ids))
