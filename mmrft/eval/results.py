@@ -72,6 +72,11 @@ def markdown(summary: dict[str, Any]) -> str:
     for key, val in overall.items():
         if key.startswith("pass@") or key == "majority_accuracy":
             lines.append(f"| {key} | {100 * val:.2f} |")
+    if "official_accuracy" in overall:
+        lines.append(f"| official accuracy (the benchmark's own aggregate) | {100 * overall['official_accuracy']:.2f} |")
+    for key, val in (summary.get("official") or {}).get("average", {}).items():
+        if key != "all":
+            lines.append(f"| official: {key} | {100 * val:.2f} |")
     if "tool_calls_per_answer" in overall:
         lines.append(f"| tool calls per answer | {overall['tool_calls_per_answer']:.2f} |")
         lines.append(f"| answers with a tool call | {100 * overall['answers_with_a_call']:.2f} |")

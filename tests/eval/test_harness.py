@@ -207,3 +207,18 @@ def test_cli_eval_with_tools_runs_the_multi_turn_loop(tmp_path, tiny_model_dir, 
     # the same directory without tools is another setup
     assert main(["eval", *common, "--out", str(tmp_path / "run")]) == 2
     assert "tools" in capsys.readouterr().err
+
+
+def test_a_benchmark_with_its_own_aggregate_reports_it(tmp_path, tiny_model_dir, tiny):
+    """HR-Bench's official number averages over its option cycles: the run stores it beside the plain mean."""
+    from mmrft.eval.benchmarks.hrbench import hrbench_report
+
+    summary = evaluate_benchmark(str(tiny_model_dir), "hrbench4k", str(FIXTURES / "hrbench4k"), max_new_tokens=4,
+                                 batch_size=4, out_dir=str(tmp_path / "run"), progress=False, model_and_processor=tiny)
+    assert summary["official"] == hrbench_report(summary["samples"])
+    assert summary["overall"]["official_accuracy"] == summary["official"]["average"]["all"]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert "official" in results and "official accuracy" in (tmp_path / "run" / "results.md").read_text()
+    vstar = evaluate_benchmark(str(tiny_model_dir), "vstar", str(FIXTURES / "vstar"), max_new_tokens=4,
+                               batch_size=4, progress=False, model_and_processor=tiny)
+    assert "official" not in vstar and "official_accuracy" not in vstar["overall"]  # the plain mean is official

@@ -5,6 +5,7 @@ from mmrft.eval.benchmarks import (  # noqa: F401  (each module registers its ad
     chartqa,
     clevr,
     geometry3k,
+    hrbench,
     mathverse,
     mathvision,
     mathvista,
@@ -12,6 +13,7 @@ from mmrft.eval.benchmarks import (  # noqa: F401  (each module registers its ad
     mmstar,
     refcoco,
     synthetic,
+    vstar,
 )
 
 __all__ = ["BENCHMARKS", "Benchmark", "Judgement", "final_text", "get_benchmark", "register_benchmark"]

@@ -76,6 +76,11 @@ class Benchmark:
         """Extract the answer with the benchmark's rules and score it; never raises."""
         raise NotImplementedError
 
+    # Optional: `aggregate(samples) -> {"average": {"all": acc, ...}, ...}` from the per-sample rows of a run
+    # (``{"id", "score", "categories"}``), for a benchmark whose official number is not the plain mean (HR-Bench
+    # averages over its option cycles); the runner stores it as ``results["official"]``.
+    aggregate = None
+
 
 # the built-in adapters register themselves when `mmrft.eval.benchmarks` is imported; a lookup loads them
 BENCHMARKS: Registry[type[Benchmark]] = Registry("benchmark", builtin_modules=("mmrft.eval.benchmarks",))
