@@ -174,10 +174,10 @@ TOOLS = ("imports=[tests.rollout.scripted_env]", "rollout.environment=test_alway
          "rollout.environment_options={turns: 2, vary: true}", "rollout.max_total_tokens=120")
 
 
-# fsdp2-ppo is in the slow job (44 s; the sharded critic's update is checked against the replicated one in the
-# default suite); both tool-use runs, DDP and FSDP2, are in the default suite
+# fsdp2-lora-kl and fsdp2-ppo are in the slow job (27 s, 44 s; LoRA under FSDP2 and the sharded critic's update are
+# checked against one process / the replicated run in the default suite); both tool-use runs are in the default suite
 @pytest.mark.parametrize("fsdp,lora,algo", [(False, False, "dr_grpo"), (True, False, "dr_grpo"),
-                                            (True, True, "dr_grpo"),
+                                            pytest.param(True, True, "dr_grpo", marks=pytest.mark.slow),
                                             pytest.param(True, False, "ppo", marks=pytest.mark.slow),
                                             (False, False, "dapo"), (True, False, "dr_grpo-tools"),
                                             (False, False, "dr_grpo-tools")],

@@ -47,7 +47,9 @@ TOOLS = ("imports=[tests.rollout.scripted_env]", "rollout.environment=test_alway
     ("grpo", ()),  # KL to a frozen reference copy
     ("ppo", ()),  # critic, its optimizer, minibatch shuffles
     ("dapo", ("model.lora.enabled=true", "model.lora.r=4", "model.lora.target_modules=[q_proj,v_proj]")),
-    ("ppo", TOOLS),  # multi-turn trajectories with returned images: GAE across masked tool turns
+    # multi-turn trajectories with returned images, GAE across masked tool turns (30 s: the slow job; resuming with
+    # tools is checked in the default suite by the torchrun resume tests with tools, DDP and FSDP2)
+    pytest.param("ppo", TOOLS, marks=pytest.mark.slow),
 ], ids=["grpo", "ppo", "dapo-lora", "ppo-tools"])
 def test_resumed_run_repeats_the_uninterrupted_run(tmp_path, request, tiny_model_dir, count_data, preset, extra,
                                                    caplog):
