@@ -189,8 +189,12 @@ class RewardsConfig:
     timeout_s: float = _help("time limit per reward call in seconds", 5.0)
     workers: int = _help("reward worker processes (0 = in-process, for debugging)", 1)
     on_error: str = _help(
-        "an exception in reward code: `log` (score 0, log it with the sample id, go on) | `raise` (stop the run)",
-        "log")
+        "an exception in reward code or a failed judge verdict: `log` (score 0, count it, log it with the sample id, "
+        "go on) | `raise` (stop the run)", "log")
+    judges: dict[str, Any] = _help(
+        "model-based rewards, name -> {kind: http | local | reward_model | vl_reward_model | module:Class, gate: "
+        "always | no_rule | <rule reward>, cache: true, ...the kind's options}; weigh them by name in `weights` "
+        "(docs/judges.md)", factory=dict)
 
 
 @dataclass

@@ -159,7 +159,7 @@ _SUMMED = ("filter/groups_drawn", "filter/groups_kept", "reward/timeouts")
 
 def reduce_metrics(metrics: dict[str, float], ctx: DistContext) -> dict[str, float]:
     """One row for the whole step: every rank's metrics combined — maxima (`*/max`, `*_max`) by max, minima by
-    min, counts of groups and timeouts summed, everything else averaged (ranks hold equal shares)."""
+    min, counts of groups, timeouts and judge requests summed, everything else averaged (ranks hold equal shares)."""
     if not ctx.enabled:
         return metrics
     rows = all_gather_list([metrics], ctx)
@@ -172,7 +172,7 @@ def reduce_metrics(metrics: dict[str, float], ctx: DistContext) -> dict[str, flo
             out[key] = max(vals)
         elif key.endswith(("/min", "_min")):
             out[key] = min(vals)
-        elif key in _SUMMED:
+        elif key in _SUMMED or (key.startswith("judge/") and not key.endswith("/latency_s")):
             out[key] = sum(vals)
         else:
             out[key] = sum(vals) / len(vals)

@@ -36,6 +36,10 @@ def rollout_metrics(samples: StepSamples) -> dict[str, float]:
     }
     if rollout.trajectories is not None:
         out.update(trajectory_metrics([t for t in rollout.trajectories if t is not None]))
+    for name, st in scores.judges.items():  # model-based rewards: requests sent, cache hits, gated out, failures
+        out.update({f"judge/{name}/calls": float(st.calls), f"judge/{name}/cached": float(st.cached),
+                    f"judge/{name}/skipped": float(st.skipped), f"judge/{name}/errors": float(st.errors),
+                    f"judge/{name}/latency_s": st.latency_s})
     for name, vals in scores.components.items():
         finite = torch.tensor([v for v in vals if not math.isnan(v)])
         if len(finite):
