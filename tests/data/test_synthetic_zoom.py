@@ -60,11 +60,16 @@ def test_answers_and_regions_from_pixels(difficulty):
 
 def test_locations_follow_the_difficulty():
     d0 = generate_items("zoom", 40, seed=1, difficulty=0)
-    assert {i.metadata["location"] for i in d0} == {"top left", "top right", "bottom left", "bottom right"}
+    assert {i.metadata["location"] for i in d0} == {"the top left corner", "the top right corner",
+                                                     "the bottom left corner", "the bottom right corner"}
     centres = {tuple((np.add(i.metadata["region"][:2], i.metadata["region"][2:]) / 2).tolist()) for i in d0}
-    assert centres == {(112.0, 112.0), (336.0, 112.0), (112.0, 336.0), (336.0, 336.0)}
-    d1 = generate_items("zoom", 80, seed=1, difficulty=1)
-    assert len({i.metadata["location"] for i in d1}) == 9
+    assert centres == {(56.0, 56.0), (392.0, 56.0), (56.0, 392.0), (392.0, 392.0)}
+    d1 = generate_items("zoom", 120, seed=1, difficulty=1)
+    assert len({i.metadata["location"] for i in d1}) == 16
+    for i in d1:  # on the 4x4 grid of 112-px cells, named by row and column
+        x1, y1 = i.metadata["region"][:2]
+        assert x1 % 112 == 0 and y1 % 112 == 0
+        assert i.metadata["location"] == f"row {y1 // 112 + 1}, column {x1 // 112 + 1}"
     d2 = generate_items("zoom", 40, seed=1, difficulty=2)
     assert len({tuple(i.metadata["region"]) for i in d2}) == 40  # anywhere
 
@@ -72,20 +77,33 @@ def test_locations_follow_the_difficulty():
 def test_rationales_never_hold_the_count():
     for item in generate_items("zoom", 40, seed=2, difficulty=1):
         first, zoomed = item.metadata["rationale"], item.metadata["zoomed_rationale"]
-        assert first == f"the black frame is at the {item.metadata['location']}"
+        assert first == f"the black frame is at {item.metadata['location']}"
         places = zoomed.split(": ", 1)[1].split(", ")
         assert len(places) == int(item.answer)  # one place per counted circle, the number itself not written
         assert not any(ch.isdigit() for ch in zoomed)
 
 
 def test_details_are_small_at_the_first_view():
-    """Shown whole at 112 px the frame covers 14 px and a circle about 2.5 px across; zoomed on the frame (56 px
-    enlarged to 112) a circle is 20 px across, as in `count`."""
+    """Shown whole at 112 px the card covers 28 px (one image token of the tiny models) and a circle 2.5 px
+    across; zoomed on the card (112 px, returned at 112) a circle is 10 px across."""
     item = generate_items("zoom", 1, seed=0, difficulty=0)[0]
     region = item.metadata["region"]
-    assert region[2] - region[0] == 56
+    assert region[2] - region[0] == 112
     radius = item.metadata["scene"]["objects"][0]["radius"]
-    assert radius == 5 and 2 * radius * 112 / 448 == 2.5 and 2 * radius * 112 / 56 == 20
+    assert radius == 5 and 2 * radius * 112 / 448 == 2.5 and 2 * radius * 112 / 112 == 10
+
+
+def test_background_tells_where_a_pixel_is():
+    """The pale gradient: red falls left to right, green top to bottom; no background pixel has a circle's colour,
+    the card's grey or the frame's black."""
+    from mmrft.data.synthetic.zoom import gradient_background
+
+    bg = np.asarray(gradient_background(448)).astype(int)
+    assert bg[0, 0].tolist() == [255, 255, 240] and bg[-1, -1].tolist() == [185, 185, 240]
+    assert (np.diff(bg[0, :, 0]) <= 0).all() and (np.diff(bg[:, 0, 1]) <= 0).all() and (bg[..., 2] == 240).all()
+    colours = [(0, 0, 0), (225, 225, 225), (150, 150, 150)] + [RGB[c] for c in ("red", "green", "blue", "yellow")]
+    flat = {tuple(p) for p in bg.reshape(-1, 3).tolist()}
+    assert not flat & set(colours)
 
 
 def test_written_dataset_and_difficulty_knob(tmp_path):

@@ -1,34 +1,39 @@
-"""``zoom``: count small shapes inside a framed region of a large image, a detail too small to read at the
-resolution the model is given for the whole image, and easy to read once the region is cropped and enlarged (the
-`zoom_in` tool).
+"""``zoom``: count small shapes inside a framed card of a large image, a detail too small to read at the resolution
+the model is given for the whole image, and easy to read once the card is cropped (the `zoom_in` tool).
 
-The canvas is ``image_size`` pixels (default 448); a black square frame of side ``image_size / 8`` (56 px at 448)
-holds 1-5 small circles (radius ``image_size / 90``, 5 px at 448). Shown whole at 112 px (the tiny models' input),
-the frame is a 14-px smudge and each circle about a pixel; zoomed in on the frame (56 px enlarged to 112), the
-circles are as large as in ``count`` at difficulty 0.
+The canvas is ``image_size`` pixels (default 448) on a pale colour gradient (`gradient_background`); a grey card in
+a black frame, of side ``image_size / 4`` (112 px at 448), holds 1-5 small circles (radius ``image_size / 90``, 5 px
+at 448). Shown whole at 112 px (the tiny models' input, 4x4 merged image tokens for Qwen-VL) the card is one token's
+square, 28 px, and each circle about 2.5 px across; zoomed in on the card (returned at 112 px), a circle is 10 px.
+At difficulties 0 and 1 the card sits exactly on one cell of the 4x4 grid the tiny models' image tokens make.
 
 Difficulty levels:
 
-0. the frame at the centre of one of the 4 quadrants; circles of the asked colour only inside it.
-1. the frame at the centre of one of the 9 cells of a 3x3 grid; 2-6 circles of the asked colour outside the frame
-   (not to be counted: the whole image does not tell which dots are inside).
-2. the frame anywhere; 1-7 circles inside, 0-2 circles of other colours inside, 2-6 of the asked colour outside, and
+0. the card in one of the 4 corner cells; circles of the asked colour only inside it.
+1. the card in one of the 16 cells of the 4x4 grid; 2-6 circles of the asked colour outside the card (not to be
+   counted: the whole image does not tell which dots are inside).
+2. the card anywhere; 1-7 circles inside, 0-2 circles of other colours inside, 2-6 of the asked colour outside, and
    a grey decoy frame elsewhere holding circles of the asked colour.
 
-Answer: the count inside the black frame, e.g. ``"3"``. Reward: ``count``. ``metadata["region"]`` is the frame's
-box in canvas pixels ``[x1, y1, x2, y2]`` (what a useful zoom looks at), ``metadata["location"]`` its coarse place
-("top left"), ``metadata["zoomed_rationale"]`` the reasoning once zoomed in (where each counted circle sits in the
-frame, never the count itself).
+Answer: the count inside the black frame, e.g. ``"3"``. Reward: ``count``. ``metadata["region"]`` is the card's box
+in canvas pixels ``[x1, y1, x2, y2]`` (what a useful zoom looks at), ``metadata["location"]`` its place ("the top
+left corner", "row 2, column 3", "the middle centre"), ``metadata["zoomed_rationale"]`` the reasoning once zoomed in
+(where each counted circle sits in the card, never the count itself).
+
+Why the geometry: measured with the tiny Qwen2-VL, neither a card straddling four image tokens (side / 8, quadrant
+centres) nor a token-aligned one taught SFT where the card is (held-out location at chance, docs/tools.md); a
+family whose vision tower has absolute position embeddings (Gemma 3's SigLIP) learns it.
 """
 
 from __future__ import annotations
 
 import random
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 from .base import SyntheticTask, register_task
-from .scene import COLOURS, blank_image, draw_objects, grid_cell, make_object, place_objects
+from .scene import COLOURS, draw_objects, grid_cell, make_object, place_objects
 
 ZOOM_IMAGE_SIZE = 448
 BASE_COLOURS = ("red", "green", "blue", "yellow")
@@ -37,10 +42,11 @@ DECOY_RGB = (150, 150, 150)
 CARD_RGB = (225, 225, 225)  # the frames' fill: a grey card, visible as a blob at the 112-px first view
 DECOY_CARD_RGB = CARD_RGB
 QUADRANTS = ("top left", "top right", "bottom left", "bottom right")
+CORNERS = tuple(f"the {q} corner" for q in QUADRANTS)
 
 
 def frame_side(image_size: int) -> int:
-    return max(16, image_size // 8)
+    return max(16, image_size // 4)
 
 
 def circle_radius(image_size: int) -> int:
@@ -49,6 +55,19 @@ def circle_radius(image_size: int) -> int:
 
 def frame_width(image_size: int) -> int:
     return max(1, round(image_size * 5 / 448))
+
+
+def gradient_background(image_size: int) -> Image.Image:
+    """A pale background whose colour says where a pixel is: red falls from left to right, green from top to
+    bottom (255 -> 185), blue stays 240. Real photographs have content everywhere; a blank canvas gives a model
+    whose encoders know only relative positions (rotary embeddings, as Qwen-VL's) nothing to tell one place from
+    another, so a tiny model cannot learn where the frame is."""
+    ramp = np.round(255 - 70 * (np.arange(image_size) + 0.5) / image_size).astype(np.uint8)
+    rgb = np.empty((image_size, image_size, 3), dtype=np.uint8)
+    rgb[..., 0] = ramp[None, :]
+    rgb[..., 1] = ramp[:, None]
+    rgb[..., 2] = 240
+    return Image.fromarray(rgb, "RGB")
 
 
 def _region_at(cx: float, cy: float, side: int, image_size: int) -> list[int]:
@@ -104,10 +123,10 @@ class ZoomTask(SyntheticTask):
         colour = rng.choice(BASE_COLOURS)
         if difficulty == 0:
             k = rng.randrange(4)
-            cx, cy = (s / 4 if k % 2 == 0 else 3 * s / 4), (s / 4 if k < 2 else 3 * s / 4)
+            cx, cy = (s / 8 if k % 2 == 0 else 7 * s / 8), (s / 8 if k < 2 else 7 * s / 8)
         elif difficulty == 1:
-            k = rng.randrange(9)
-            cx, cy = (2 * (k % 3) + 1) * s / 6, (2 * (k // 3) + 1) * s / 6
+            k = rng.randrange(16)
+            cx, cy = (2 * (k % 4) + 1) * s / 8, (2 * (k // 4) + 1) * s / 8
         else:
             cx, cy = rng.uniform(side / 2, s - side / 2), rng.uniform(side / 2, s - side / 2)
         region = _region_at(cx, cy, side, s)
@@ -139,7 +158,7 @@ class ZoomTask(SyntheticTask):
                 "layout": ("quadrants", "grid", "free")[difficulty]}
 
     def render(self, scene: dict, image_size: int) -> Image.Image:
-        img = blank_image(image_size)
+        img = gradient_background(image_size)
         draw = ImageDraw.Draw(img)
         w = scene["frame_width"]
         for box, rgb, fill in ((scene["region"], FRAME_RGB, CARD_RGB), (scene.get("decoy"), DECOY_RGB, DECOY_CARD_RGB)):
@@ -152,15 +171,17 @@ class ZoomTask(SyntheticTask):
         return f"How many {q['colour']} {q['kind']}s are inside the black frame?"
 
     def location(self, scene: dict) -> str:
-        """Where the frame is: a quadrant at difficulty 0, else a cell of the 3x3 grid."""
+        """Where the card is: a corner at difficulty 0, a cell of the 4x4 grid at 1, else of a coarse 3x3 grid."""
         s, box = scene["image_size"], scene["region"]
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         if scene["layout"] == "quadrants":
-            return QUADRANTS[(cx > s / 2) + 2 * (cy > s / 2)]
-        return grid_cell((cx, cy), s)
+            return CORNERS[(cx > s / 2) + 2 * (cy > s / 2)]
+        if scene["layout"] == "grid":
+            return f"row {min(int(cy * 4 // s), 3) + 1}, column {min(int(cx * 4 // s), 3) + 1}"
+        return f"the {grid_cell((cx, cy), s)}"
 
     def rationale(self, scene: dict) -> str:
-        return f"the black frame is at the {self.location(scene)}"
+        return f"the black frame is at {self.location(scene)}"
 
     def counted(self, scene: dict) -> list[dict]:
         q, box = scene["question"], scene["region"]
