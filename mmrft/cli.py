@@ -97,7 +97,7 @@ def _parse_options(items: list[str]) -> dict:
 def _cmd_eval(args) -> int:
     from mmrft.config import Config, eval_budget, import_plugins, load_config
     from mmrft.eval.harness import evaluate_benchmark, multi_turn_setup
-    from mmrft.eval.results import summary_line
+    from mmrft.eval.results import by_field_markdown, summary_line
 
     # --config: evaluate as that run's evaluations do (its dtype, prompt format, system prompt, eval budget); the
     # flags given here win. Without it, the defaults of a config.
@@ -113,9 +113,11 @@ def _cmd_eval(args) -> int:
         batch_size=args.batch_size or batch_size, prompt_format=args.format or cfg.data.prompt_format,
         system_prompt=cfg.data.system_prompt, options=_parse_options(args.option), out_dir=args.out,
         overwrite=args.overwrite, progress=not args.no_progress, dtype=args.dtype or cfg.model.dtype,
-        tools=multi_turn_setup(cfg.rollout), max_pixels=args.max_pixels or cfg.data.max_pixels,
+        tools=multi_turn_setup(cfg.rollout), max_pixels=args.max_pixels or cfg.data.max_pixels, by=args.by,
     )
     print(summary_line(summary))
+    if args.by:
+        print(by_field_markdown(summary).lstrip("\n"))
     if args.out:
         print(f"results: {args.out}/results.json, table: {args.out}/results.md")
     return 0
@@ -194,6 +196,10 @@ def _eval_parsers(sub) -> None:
     s.add_argument("--max-turns", type=int, help="with tools: assistant turns per answer (rollout.max_turns)")
     s.add_argument("--max-pixels", type=int, help="show the question's images downsized to at most this many pixels "
                    "(w*h; data.max_pixels); zoom_in still crops the original")
+    s.add_argument("--by", action="append", default=[], metavar="FIELD",
+                   help="break the accuracy down by a sample field: task, a benchmark category, or a metadata field "
+                   "such as difficulty or domain (per value: n and accuracy; samples without it under (none)); "
+                   "repeatable")
     s.add_argument("--out", help="run directory: results + a per-sample cache that resumes an interrupted run")
     s.add_argument("--overwrite", action="store_true", help="discard cached predictions in --out")
     s.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",

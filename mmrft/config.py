@@ -8,6 +8,8 @@ the key and suggest the closest one).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
@@ -51,8 +53,11 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     train: str = _help("training data: .jsonl, .parquet, a directory with data.jsonl, or a `datasets` directory", "")
-    eval: Optional[str] = _help("held-out data evaluated before/after and every trainer.eval_every steps", None)
-    eval_limit: Optional[int] = _help("evaluate on at most this many held-out samples", None)
+    eval: Any = _help(
+        "held-out data evaluated before/after and every trainer.eval_every steps: a path (metrics eval/...), or a "
+        "mapping split name -> path, e.g. {id: data/count-test, ood: data/shapes-test} (metrics eval/<split>/...)",
+        None)
+    eval_limit: Optional[int] = _help("evaluate on at most this many held-out samples (per split)", None)
     prompt_format: str = _help("r1 (<think>…</think><answer>…</answer>) | plain", "r1")
     system_prompt: Optional[str] = _help("system message; None keeps the chat template's default", None)
     skip_bad_rows: bool = _help("report and skip malformed rows instead of stopping", False)
@@ -271,6 +276,29 @@ class EvalConfig:
 
 
 @dataclass
+class HealthConfig:
+    """Training-health alarms (`mmrft.train.health`): each rule's threshold (0 turns it off), a warning with what to
+    try when it fires, `health/<alarm>` in the step metrics, and `stop` to end the run cleanly on chosen alarms."""
+
+    patience: int = _help("steps in a row a condition must hold before its alarm fires", 3)
+    baseline_steps: int = _help("the first steps whose mean response length (and train reward) are the baseline", 5)
+    entropy_min: float = _help("entropy_collapse: actor/entropy (nats per token) below this", 0.05)
+    length_min_ratio: float = _help("length_collapse: mean response length below this x its baseline", 0.25)
+    length_max_ratio: float = _help("length_explosion: mean response length above this x its baseline", 4.0)
+    truncated_max: float = _help("length_explosion also: a share of completions cut at max_new_tokens above this",
+                                 0.5)
+    format_window: int = _help("format_gaming: steps compared (first half vs last half); 0: off", 20)
+    format_rise: float = _help("format_gaming: the format reward rose by at least this ...", 0.3)
+    accuracy_gain: float = _help("... while accuracy rose by less than this", 0.02)
+    heldout_drop: float = _help("heldout_drop: held-out accuracy this far below its best while the train reward "
+                                "rose", 0.05)
+    kl_max: float = _help("kl_blowup: actor/kl or actor/approx_kl above this", 1.0)
+    clip_frac_max: float = _help("clip_blowup: actor/clip_frac above this", 0.5)
+    stop: list[str] = _help("alarms that stop the run (after the step, with a checkpoint), e.g. [entropy_collapse]",
+                            factory=list)
+
+
+@dataclass
 class Config:
     imports: list[str] = _help(
         "Python modules imported first (by the reward worker processes too), to register your own estimators, "
@@ -285,6 +313,7 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
 
 
 # Keys that were renamed or removed, and what to write instead.
@@ -320,7 +349,47 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         raise layers.explain(e, f"algorithm preset {name!r}") from None
     base = layers.merge(base, file_cfg, path, overrides)
     cfg: Config = OmegaConf.to_object(base)  # type: ignore[assignment]
+    eval_splits(cfg)  # a bad data.eval fails here, naming the key
     return cfg
+
+
+DEFAULT_EVAL_SPLIT = "eval"  # the name of the one split `data.eval: PATH` gives
+_SPLIT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def eval_splits(cfg: Config) -> dict[str, str]:
+    """`data.eval` as split name -> path, in the order given: {} when unset; a path: {"eval": path}; a mapping
+    split name -> path as it is. The one place `data.eval` is read. Split names are identifiers (they become
+    metric names, `eval/<split>/accuracy`); anything else is a ConfigError naming `data.eval`."""
+    value = cfg.data.eval
+    expected = "a path or a mapping of split name -> path (e.g. {id: data/test, ood: data/ood-test})"
+    if value is None or value == "":
+        return {}
+    if isinstance(value, (int, float)) and not isinstance(value, bool):  # a path that YAML read as a number
+        value = str(value)
+    if isinstance(value, str):
+        return {DEFAULT_EVAL_SPLIT: value}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"data.eval: expected {expected}, got {type(value).__name__} {value!r}")
+    if not value:
+        raise ConfigError(f"data.eval: an empty mapping; expected {expected}")
+    out: dict[str, str] = {}
+    for name, path in value.items():
+        if not isinstance(name, str) or not _SPLIT_NAME.match(name):
+            raise ConfigError(f"data.eval: split name {name!r} is not a simple identifier (letters, digits, _; "
+                              f"not starting with a digit); expected {expected}")
+        if isinstance(path, (int, float)) and not isinstance(path, bool):
+            path = str(path)
+        if not isinstance(path, str) or not path:
+            raise ConfigError(f"data.eval.{name}: expected a path (a string), got {path!r}")
+        out[name] = path
+    return out
+
+
+def eval_split_prefix(name: str, splits: Mapping[str, str]) -> str:
+    """The metric prefix of split `name`: `eval` for the one split of `data.eval: PATH` (the metric names of every
+    single-split run: eval/accuracy, eval/<task>/accuracy), else `eval/<name>`."""
+    return "eval" if list(splits) == [DEFAULT_EVAL_SPLIT] else f"eval/{name}"
 
 
 def import_plugins(cfg: Config) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmrft import atomic
-from mmrft.config import load_config
+from mmrft.config import eval_splits, load_config
 from mmrft.data.prompts import tools_system_text
 from mmrft.data.sources import load_samples
 from mmrft.data.synthetic import generate_items, task_corpus, tokenizer_corpus, write_dataset
@@ -91,7 +91,8 @@ def score_checkpoint(overrides: list[str]) -> tuple[EvalResult, dict]:
     the mean tool calls per answer and the useful share of its zooms."""
     cfg = load_config(config_path("demo_grpo.yaml"), overrides)
     model, processor = load_policy(cfg.model, resolve_device())
-    samples = fit_to_model(load_samples(cfg.data.eval), cfg, model, processor, "data.eval")
+    samples = fit_to_model([s for path in eval_splits(cfg).values() for s in load_samples(path)], cfg, model,
+                           processor, "data.eval")
     res = evaluate_held_out(cfg, model, processor, samples, Scorer.from_config(cfg))
     metadata = {s.id: s.metadata for s in samples}
     calls = useful = zooms = 0

@@ -15,7 +15,7 @@ import os
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from mmrft import atomic
 from mmrft.data.collate import MediaOptions, encode_prompts
@@ -253,6 +253,7 @@ def evaluate_benchmark(
     dtype: str = "float32",
     tools: Optional[dict[str, Any]] = None,
     max_pixels: Optional[int] = None,
+    by: Sequence[str] = (),
 ) -> dict[str, Any]:
     """`mmrft eval`: load the model (in `dtype`) and the benchmark, run, write `results.json` / `results.md` under
     `out_dir`, return the summary (see `mmrft.eval.results.summarize`). Greedy for one sample; `samples > 1` samples
@@ -262,12 +263,13 @@ def evaluate_benchmark(
     `multi_turn_setup`); the results count tool calls per question. `max_pixels`: show the prompt images downsized
     to at most this many pixels (the tools still crop the originals).
     `loaded`: a dict kept by the caller across calls, in which the benchmark's parsed items are kept (a training run
-    evaluates the same files at every evaluation)."""
+    evaluates the same files at every evaluation). `by`: sample fields (`task`, a category, a metadata field) to
+    break the accuracy down by (`summary["by_field"]`, see `mmrft.eval.results.accuracy_by_field`)."""
     from tqdm.auto import tqdm
 
     from mmrft.config import Config, ModelConfig, eval_budget
     from mmrft.eval.benchmarks.base import get_benchmark
-    from mmrft.eval.results import summarize, write_results
+    from mmrft.eval.results import summarize, with_fields, write_results
     from mmrft.models.load import load_policy, resolve_device
 
     if samples < 1:
@@ -308,9 +310,13 @@ def evaluate_benchmark(
                                 progress=bar.update)
     finally:
         bar.close()
+    by = tuple(by)
     meta = {**asdict(setup), "title": bench.title, "data": str(data_dir), "limit": limit,
             "deviations": bench.deviations, "categories": list(bench.categories)}
-    summary = summarize(records, meta, tuple(bench.categories))
+    if by:
+        meta["by"] = list(by)
+        records = with_fields(records, items, by)
+    summary = summarize(records, meta, tuple(bench.categories), by)
     official = getattr(bench, "aggregate", None)
     if callable(official):  # the benchmark's own aggregate where it is not the plain mean (HR-Bench: over cycles)
         summary["official"] = official(summary["samples"])

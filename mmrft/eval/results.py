@@ -30,8 +30,35 @@ def pass_ks(k_max: int) -> list[int]:
     return ks + [k_max]
 
 
-def summarize(records: list[dict], meta: dict[str, Any], categories: tuple[str, ...]) -> dict[str, Any]:
-    """The `results.json` content: meta, aggregates, per-category accuracy, skipped samples, records."""
+def field_value(sample, name: str) -> Any:
+    """The value of field `name` of a sample, for `mmrft eval --by`: `task` is the sample's task; otherwise its
+    benchmark category of that name, else its metadata field (None when it has neither)."""
+    if name == "task":
+        return sample.task
+    categories = sample.metadata.get("categories") or {}
+    if isinstance(categories, dict) and name in categories:
+        return categories[name]
+    return sample.metadata.get(name)
+
+
+def with_fields(records: list[dict], samples: list, by: tuple[str, ...]) -> list[dict]:
+    """Copies of `records` (in the order of `samples`) with `fields`: {name: value} for each name in `by`."""
+    return [{**r, "fields": {name: field_value(s, name) for name in by}} for r, s in zip(records, samples)]
+
+
+def accuracy_by_field(records: list[dict], by: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """`mmrft eval --by`: {field: {value: {"n", "accuracy"}}} over the scored records, from each record's
+    `fields` (see `with_fields`); a record without the field (or None) goes under "(none)", a list value under each
+    of its elements."""
+    scored = [{"score": sample_score(r), "categories": r.get("fields") or {}} for r in records if "skipped" not in r]
+    table = accuracy_by_category(scored, by)
+    return {name: table[name] for name in by}  # in the order asked for
+
+
+def summarize(records: list[dict], meta: dict[str, Any], categories: tuple[str, ...],
+              by: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The `results.json` content: meta, aggregates, per-category accuracy, skipped samples, records; with `by`
+    (fields, see `with_fields`), `by_field`: per value of each field, n and accuracy."""
     scored = [r for r in records if "skipped" not in r]
     skipped = [{"id": r["id"], "reason": r["skipped"]} for r in records if "skipped" in r]
     k = max((len(r["scores"]) for r in scored), default=1)
@@ -58,8 +85,21 @@ def summarize(records: list[dict], meta: dict[str, Any], categories: tuple[str, 
             ) / max(len(scored), 1)
         overall["majority_accuracy"] = sum(p["majority"] for p in per_sample) / max(len(per_sample), 1)
     by_category = accuracy_by_category(per_sample, categories) if categories else {}
-    return {"meta": meta, "overall": overall, "by_category": by_category, "skipped": skipped,
-            "samples": per_sample, "records": records}
+    out = {"meta": meta, "overall": overall, "by_category": by_category, "skipped": skipped,
+           "samples": per_sample, "records": records}
+    if by:
+        out["by_field"] = accuracy_by_field(records, tuple(by))
+    return out
+
+
+def by_field_markdown(summary: dict[str, Any]) -> str:
+    """The `--by` tables of a summary (empty without `by_field`): per field, one row per value with n and
+    accuracy (percent)."""
+    lines: list[str] = []
+    for name, table in (summary.get("by_field") or {}).items():
+        lines += ["", f"## by {name} (--by)", "", f"| {name} | n | accuracy |", "|---|---|---|"]
+        lines += [f"| {value} | {s['n']} | {100 * s['accuracy']:.2f} |" for value, s in table.items()]
+    return "\n".join(lines)
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -83,6 +123,8 @@ def markdown(summary: dict[str, Any]) -> str:
     for dim, table in summary["by_category"].items():
         lines += ["", f"## by {dim}", "", f"| {dim} | n | accuracy |", "|---|---|---|"]
         lines += [f"| {value} | {s['n']} | {100 * s['accuracy']:.2f} |" for value, s in table.items()]
+    if summary.get("by_field"):
+        lines.append(by_field_markdown(summary))
     if meta.get("deviations"):
         lines += ["", f"Scoring vs the official evaluation: {meta['deviations']}"]
     return "\n".join(lines) + "\n"

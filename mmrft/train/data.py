@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mmrft.config import Config
+from mmrft.config import Config, eval_splits
 from mmrft.data.schema import Sample
 from mmrft.data.sources import load_samples
 from mmrft.errors import ConfigError
@@ -14,14 +14,17 @@ from mmrft.models.grounding import adapt_boxes
 BOX_CONVENTIONS = ("family", "data")
 
 
-def load_data(cfg: Config) -> tuple[list[Sample], list[Sample]]:
-    """(training samples, held-out samples) of `cfg.data`, validated (media readable, not over-long)."""
+def load_data(cfg: Config) -> tuple[list[Sample], dict[str, list[Sample]]]:
+    """(training samples, held-out samples by split name) of `cfg.data`, validated (media readable, not
+    over-long); the splits are those of `mmrft.config.eval_splits` ({} without `data.eval`), each cut to
+    `data.eval_limit`."""
     d = cfg.data
     if d.box_convention not in BOX_CONVENTIONS:
         raise ConfigError(f"data.box_convention: {d.box_convention!r} is not one of {', '.join(BOX_CONVENTIONS)}")
     limits = dict(max_video_seconds=d.max_video_seconds, max_audio_seconds=d.max_audio_seconds)
     train = load_samples(d.train, skip_bad_rows=d.skip_bad_rows, limit=d.train_limit, **limits)
-    held_out = load_samples(d.eval, skip_bad_rows=d.skip_bad_rows, limit=d.eval_limit, **limits) if d.eval else []
+    held_out = {name: load_samples(path, skip_bad_rows=d.skip_bad_rows, limit=d.eval_limit, **limits)
+                for name, path in eval_splits(cfg).items()}
     return train, held_out
 
 

@@ -35,11 +35,13 @@ def train_rl(cfg: Config) -> dict:
                 run.log(step, samples, metrics)  # 5. metrics, progress, rollout dumps, run-health warnings
                 if due(cfg.trainer.eval_every, step) and step < cfg.trainer.steps:
                     run.evaluate(step)
-                stopping = run.any_rank(stop.requested is not None)  # every rank stops at the same step
+                # a signal or an alarm in health.stop; every rank stops at the same step
+                reason = stop.requested or run.health.stop_reason
+                stopping = run.any_rank(reason is not None)
                 if stopping or due(cfg.trainer.checkpoint_every, step):
                     run.checkpoint(step)
                 if stopping:
-                    run.stop(step, stop.requested)
+                    run.stop(step, reason)
                     break
             else:
                 run.finish()  # final evaluation, end-of-run checkpoint, final model

@@ -18,7 +18,7 @@ from typing import Optional
 import torch
 
 from mmrft.algorithms import ADVANTAGE_ESTIMATORS, AGGREGATIONS, POLICY_LOSSES
-from mmrft.config import Config, import_plugins
+from mmrft.config import Config, eval_split_prefix, eval_splits, import_plugins
 from mmrft.data.collate import encode_prompts, media_options
 from mmrft.errors import ConfigError, MmrftError
 from mmrft.eval.runner import EvalResult, check_benchmarks, evaluate_benchmarks, evaluate_held_out
@@ -33,7 +33,7 @@ from mmrft.train.data import PromptSampler, fit_to_model, load_data
 from mmrft.train.dist import all_gather_list, any_rank, barrier, destroy, init_distributed, reduce_metrics, shard
 from mmrft.train.fsdp import (FullCritic, FullStateOptimizer, FullWeights, Snapshot, check_fsdp, check_fsdp_data,
                               full_state_dict, gathered, unsharded_critic)
-from mmrft.train.health import FlatRewardWatch
+from mmrft.train.health import FlatRewardWatch, HealthMonitor
 from mmrft.train.learn import (TrainBatch, advantage_options, batch_metrics, build_learner, estimate_advantages,
                                per_completion, prepare_batch, response_budget, update_weights)
 from mmrft.train.progress import Progress
@@ -105,7 +105,10 @@ class RLRun:
         self.device = resolve_device()
         self.model, self.processor = load_policy(cfg.model, self.device)
         self.train = fit_to_model(train, cfg, self.model, self.processor)
-        self.held_out = fit_to_model(held_out, cfg, self.model, self.processor, "data.eval")
+        self.splits = eval_splits(cfg)  # split name -> path; each split logs under eval_split_prefix
+        self.held_out = {name: fit_to_model(samples, cfg, self.model, self.processor,
+                                            "data.eval" if len(held_out) == 1 else f"data.eval.{name}")
+                         for name, samples in held_out.items()}
         self.model.train()
         self.learner = build_learner(cfg, self.model, self.device, fsdp=ctx.fsdp, checkpoint=ckpt)
         self.sampler = PromptSampler(len(self.train), ro.prompts_per_step, self.generator)
@@ -133,11 +136,13 @@ class RLRun:
         self.progress = Progress(tr.steps, self.start, "GRPO" if cfg.algorithm.name == "grpo" else cfg.algorithm.name,
                                  tr.progress and ctx.is_main, tr.log_every)
         self.flat_watch = FlatRewardWatch(tr.flat_reward_warning_steps)
+        # every rank sees the same combined metrics; rank 0 speaks (the stop is agreed through `any_rank`)
+        self.health = HealthMonitor(cfg.health, verbose=ctx.is_main)
         self.benchmark_items: dict = {}  # benchmark files, parsed once per run
         self.timings: dict[str, float] = {}
         self.trained: Optional[torch.Tensor] = None  # this step's advantage per trained completion, for the dumps
-        self.before: Optional[EvalResult] = None
-        self.after: Optional[EvalResult] = None
+        self.before: Optional[dict[str, EvalResult]] = None  # split name -> result
+        self.after: Optional[dict[str, EvalResult]] = None
         self.final: Optional[Path] = None
         self.stopped: Optional[int] = None
 
@@ -196,6 +201,7 @@ class RLRun:
             "tokens/s": float(samples.drawn.lengths.sum()) / max(rollout_time, 1e-9),
         })
         metrics = reduce_metrics(metrics, self.ctx)
+        metrics.update(self.health.update(step, metrics))  # health/<alarm>: 1 while its condition holds
         self.tracker.log(step, metrics)
         self.progress.update(step, {"reward": f"{metrics['reward/mean']:.3f}", "acc": f"{metrics['accuracy']:.3f}",
                                     "tok/s": f"{metrics.get('tokens/s', 0):.0f}"})
@@ -220,10 +226,12 @@ class RLRun:
 
     # -- evaluation, checkpoints, the end ----------------------------------------------------------------------
 
-    def evaluate(self, step: int) -> Optional[EvalResult]:
-        """Greedy evaluation on the held-out data and `eval.benchmarks` (rank 0; under FSDP every rank gathers the
-        full weights first, a collective); logged under phase "eval". Step 0 is the starting point: when resuming,
-        its result is read back from the interrupted run's metrics."""
+    def evaluate(self, step: int) -> Optional[dict[str, EvalResult]]:
+        """Greedy evaluation on each held-out split and `eval.benchmarks` (rank 0; under FSDP every rank gathers
+        the full weights first, a collective); logged under phase "eval", each split under its prefix
+        (`mmrft.config.eval_split_prefix`). Returns split name -> result (None without held-out data, and on the
+        other ranks). Step 0 is the starting point: when resuming, its result is read back from the interrupted
+        run's metrics."""
         if step == 0 and self.resumed:
             self.before = self._eval_from_metrics(0)
             return self.before
@@ -233,31 +241,43 @@ class RLRun:
             self.before = result
         return result
 
-    def _evaluate(self, step: int) -> Optional[EvalResult]:
+    def _evaluate(self, step: int) -> Optional[dict[str, EvalResult]]:
         cfg = self.cfg
         metrics = (evaluate_benchmarks(cfg, self.model, self.processor, self.run_dir, step, self.benchmark_items)
                    if cfg.eval.benchmarks else {})
-        res = None
-        if self.held_out:
-            res = evaluate_held_out(cfg, self.model, self.processor, self.held_out, self.scorer, self.eval_engine)
-            metrics.update(res.flat())
+        results: dict[str, EvalResult] = {}
+        for name, samples in self.held_out.items():
+            if not samples:
+                continue
+            res = evaluate_held_out(cfg, self.model, self.processor, samples, self.scorer, self.eval_engine)
+            prefix = eval_split_prefix(name, self.splits)
+            metrics.update(res.flat(prefix))
+            if not results:  # the first split is the one the held-out alarm watches
+                self.health.update_eval(step, metrics.get(f"{prefix}/accuracy"))
+            results[name] = res
         self.model.train()
         if metrics:
             self.tracker.log(step, metrics, "eval")
-        return res
+        return results or None
 
-    def _eval_from_metrics(self, step: int) -> Optional[EvalResult]:
-        """The held-out result logged at `step` by the interrupted run (for the before/after table of a resumed
+    def _eval_from_metrics(self, step: int) -> Optional[dict[str, EvalResult]]:
+        """The held-out results logged at `step` by the interrupted run (for the before/after table of a resumed
         one)."""
         rows = [r for r in read_metrics(self.run_dir) if r.get("phase") == "eval" and r["step"] == step]
-        if not rows or not self.held_out:
+        if not rows or not any(self.held_out.values()):
             return None
-        counts: dict[str, int] = {}
-        for s in self.held_out:
-            counts[s.task] = counts.get(s.task, 0) + 1
-        per_task = {t: {"accuracy": rows[-1].get(f"eval/{t}/accuracy") or 0.0,
-                        "reward": rows[-1].get(f"eval/{t}/reward") or 0.0, "n": n} for t, n in sorted(counts.items())}
-        return EvalResult(per_task)
+        results: dict[str, EvalResult] = {}
+        for name, samples in self.held_out.items():
+            if not samples:
+                continue
+            prefix = eval_split_prefix(name, self.splits)
+            counts: dict[str, int] = {}
+            for s in samples:
+                counts[s.task] = counts.get(s.task, 0) + 1
+            results[name] = EvalResult({t: {"accuracy": rows[-1].get(f"{prefix}/{t}/accuracy") or 0.0,
+                                            "reward": rows[-1].get(f"{prefix}/{t}/reward") or 0.0, "n": n}
+                                        for t, n in sorted(counts.items())})
+        return results
 
     def checkpoint(self, step: int) -> Optional[Path]:
         """A resumable checkpoint; rank 0 writes it (the weights are the same on every rank, or gathered to rank 0
@@ -299,11 +319,27 @@ class RLRun:
         destroy(self.ctx)
 
     def result(self) -> dict:
+        """The run's outcome. `eval_before` / `eval_after`: task -> {accuracy, reward, n} of a single held-out
+        split; with several splits, keyed `<split>/<task>` (one table with every split's rows). `eval_splits`:
+        split name -> {"before", "after"}, each task -> {accuracy, reward, n} or None."""
+        after = self.after if self.stopped is None else None
         return {
             "checkpoint": str(self.final) if self.final else None, "run_dir": str(self.run_dir),
-            "stopped_at": self.stopped, "eval_before": self.before.per_task if self.before else None,
-            "eval_after": self.after.per_task if self.after and self.stopped is None else None,
+            "stopped_at": self.stopped, "health": self.health.state(), "eval_before": self._per_task(self.before),
+            "eval_after": self._per_task(after),
+            "eval_splits": {name: {"before": self.before[name].per_task if self.before and name in self.before
+                                   else None,
+                                   "after": after[name].per_task if after and name in after else None}
+                            for name in self.held_out},
         }
+
+    def _per_task(self, results: Optional[dict[str, EvalResult]]) -> Optional[dict]:
+        """One task -> metrics table of `results`: a single split's as it is, several splits' keyed `split/task`."""
+        if not results:
+            return None
+        if len(self.held_out) == 1:
+            return next(iter(results.values())).per_task
+        return {f"{name}/{task}": v for name, res in results.items() for task, v in res.per_task.items()}
 
     # -- what a checkpoint holds -------------------------------------------------------------------------------
 

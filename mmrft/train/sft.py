@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from mmrft.config import Config, import_plugins
+from mmrft.config import Config, eval_split_prefix, eval_splits, import_plugins
 from mmrft.data.collate import encode_prompts, encode_targets, media_options
 from mmrft.data.turns import encode_trajectory
 from mmrft.models.families import family_of
@@ -72,7 +72,10 @@ def train_sft(cfg: Config) -> dict:
     device = resolve_device()
     model, processor = load_policy(cfg.model, device)
     samples = fit_to_model(samples, cfg, model, processor)
-    held_out = fit_to_model(held_out, cfg, model, processor, "data.eval")
+    splits = eval_splits(cfg)  # split name -> path; each split logs under eval_split_prefix
+    held_out = {name: fit_to_model(part, cfg, model, processor,
+                                   "data.eval" if len(held_out) == 1 else f"data.eval.{name}")
+                for name, part in held_out.items() if part}
     model.train()
     opt, sched = make_optimizer(model, cfg.sft.lr, cfg.trainer.weight_decay, cfg.sft.warmup_steps, cfg.sft.steps,
                                 cfg.sft.lr_schedule)
@@ -86,12 +89,18 @@ def train_sft(cfg: Config) -> dict:
     scorer = Scorer.from_config(cfg) if held_out else None
 
     def run_eval(step: int) -> dict | None:
+        """task -> metrics of the one held-out split; with several, keyed `split/task`."""
         if not held_out:
             return None
-        res = evaluate_held_out(cfg, model, processor, held_out, scorer)  # with the run's tools, if any
+        metrics, per_task = {}, {}
+        for name, part in held_out.items():
+            res = evaluate_held_out(cfg, model, processor, part, scorer)  # with the run's tools, if any
+            metrics.update(res.flat(eval_split_prefix(name, splits)))
+            per_task.update(res.per_task if len(splits) == 1 else
+                            {f"{name}/{task}": v for task, v in res.per_task.items()})
         model.train()
-        tracker.log(step, res.flat(), "eval")
-        return res.per_task
+        tracker.log(step, metrics, "eval")
+        return per_task
 
     progress = Progress(cfg.sft.steps, 1, "SFT", cfg.trainer.progress, cfg.trainer.log_every)
     t0 = time.time()
