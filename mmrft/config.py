@@ -62,6 +62,10 @@ class DataConfig:
     system_prompt: Optional[str] = _help("system message; None keeps the chat template's default", None)
     skip_bad_rows: bool = _help("report and skip malformed rows instead of stopping", False)
     train_limit: Optional[int] = _help("use only the first N training samples (e.g. few labels for SFT)", None)
+    sampler: str = _help("which prompts an RL step draws: uniform | difficulty (a curriculum over "
+                         "metadata.difficulty) | pass_rate (prompts whose measured pass rate is in [low, high] "
+                         "first) | a registered name or module:Class (mmrft.train.samplers)", "uniform")
+    sampler_options: dict[str, Any] = _help("keyword options of the sampler", factory=dict)
     max_pixels: Optional[int] = _help(
         "downsize prompt images to at most this many pixels (w*h) before the processor: the resolution the model is "
         "given (tools such as zoom_in still crop the original); None: as the processor sizes them", None)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import torch
-
 from mmrft.config import Config, eval_splits
 from mmrft.data.schema import Sample
 from mmrft.data.sources import load_samples
 from mmrft.errors import ConfigError
 from mmrft.models.families import family_of
 from mmrft.models.grounding import adapt_boxes
+from mmrft.train.samplers import PromptSampler  # noqa: F401  (its home before samplers had a registry)
 
 BOX_CONVENTIONS = ("family", "data")
 
@@ -41,35 +40,3 @@ def fit_to_model(samples: list[Sample], cfg: Config, model, processor, what: str
     if cfg.data.box_convention == "family":
         samples = adapt_boxes(samples, family, processor)
     return samples
-
-
-class PromptSampler:
-    """Endless batches of dataset indices, a fresh permutation each epoch (drawn from `generator`).
-
-    `state_dict()` holds what is left of the current epoch's order, so a resumed run draws exactly the batches the
-    uninterrupted run would have (the generator's own state is checkpointed beside it)."""
-
-    def __init__(self, n: int, batch_size: int, generator: torch.Generator) -> None:
-        if n == 0:
-            raise ConfigError("the training dataset is empty")
-        self.n, self.batch_size, self.generator = n, batch_size, generator
-        self.order: list[int] = []
-
-    def __iter__(self) -> "PromptSampler":
-        return self
-
-    def __next__(self) -> list[int]:
-        batch: list[int] = []
-        while len(batch) < self.batch_size:
-            if not self.order:
-                self.order = torch.randperm(self.n, generator=self.generator).tolist()
-            batch.append(self.order.pop(0))
-        return batch
-
-    def state_dict(self) -> dict:
-        return {"n": self.n, "order": list(self.order)}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state["n"] != self.n:
-            raise ConfigError(f"the checkpoint was taken on a dataset of {state['n']} samples, this one has {self.n}")
-        self.order = list(state["order"])

@@ -29,7 +29,8 @@ from mmrft.rollout.engine import ROLLOUT_ENGINES, SamplingParams, check_rollout_
 from mmrft.rollout.hf import HFRolloutEngine
 from mmrft.rollout.multiturn import check_multi_turn, multi_turn, prompt_tools
 from mmrft.track.metrics import Tracker, read_metrics, restore_metrics
-from mmrft.train.data import PromptSampler, fit_to_model, load_data
+from mmrft.train.data import fit_to_model, load_data
+from mmrft.train.samplers import build_sampler
 from mmrft.train.dist import all_gather_list, any_rank, barrier, destroy, init_distributed, reduce_metrics, shard
 from mmrft.train.fsdp import (FullCritic, FullStateOptimizer, FullWeights, Snapshot, check_fsdp, check_fsdp_data,
                               full_state_dict, gathered, unsharded_critic)
@@ -111,7 +112,9 @@ class RLRun:
                          for name, samples in held_out.items()}
         self.model.train()
         self.learner = build_learner(cfg, self.model, self.device, fsdp=ctx.fsdp, checkpoint=ckpt)
-        self.sampler = PromptSampler(len(self.train), ro.prompts_per_step, self.generator)
+        self.sampler = build_sampler(cfg.data.sampler, cfg.data.sampler_options, self.train, ro.prompts_per_step,
+                                     self.generator)
+        self.index_of = {id(s): i for i, s in enumerate(self.train)}  # a drawn prompt's index, for the sampler
         self.start, self.nonfinite, self.resumed = 1, 0, ckpt is not None
         if ckpt is not None:
             state = load_checkpoint(ckpt, self._checkpoint_parts(), rank=ctx.rank)
@@ -154,9 +157,20 @@ class RLRun:
         the whole phase."""
         self.timings = {"start": time.time()}
         with contextlib.nullcontext() if self.engine_own_weights else gathered(self.model):
-            return sample_step(self._draw, self._encode, self.engine, self.params, self.scorer, self.cfg.algorithm,
-                               self.processor.tokenizer.pad_token_id, self.timings, self.ctx,
-                               response_budget(self.cfg))
+            samples = sample_step(self._draw, self._encode, self.engine, self.params, self.scorer,
+                                  self.cfg.algorithm, self.processor.tokenizer.pad_token_id, self.timings, self.ctx,
+                                  response_budget(self.cfg))
+        self._observe(samples)
+        return samples
+
+    def _observe(self, samples: StepSamples) -> None:
+        """Tell the prompt sampler how each prompt sampled this step did (share of correct completions), gathered
+        over ranks in rank order so that every rank's sampler sees the same."""
+        n = samples.drawn.n
+        correct = samples.drawn_scores.correct.view(-1, n).mean(dim=1).tolist()
+        mine = [(self.index_of[id(s)], p) for s, p in zip(samples.drawn.prompts.samples, correct)]
+        pairs = [pair for part in all_gather_list(mine, self.ctx) for pair in part]
+        self.sampler.observe([i for i, _ in pairs], [p for _, p in pairs])
 
     def any_rank(self, flag: bool) -> bool:
         """True on every rank when `flag` is true on one (a group kept, a stop signal received)."""
