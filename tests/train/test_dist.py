@@ -175,8 +175,10 @@ TOOLS = ("imports=[tests.rollout.scripted_env]", "rollout.environment=test_alway
 
 
 # fsdp2-lora-kl and fsdp2-ppo are in the slow job (27 s, 44 s; LoRA under FSDP2 and the sharded critic's update are
-# checked against one process / the replicated run in the default suite); both tool-use runs are in the default suite
-@pytest.mark.parametrize("fsdp,lora,algo", [(False, False, "dr_grpo"), (True, False, "dr_grpo"),
+# checked against one process / the replicated run in the default suite); both tool-use runs are in the default suite;
+# the plain replicated run (26 s) too, since replicated-dapo and replicated-tools resume the same way and more
+@pytest.mark.parametrize("fsdp,lora,algo", [pytest.param(False, False, "dr_grpo", marks=pytest.mark.slow),
+                                            (True, False, "dr_grpo"),
                                             pytest.param(True, True, "dr_grpo", marks=pytest.mark.slow),
                                             pytest.param(True, False, "ppo", marks=pytest.mark.slow),
                                             (False, False, "dapo"), (True, False, "dr_grpo-tools"),
