@@ -94,6 +94,17 @@ class RolloutConfig:
     temperature: float = _help("sampling temperature (also applied to the training log-probs)", 1.0)
     top_p: float = _help("nucleus sampling", 1.0)
     top_k: int = _help("top-k sampling; 0 disables", 0)
+    augment: Optional[str] = _help(
+        "rollout-time augmentation (NoisyRollout): an image perturbation of mmrft.data.augment (gaussian | blur | "
+        "brightness_contrast | module:function) that a share of each group's completions are sampled on; the update "
+        "uses the clean image. Single-turn only. None: off", None)
+    augment_share: float = _help("share of the G completions sampled on the perturbed image", 0.5)
+    augment_options: dict[str, Any] = _help("options of the perturbation, e.g. {noise_step: 500} for gaussian",
+                                            factory=dict)
+    augment_anneal: str = _help("strength over training: none | linear | sigmoid (mmrft.data.augment.anneal)",
+                                "sigmoid")
+    augment_anneal_coef: float = _help("sigmoid anneal: steepness", 30.0)
+    augment_anneal_mid: float = _help("sigmoid anneal: where the strength halves, as a share of trainer.steps", 0.5)
     share_prefill: bool = _help(
         "prefill each prompt (and encode its image) once and repeat its KV cache for the G samples; false: "
         "`generate(num_return_sequences=G)`, which prefills every copy (same samples, for measuring)", True)

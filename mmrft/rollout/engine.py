@@ -123,6 +123,31 @@ def concat_rollouts(parts: list[Rollout], pad_id: int) -> Rollout:
     )
 
 
+def interleave_groups(a: Rollout, b: Rollout, pad_id: int) -> Rollout:
+    """One rollout of `a`'s prompts with each group's `a.n` rows followed by the same group's `b.n` rows of `b`
+    (the same prompts sampled another way, e.g. on perturbed images: rollout-time augmentation); single-turn
+    rollouts only. The sampler's log-probs are dropped (they were taken on different inputs); the learner computes
+    the old log-probs on `a`'s prompts."""
+    if a.trajectories is not None or b.trajectories is not None or a.media or b.media:
+        raise ValueError("interleave_groups: multi-turn rollouts cannot be interleaved")
+    if len(a.prompts.samples) != len(b.prompts.samples):
+        raise ValueError(f"interleave_groups: {len(a.prompts.samples)} vs {len(b.prompts.samples)} prompts")
+    t = max(a.completion_ids.shape[1], b.completion_ids.shape[1])
+    # (part, row) of each output row: group g's rows of a, then its rows of b
+    order = [(src, i) for g in range(len(a.prompts.samples)) for src, n in ((0, a.n), (1, b.n))
+             for i in group_rows([g], n)]
+
+    def rows(field: str, fill) -> torch.Tensor:
+        padded = [torch.cat([x, x.new_full((x.shape[0], t - x.shape[1]), fill)], dim=1)
+                  for x in (getattr(a, field), getattr(b, field))]
+        return torch.stack([padded[src][i] for src, i in order])
+
+    parts = (a, b)
+    return Rollout(a.prompts, a.n + b.n, rows("completion_ids", pad_id), rows("completion_mask", 0),
+                   torch.stack([parts[src].truncated[i] for src, i in order]),
+                   [parts[src].texts[i] for src, i in order])
+
+
 class RolloutEngine(Protocol):
     def generate(self, prompts: PromptBatch, params: SamplingParams) -> Rollout: ...
 

@@ -26,7 +26,7 @@ def train_rl(cfg: Config) -> dict:
         with GracefulStop() as stop:
             run.evaluate(0)
             for step in range(run.start, cfg.trainer.steps + 1):
-                samples = run.sample()  # 1. prompts -> G completions each -> rewards (DAPO: refill flat groups)
+                samples = run.sample(step)  # 1. prompts -> G completions each -> rewards (DAPO: refill flat groups)
                 metrics = rollout_metrics(samples)
                 if run.any_rank(samples.train is not None):  # (a rank that kept no group still takes part)
                     batch = run.prepare(samples)  # 2. sequences and mask; reference log-probs; critic values

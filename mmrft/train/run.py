@@ -34,6 +34,8 @@ from mmrft.train.samplers import build_sampler
 from mmrft.train.dist import all_gather_list, any_rank, barrier, destroy, init_distributed, reduce_metrics, shard
 from mmrft.train.fsdp import (FullCritic, FullStateOptimizer, FullWeights, Snapshot, check_fsdp, check_fsdp_data,
                               full_state_dict, gathered, unsharded_critic)
+from mmrft.data.augment import anneal
+from mmrft.train.augment_rollouts import check_augment, perturbed_samples
 from mmrft.train.health import FlatRewardWatch, HealthMonitor
 from mmrft.train.learn import (TrainBatch, advantage_options, batch_metrics, build_learner, estimate_advantages,
                                per_completion, prepare_batch, response_budget, update_weights)
@@ -136,6 +138,8 @@ class RLRun:
             self.run_dir, tensorboard=tk.tensorboard, purge_step=self.start if self.resumed else None,
             wandb=tk.wandb, mlflow=tk.mlflow, project=tk.project, run_name=tk.run_name, config=dataclasses.asdict(cfg))
         self.params = SamplingParams(ro.group_size, ro.max_new_tokens, ro.temperature, ro.top_p, ro.top_k)
+        self.augment_n = check_augment(cfg)  # completions per group on perturbed images (0: no augmentation)
+        self.step = 0
         self.progress = Progress(tr.steps, self.start, "GRPO" if cfg.algorithm.name == "grpo" else cfg.algorithm.name,
                                  tr.progress and ctx.is_main, tr.log_every)
         self.flat_watch = FlatRewardWatch(tr.flat_reward_warning_steps)
@@ -151,15 +155,17 @@ class RLRun:
 
     # -- one step ------------------------------------------------------------------------------------------------
 
-    def sample(self) -> StepSamples:
+    def sample(self, step: int = 0) -> StepSamples:
         """This step's prompts (this rank's share of the same global draw), G completions each, scored; DAPO's
-        refill rounds included. An engine sampling with the policy itself holds its full (FSDP-gathered) weights for
-        the whole phase."""
+        refill rounds included; with `rollout.augment`, part of each group on perturbed images. An engine sampling
+        with the policy itself holds its full (FSDP-gathered) weights for the whole phase."""
         self.timings = {"start": time.time()}
+        self.step = step
         with contextlib.nullcontext() if self.engine_own_weights else gathered(self.model):
             samples = sample_step(self._draw, self._encode, self.engine, self.params, self.scorer,
                                   self.cfg.algorithm, self.processor.tokenizer.pad_token_id, self.timings, self.ctx,
-                                  response_budget(self.cfg))
+                                  response_budget(self.cfg), self._augment if self.augment_n else None,
+                                  self.augment_n)
         self._observe(samples)
         return samples
 
@@ -214,6 +220,8 @@ class RLRun:
             "time/reward": self.timings.get("reward", 0.0), "time/step": time.time() - self.timings["start"],
             "tokens/s": float(samples.drawn.lengths.sum()) / max(rollout_time, 1e-9),
         })
+        if self.augment_n:
+            metrics["augment/level"] = self.augment_level()  # the perturbation's annealed strength this step
         metrics = reduce_metrics(metrics, self.ctx)
         metrics.update(self.health.update(step, metrics))  # health/<alarm>: 1 while its condition holds
         self.tracker.log(step, metrics)
@@ -232,6 +240,17 @@ class RLRun:
     def _draw(self) -> list:
         """Every rank draws the same global batch (same seed) and keeps its share of whole groups."""
         return shard([self.train[i] for i in next(self.sampler)], self.ctx)
+
+    def _augment(self, chunk: list) -> list:
+        """`chunk` with perturbed images at this step's annealed strength (`mmrft.train.augment_rollouts`)."""
+        ro = self.cfg.rollout
+        return perturbed_samples(chunk, ro.augment, ro.augment_options, self.augment_level(), self.cfg.trainer.seed,
+                                 self.step)
+
+    def augment_level(self) -> float:
+        ro = self.cfg.rollout
+        return anneal(self.step, self.cfg.trainer.steps, ro.augment_anneal, ro.augment_anneal_coef,
+                      ro.augment_anneal_mid)
 
     def _encode(self, chunk: list):
         d = self.cfg.data

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -20,7 +20,7 @@ from mmrft.data.collate import PromptBatch
 from mmrft.data.schema import Sample
 from mmrft.rewards.scoring import Scorer, Scores
 from mmrft.rollout.engine import (Rollout, RolloutEngine, SamplingParams, concat_rollouts, group_rows,
-                                  trajectory_summaries)
+                                  interleave_groups, trajectory_summaries)
 from mmrft.train.dist import SINGLE, DistContext, any_rank
 
 
@@ -51,9 +51,13 @@ def sample_step(
     timings: dict[str, float] | None = None,
     ctx: DistContext = SINGLE,
     max_response_tokens: int | None = None,
+    augment: Callable[[list[Sample]], list[Sample]] | None = None,
+    augment_n: int = 0,
 ) -> StepSamples:
     """Sample and score one step's groups (module docstring). `max_response_tokens`: the length DAPO's overlong
-    shaping measures against (default `params.max_new_tokens`; a multi-turn run's `rollout.max_total_tokens`)."""
+    shaping measures against (default `params.max_new_tokens`; a multi-turn run's `rollout.max_total_tokens`).
+    `augment` (rollout-time augmentation, NoisyRollout): `augment_n` of each group's G completions are sampled on
+    `augment(chunk)` (the prompts with perturbed images) and join the group; the update sees the clean prompts."""
     want = None
     drawn_parts: list[tuple[Rollout, Scores, torch.Tensor]] = []
     kept_parts: list[tuple[Rollout, Scores, torch.Tensor]] = []
@@ -68,7 +72,12 @@ def sample_step(
         if kept >= want:  # full already; drawn along with the ranks still sampling
             continue
         t0 = time.time()
-        rollout = engine.generate(encode(chunk), params)
+        if augment is not None and augment_n > 0:
+            clean = engine.generate(encode(chunk), replace(params, n=params.n - augment_n))
+            noisy = engine.generate(encode(augment(chunk)), replace(params, n=augment_n))
+            rollout = interleave_groups(clean, noisy, pad_id)
+        else:
+            rollout = engine.generate(encode(chunk), params)
         t1 = time.time()
         scores = scorer.score(rollout.texts, [s for s in chunk for _ in range(params.n)], trajectory_summaries(rollout))
         timings["rollout"] = timings.get("rollout", 0.0) + t1 - t0
