@@ -174,14 +174,17 @@ TOOLS = ("imports=[tests.rollout.scripted_env]", "rollout.environment=test_alway
          "rollout.environment_options={turns: 2, vary: true}", "rollout.max_total_tokens=120")
 
 
-# fsdp2-lora-kl and fsdp2-ppo are in the slow job (27 s, 44 s; LoRA under FSDP2 and the sharded critic's update are
-# checked against one process / the replicated run in the default suite); both tool-use runs are in the default suite;
-# the plain replicated run (26 s) too, since replicated-dapo and replicated-tools resume the same way and more
+# In the default suite: the two tool-use runs (replicated and FSDP2), which resume everything the plain runs do and
+# more. In the slow job: replicated and fsdp2 (26 s, 31 s: covered by the tool-use runs), fsdp2-lora-kl and fsdp2-ppo
+# (27 s, 44 s; LoRA under FSDP2 and the sharded critic's update are checked against one process / the replicated run
+# in the default suite) and replicated-dapo (31 s; DAPO's rounds under DDP stay checked by
+# test_torchrun_dapo_when_one_rank_keeps_no_group)
 @pytest.mark.parametrize("fsdp,lora,algo", [pytest.param(False, False, "dr_grpo", marks=pytest.mark.slow),
-                                            (True, False, "dr_grpo"),
+                                            pytest.param(True, False, "dr_grpo", marks=pytest.mark.slow),
                                             pytest.param(True, True, "dr_grpo", marks=pytest.mark.slow),
                                             pytest.param(True, False, "ppo", marks=pytest.mark.slow),
-                                            (False, False, "dapo"), (True, False, "dr_grpo-tools"),
+                                            pytest.param(False, False, "dapo", marks=pytest.mark.slow),
+                                            (True, False, "dr_grpo-tools"),
                                             (False, False, "dr_grpo-tools")],
                          ids=["replicated", "fsdp2", "fsdp2-lora-kl", "fsdp2-ppo", "replicated-dapo", "fsdp2-tools",
                               "replicated-tools"])
