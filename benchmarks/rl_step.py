@@ -212,7 +212,7 @@ def prompt_order(n_rows: int, steps: int, prompts: int, seed: int) -> list[list[
     """The dataset rows mmrft draws at each step (its own sampler, seeded as `train_rl` seeds it)."""
     import torch
 
-    from mmrft.train.data import PromptSampler
+    from mmrft.train.samplers import PromptSampler
 
     sampler = PromptSampler(n_rows, prompts, torch.Generator().manual_seed(seed))
     return [next(sampler) for _ in range(steps)]

@@ -25,13 +25,17 @@ and selects it in a config with `rewards.judges.<name>.kind: my_judge`.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, field
-from typing import Any, Optional, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Optional, Protocol, Sequence, runtime_checkable
 
 from mmrft.errors import MmrftError
 from mmrft.registry import Registry
 
-__all__ = ["JudgeRequest", "JudgeResult", "Judge", "JudgeUnavailable", "JUDGE_KINDS"]
+__all__ = ["JudgeRequest", "JudgeResult", "Judge", "JudgeUnavailable", "JUDGE_KINDS", "score_in_batches"]
+
+log = logging.getLogger("mmrft.judges")
 
 
 @dataclass(frozen=True)
@@ -98,3 +102,37 @@ JUDGE_KINDS: Registry[Any] = Registry(
     builtin_modules=("mmrft.judges.http", "mmrft.judges.local", "mmrft.judges.reward_model"),
     import_paths=True,
 )
+
+
+def score_in_batches(name: str, requests: Sequence[JudgeRequest], batch_size: int,
+                     prepare: Callable[[JudgeRequest, dict], Any], run: Callable[[list], list],
+                     to_result: Callable[[Any, float], JudgeResult], prepare_error: str,
+                     run_error: str) -> list[JudgeResult]:
+    """One result per request, in order, never raising for an item: the batch loop of the judges that run a model
+    in process. `prepare(request, cache)` builds a request's input (`cache` is shared by the call, e.g. decoded
+    images; a failure becomes `"<prepare_error>: <exception>"`, attempts 0); `run(items)` scores up to `batch_size`
+    inputs at once (a failure fails the whole batch as `"<run_error>: <Type>: <message>"`); `to_result(output,
+    latency)` turns one output into its result, `latency` being the batch's time."""
+    results: list[Optional[JudgeResult]] = [None] * len(requests)
+    prepared: list[tuple[int, Any]] = []
+    cache: dict = {}
+    for i, request in enumerate(requests):
+        try:
+            prepared.append((i, prepare(request, cache)))
+        except Exception as e:  # a missing gold answer or rubric, an unreadable image, ...
+            results[i] = JudgeResult(score=None, error=f"{prepare_error}: {e}", attempts=0)
+    for start in range(0, len(prepared), batch_size):
+        chunk = prepared[start: start + batch_size]
+        t0 = time.monotonic()
+        try:
+            outputs = run([item for _, item in chunk])
+        except Exception as e:
+            log.exception("judge %r: %s failed for a batch of %d", name, run_error, len(chunk))
+            for i, _ in chunk:
+                results[i] = JudgeResult(score=None, error=f"{run_error}: {type(e).__name__}: {e}",
+                                         latency_s=time.monotonic() - t0)
+            continue
+        latency = time.monotonic() - t0
+        for (i, _), output in zip(chunk, outputs):
+            results[i] = to_result(output, latency)
+    return [r for r in results if r is not None]

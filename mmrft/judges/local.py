@@ -33,7 +33,6 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
@@ -41,7 +40,7 @@ import torch
 
 from mmrft.config import ModelConfig
 from mmrft.data.collate import processor_media_kwargs
-from mmrft.judges.base import JUDGE_KINDS, JudgeRequest, JudgeResult, JudgeUnavailable
+from mmrft.judges.base import JUDGE_KINDS, JudgeRequest, JudgeResult, JudgeUnavailable, score_in_batches
 from mmrft.judges.prompts import TEMPLATE_VERDICTS, build_messages, reject_unknown_options, resolve_template
 from mmrft.judges.verdicts import VerdictError, make_verdict, quote
 from mmrft.models.load import DTYPES, load_policy, media_token_ids, resolve_device
@@ -134,29 +133,10 @@ class LocalJudge:
         """One result per request, in order; never raises for an item."""
         if self.model is None:
             raise RuntimeError(f"judge {self.name!r} is closed")
-        results: list[Optional[JudgeResult]] = [None] * len(requests)
-        prepared: list[tuple[int, list[dict]]] = []
-        image_cache: dict = {}
-        for i, request in enumerate(requests):
-            try:
-                prepared.append((i, build_messages(request, self.template, self.system, image_cache=image_cache)))
-            except Exception as e:  # PromptError (a missing gold/rubric), DataError (an unreadable image)
-                results[i] = JudgeResult(score=None, error=f"prompt: cannot build the judge prompt: {e}", attempts=0)
-        for start in range(0, len(prepared), self.batch_size):
-            chunk = prepared[start: start + self.batch_size]
-            t0 = time.monotonic()
-            try:
-                replies = self.generate([messages for _, messages in chunk])
-            except Exception as e:
-                log.exception("judge %r: generation failed for a batch of %d", self.name, len(chunk))
-                for i, _ in chunk:
-                    results[i] = JudgeResult(score=None, error=f"generation: {type(e).__name__}: {e}",
-                                             latency_s=time.monotonic() - t0)
-                continue
-            latency = time.monotonic() - t0
-            for (i, _), reply in zip(chunk, replies):
-                results[i] = self._verdict_result(reply, latency)
-        return [r for r in results if r is not None]
+        return score_in_batches(
+            self.name, requests, self.batch_size,
+            lambda request, cache: build_messages(request, self.template, self.system, image_cache=cache),
+            self.generate, self._verdict_result, "prompt: cannot build the judge prompt", "generation")
 
     def _verdict_result(self, reply: str, latency: float) -> JudgeResult:
         try:

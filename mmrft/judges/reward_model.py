@@ -40,14 +40,13 @@ import logging
 import math
 import os
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 
-from mmrft.judges.base import JUDGE_KINDS, JudgeRequest, JudgeResult, JudgeUnavailable
+from mmrft.judges.base import JUDGE_KINDS, JudgeRequest, JudgeResult, JudgeUnavailable, score_in_batches
 from mmrft.judges.prompts import load_images, reject_unknown_options
 from mmrft.models.load import DTYPES, resolve_device
 
@@ -133,39 +132,19 @@ class _ScalarJudge:
         items = [self._prepare(r, cache) for r in requests]
         out: list[float] = []
         for start in range(0, len(items), self.batch_size):
-            with self._lock, torch.no_grad():
-                out += self._forward(items[start: start + self.batch_size])
+            out += self._forward_locked(items[start: start + self.batch_size])
         return out
 
     def score(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
         """One result per request, in order; never raises for an item."""
         if self.model is None:
             raise RuntimeError(f"judge {self.name!r} is closed")
-        results: list[Optional[JudgeResult]] = [None] * len(requests)
-        prepared: list[tuple[int, Any]] = []
-        cache: dict = {}
-        for i, request in enumerate(requests):
-            try:
-                prepared.append((i, self._prepare(request, cache)))
-            except Exception as e:  # an unreadable image, ...
-                results[i] = JudgeResult(score=None, error=f"input: cannot build the reward model's input: {e}",
-                                         attempts=0)
-        for start in range(0, len(prepared), self.batch_size):
-            chunk = prepared[start: start + self.batch_size]
-            t0 = time.monotonic()
-            try:
-                with self._lock, torch.no_grad():
-                    values = self._forward([item for _, item in chunk])
-            except Exception as e:
-                log.exception("judge %r: the reward model failed on a batch of %d", self.name, len(chunk))
-                for i, _ in chunk:
-                    results[i] = JudgeResult(score=None, error=f"forward: {type(e).__name__}: {e}",
-                                             latency_s=time.monotonic() - t0)
-                continue
-            latency = time.monotonic() - t0
-            for (i, _), value in zip(chunk, values):
-                results[i] = self._result(value, latency)
-        return [r for r in results if r is not None]
+        return score_in_batches(self.name, requests, self.batch_size, self._prepare, self._forward_locked,
+                                self._result, "input: cannot build the reward model's input", "forward")
+
+    def _forward_locked(self, items: list[Any]) -> list[float]:
+        with self._lock, torch.no_grad():
+            return self._forward(items)
 
     def _result(self, value: float, latency: float) -> JudgeResult:
         if not math.isfinite(value):

@@ -166,7 +166,7 @@ class JudgedRewards:
                     continue
             stats.judged += 1
             answer = extract_answer(text) or ""
-            key = (name, sample.id, answer.strip()) if spec.cache else (name, sample.id, i, id(texts))
+            key = (name, sample.id, answer.strip()) if spec.cache else (name, i)  # cache off: a key per row
             if spec.cache and key in self._cache:
                 self._cache.move_to_end(key)
                 scores[i] = self._cache[key].score

@@ -8,7 +8,6 @@ from mmrft.data.sources import load_samples
 from mmrft.errors import ConfigError
 from mmrft.models.families import family_of
 from mmrft.models.grounding import adapt_boxes
-from mmrft.train.samplers import PromptSampler  # noqa: F401  (its home before samplers had a registry)
 
 BOX_CONVENTIONS = ("family", "data")
 

@@ -28,6 +28,8 @@ import math
 from collections import deque
 from typing import Any, Optional
 
+from mmrft.errors import ConfigError
+
 log = logging.getLogger("mmrft")
 
 __all__ = ["FlatRewardWatch", "HealthMonitor", "ALARM_NAMES"]
@@ -220,8 +222,6 @@ class HealthMonitor:
         self.verbose = verbose  # False: decide the same, say nothing (the other ranks of a torchrun job)
         unknown = [n for n in cfg.stop if n not in ALARM_NAMES]
         if unknown:
-            from mmrft.errors import ConfigError
-
             raise ConfigError(f"health.stop: unknown alarm(s) {unknown}; expected some of {list(ALARM_NAMES)}")
         self.cfg = cfg
         self.lengths = _Lengths(cfg)

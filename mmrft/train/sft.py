@@ -18,7 +18,8 @@ from mmrft.data.turns import encode_trajectory
 from mmrft.models.families import family_of
 from mmrft.eval.runner import evaluate_held_out
 from mmrft.models.load import load_policy, media_token_ids, resolve_device
-from mmrft.train.data import PromptSampler, fit_to_model, load_data
+from mmrft.train.data import fit_to_model, load_data
+from mmrft.train.samplers import PromptSampler
 from mmrft.train.optim import make_optimizer
 from mmrft.train.progress import Progress
 from mmrft.train.run_dir import prepare_run_dir

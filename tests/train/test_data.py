@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from mmrft.train.data import PromptSampler, fit_to_model
+from mmrft.train.data import fit_to_model
+from mmrft.train.samplers import PromptSampler
 
 
 def test_prompt_sampler_covers_each_epoch_once():
