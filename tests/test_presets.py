@@ -53,6 +53,54 @@ EXPECTED = {
         ppo_epochs=4, minibatches=4, filter_zero_variance=False,
         max_resample_rounds=0, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
     ),
+    "cispo": dict(
+        advantage="grpo", whiten_advantages=False, policy_loss="cispo", loss_agg_mode="token-mean",
+        clip_low=1.0, clip_high=4.0, dual_clip=None, kl_coef=0.0, kl_estimator="k3", kl_in_reward=False, entropy_coef=0.0,
+        ppo_epochs=1, minibatches=4, filter_zero_variance=False,
+        max_resample_rounds=0, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
+    ),
+    "sapo": dict(
+        advantage="grpo", whiten_advantages=False, policy_loss="sapo", loss_agg_mode="seq-mean-token-mean",
+        clip_low=0.2, clip_high=0.2, dual_clip=None, kl_coef=0.0, kl_estimator="k3", kl_in_reward=False, entropy_coef=0.0,
+        ppo_epochs=1, minibatches=8, filter_zero_variance=False,
+        max_resample_rounds=0, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
+    ),
+    "gmpo": dict(
+        advantage="grpo", whiten_advantages=False, policy_loss="gmpo", loss_agg_mode="seq-mean-token-mean",
+        clip_low=0.4, clip_high=0.4, dual_clip=None, kl_coef=0.0, kl_estimator="k3", kl_in_reward=False, entropy_coef=0.0,
+        ppo_epochs=1, minibatches=8, filter_zero_variance=False,
+        max_resample_rounds=0, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
+    ),
+    "gpg": dict(
+        advantage="dr_grpo", whiten_advantages=False, policy_loss="gpg", loss_agg_mode="token-mean",
+        clip_low=0.2, clip_high=0.2, dual_clip=None, kl_coef=0.0, kl_estimator="k3", kl_in_reward=False, entropy_coef=0.0,
+        ppo_epochs=1, minibatches=1, filter_zero_variance=True,
+        max_resample_rounds=0, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
+    ),
+    "clip_cov": dict(
+        advantage="grpo", whiten_advantages=False, policy_loss="clip_cov", loss_agg_mode="token-mean",
+        clip_low=1.0, clip_high=1.0, dual_clip=None, kl_coef=0.0, kl_estimator="k3", kl_in_reward=False, entropy_coef=0.0,
+        ppo_epochs=1, minibatches=8, filter_zero_variance=True,
+        max_resample_rounds=29, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
+    ),
+    "kl_cov": dict(
+        advantage="grpo", whiten_advantages=False, policy_loss="kl_cov", loss_agg_mode="token-mean",
+        clip_low=0.2, clip_high=0.2, dual_clip=None, kl_coef=0.0, kl_estimator="k3", kl_in_reward=False, entropy_coef=0.0,
+        ppo_epochs=1, minibatches=8, filter_zero_variance=True,
+        max_resample_rounds=29, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
+    ),
+    "luspo": dict(
+        advantage="grpo", whiten_advantages=False, policy_loss="gspo", loss_agg_mode="seq-mean-token-sum",
+        clip_low=2e-3, clip_high=2.5e-3, dual_clip=None, kl_coef=0.0, kl_estimator="k3", kl_in_reward=False,
+        entropy_coef=0.0, ppo_epochs=1, minibatches=4, filter_zero_variance=False,
+        max_resample_rounds=0, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
+    ),
+    "bnpo": dict(
+        advantage="bnpo", whiten_advantages=False, policy_loss="ppo_clip", loss_agg_mode="seq-mean-token-sum",
+        clip_low=0.2, clip_high=0.28, dual_clip=None, kl_coef=0.0, kl_estimator="k3", kl_in_reward=False, entropy_coef=0.0,
+        ppo_epochs=1, minibatches=1, filter_zero_variance=False,
+        max_resample_rounds=0, overlong_buffer=0, overlong_penalty=1.0, mask_truncated=False,
+    ),
 }
 # `gae` is not an outcome estimator (per-token, needs the critic's values): registered with needs_critic.
 CRITIC_ESTIMATOR = {"ppo": "gae"}

@@ -1,9 +1,10 @@
 """Pure tensor math for GRPO-family reinforcement fine-tuning.
 
 Advantage estimators, policy/value losses, loss aggregation, KL estimators, entropy and
-DAPO-style filtering. No I/O, models or config objects live here; the trainer selects
-pieces by name through the registries (`ADVANTAGE_ESTIMATORS`, `POLICY_LOSSES`,
-`AGGREGATIONS`, `KL_ESTIMATORS`), each a `mmrft.registry.Registry`.
+DAPO-style filtering; GDPO's multi-reward normalisation (`multi_reward.gdpo`, not yet wired
+in). No I/O, models or config objects live here; the trainer selects pieces by name
+through the registries (`ADVANTAGE_ESTIMATORS`, `POLICY_LOSSES`, `AGGREGATIONS`,
+`KL_ESTIMATORS`), each a `mmrft.registry.Registry`.
 """
 
 from mmrft.algorithms.registry import (
@@ -36,6 +37,9 @@ from mmrft.algorithms.losses import (
     ppo_clip,
     value_loss,
 )
+from mmrft.algorithms.policy_losses import cispo, gmpo, gpg, sapo, vespo
+from mmrft.algorithms.entropy_losses import centered_covariance, clip_cov, kl_cov
+from mmrft.algorithms.multi_reward import beta_log_pdf, bnpo, bnpo_decomposed, gdpo
 from mmrft.algorithms.kl import entropy_from_logits, k1, k2, k3, kl_penalty
 from mmrft.algorithms.filtering import (
     GroupFilterStats,
@@ -70,6 +74,18 @@ __all__ = [
     "ppo_clip",
     "gspo",
     "value_loss",
+    "cispo",
+    "sapo",
+    "gmpo",
+    "gpg",
+    "vespo",
+    "clip_cov",
+    "kl_cov",
+    "centered_covariance",
+    "gdpo",
+    "bnpo",
+    "bnpo_decomposed",
+    "beta_log_pdf",
     "k1",
     "k2",
     "k3",

@@ -22,8 +22,9 @@ from mmrft.registry import Registry
 def test_builtin_names():
     # (subset: tests that load a user plugin add their own names to the process-wide registries)
     builtin = lambda reg: [n for n in reg.names() if reg[n].__module__.startswith("mmrft.")]  # noqa: E731
-    assert builtin(ADVANTAGE_ESTIMATORS) == ["dr_grpo", "gae", "grpo", "reinforce_pp", "reinforce_pp_baseline", "rloo"]
-    assert builtin(POLICY_LOSSES) == ["gspo", "ppo_clip"]
+    assert builtin(ADVANTAGE_ESTIMATORS) == ["bnpo", "dr_grpo", "gae", "grpo", "reinforce_pp", "reinforce_pp_baseline",
+                                             "rloo"]
+    assert builtin(POLICY_LOSSES) == ["cispo", "clip_cov", "gmpo", "gpg", "gspo", "kl_cov", "ppo_clip", "sapo", "vespo"]
     assert builtin(AGGREGATIONS) == ["seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm",
                                      "token-mean"]
     for name in ("k1", "k2", "k3", "kl", "mse", "low_var_kl"):
