@@ -105,6 +105,11 @@ class RolloutConfig:
                                 "sigmoid")
     augment_anneal_coef: float = _help("sigmoid anneal: steepness", 30.0)
     augment_anneal_mid: float = _help("sigmoid anneal: where the strength halves, as a share of trainer.steps", 0.5)
+    correction: str = _help(
+        "how the update corrects for the sampler's log-probs differing from the trainer's (vLLM kernels, bf16, a "
+        "stale policy): none | tis | seq_tis | token_mask | seq_mask | icepop | seq_mask_tis | a registered name "
+        "(mmrft.algorithms.ROLLOUT_CORRECTIONS); anything but none makes the engine return its log-probs", "none")
+    correction_options: dict[str, Any] = _help("options of the correction, e.g. {cap: 2.0} for tis", factory=dict)
     share_prefill: bool = _help(
         "prefill each prompt (and encode its image) once and repeat its KV cache for the G samples; false: "
         "`generate(num_return_sequences=G)`, which prefills every copy (same samples, for measuring)", True)

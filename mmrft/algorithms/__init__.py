@@ -4,7 +4,7 @@ Advantage estimators, policy/value losses, loss aggregation, KL estimators, entr
 DAPO-style filtering; GDPO's multi-reward normalisation (`multi_reward.gdpo`, not yet wired
 in). No I/O, models or config objects live here; the trainer selects pieces by name
 through the registries (`ADVANTAGE_ESTIMATORS`, `POLICY_LOSSES`, `AGGREGATIONS`,
-`KL_ESTIMATORS`), each a `mmrft.registry.Registry`.
+`KL_ESTIMATORS`, `ROLLOUT_CORRECTIONS`), each a `mmrft.registry.Registry`.
 """
 
 from mmrft.algorithms.registry import (
@@ -12,10 +12,12 @@ from mmrft.algorithms.registry import (
     AGGREGATIONS,
     KL_ESTIMATORS,
     POLICY_LOSSES,
+    ROLLOUT_CORRECTIONS,
     options_for,
     register_advantage_estimator,
     register_aggregation,
     register_policy_loss,
+    register_rollout_correction,
 )
 from mmrft.algorithms.advantages import (
     broadcast_to_tokens,
@@ -40,6 +42,7 @@ from mmrft.algorithms.losses import (
 from mmrft.algorithms.policy_losses import cispo, gmpo, gpg, sapo, vespo
 from mmrft.algorithms.entropy_losses import centered_covariance, clip_cov, kl_cov
 from mmrft.algorithms.multi_reward import beta_log_pdf, bnpo, bnpo_decomposed, gdpo
+from mmrft.algorithms.correction import correction_metrics, sampler_log_ratio
 from mmrft.algorithms.kl import entropy_from_logits, k1, k2, k3, kl_penalty
 from mmrft.algorithms.filtering import (
     GroupFilterStats,
@@ -54,6 +57,10 @@ __all__ = [
     "POLICY_LOSSES",
     "AGGREGATIONS",
     "KL_ESTIMATORS",
+    "ROLLOUT_CORRECTIONS",
+    "register_rollout_correction",
+    "sampler_log_ratio",
+    "correction_metrics",
     "register_advantage_estimator",
     "register_policy_loss",
     "register_aggregation",

@@ -1,4 +1,5 @@
-"""The registries of the RL math: advantage estimators, policy losses, loss aggregations and KL estimators.
+"""The registries of the RL math: advantage estimators, policy losses, loss aggregations, KL estimators and
+rollout corrections.
 
 Each is a `mmrft.registry.Registry` (a read-only mapping: `POLICY_LOSSES["gspo"]`); the trainer resolves the
 config's names through them, so a user's module named in `imports:` adds an entry with a decorator and selects it
@@ -20,9 +21,11 @@ __all__ = [
     "POLICY_LOSSES",
     "AGGREGATIONS",
     "KL_ESTIMATORS",
+    "ROLLOUT_CORRECTIONS",
     "register_advantage_estimator",
     "register_policy_loss",
     "register_aggregation",
+    "register_rollout_correction",
     "options_for",
 ]
 
@@ -30,6 +33,7 @@ ADVANTAGE_ESTIMATORS: Registry[Callable[..., Any]] = Registry("advantage estimat
 POLICY_LOSSES: Registry[Callable[..., Any]] = Registry("policy loss")
 AGGREGATIONS: Registry[Callable[..., Any]] = Registry("loss aggregation mode")
 KL_ESTIMATORS: Registry[Callable[..., Any]] = Registry("KL estimator")
+ROLLOUT_CORRECTIONS: Registry[Callable[..., Any]] = Registry("rollout correction")
 
 
 def register_advantage_estimator(name: str, *, override: bool = False, needs_groups: bool = False,
@@ -53,6 +57,13 @@ def register_aggregation(name: str, *, override: bool = False) -> Callable[[F], 
     """Decorator: register ``fn(losses[N, T], valid[N, T], num_tokens, num_seqs, max_len) -> scalar`` (``losses``
     already 0 where ``valid`` is false; see ``mmrft.algorithms.aggregate``)."""
     return AGGREGATIONS.register(name, override=override)
+
+
+def register_rollout_correction(name: str, *, override: bool = False) -> Callable[[F], F]:
+    """Decorator: register ``fn(log_ratio[N, T], mask[N, T], **options) -> weights[N, T]``, the per-token factor the
+    policy loss is multiplied by given ``log_ratio = trainer_logp - sampler_logp`` (see
+    ``mmrft.algorithms.correction``)."""
+    return ROLLOUT_CORRECTIONS.register(name, override=override)
 
 
 def options_for(fn: Callable[..., Any], knobs: Mapping[str, Any], extra: Mapping[str, Any] | None = None,

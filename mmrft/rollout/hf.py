@@ -79,9 +79,11 @@ class HFRolloutEngine:
         ids = torch.where(mask.bool(), ids, torch.full_like(ids, self.pad_id))
         texts = self.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
         logprobs = None
-        if self.keep_logprobs and scores:
-            steps = torch.stack(scores, 1).float().log_softmax(-1)  # [rows, steps, V]
-            logprobs = steps.gather(-1, ids[:, : steps.shape[1], None]).squeeze(-1) * mask[:, : steps.shape[1]]
+        if self.keep_logprobs and scores:  # one step at a time: no [rows, steps, vocabulary] copy
+            logprobs = torch.zeros(ids.shape, dtype=torch.float32, device=ids.device)
+            for k, step in enumerate(scores[: ids.shape[1]]):
+                logprobs[:, k] = step.float().log_softmax(-1).gather(-1, ids[:, k, None]).squeeze(-1)
+            logprobs = logprobs * mask
         return ids, mask, truncated, texts, logprobs
 
     def _generate_shared_prefill(self, prompts: PromptBatch, n: int, common: dict) -> torch.Tensor:
@@ -111,4 +113,5 @@ class HFRolloutEngine:
 @ROLLOUT_ENGINES.register("hf", own_weights=False)
 def hf_engine(cfg, model, processor, *, rank: int = 0, gather=None) -> HFRolloutEngine:
     """`rollout.engine=hf`: `generate` with the policy itself (CPU or GPU)."""
-    return HFRolloutEngine(model, processor, share_prefill=cfg.rollout.share_prefill)
+    return HFRolloutEngine(model, processor, share_prefill=cfg.rollout.share_prefill,
+                           keep_logprobs=cfg.rollout.correction != "none")

@@ -112,11 +112,14 @@ def continuation_requests(processor, prompts: PromptBatch, media: MediaOptions |
     return build_requests(prompts.samples, tokens, images, videos, audios)
 
 
-def sampling_kwargs(params: SamplingParams, eos_ids: list[int], suppress: list[int]) -> dict:
+def sampling_kwargs(params: SamplingParams, eos_ids: list[int], suppress: list[int],
+                    logprobs: bool = False) -> dict:
     """`vllm.SamplingParams` keywords for mmrft's sampling settings. Greedy asks for one completion (the caller
-    repeats it n times); media placeholder ids get SUPPRESS_BIAS, so they are never sampled."""
+    repeats it n times); media placeholder ids get SUPPRESS_BIAS, so they are never sampled. `logprobs`: return
+    each sampled token's log-prob (`logprobs=0`: the sampled token's only)."""
     greedy = params.greedy
-    return dict(
+    extra = {"logprobs": 0} if logprobs else {}
+    return dict(**extra,
         n=1 if greedy else params.n, max_tokens=params.max_new_tokens,
         temperature=0.0 if greedy else params.temperature, top_p=1.0 if greedy else params.top_p,
         top_k=params.top_k if params.top_k > 0 and not greedy else -1,
@@ -141,12 +144,25 @@ def completion_tokens(completion, eos_ids: list[int]) -> tuple[list[int], bool]:
     return toks, False
 
 
+def completion_logprobs(completion, tokens: list[int]) -> list[float]:
+    """The log-prob vLLM gave each of `tokens` (`completion.logprobs[k]` maps token id -> `Logprob`); NaN where it
+    gave none (a stop token appended by `completion_tokens`), which the rollout correction treats as no mismatch."""
+    steps = getattr(completion, "logprobs", None) or []
+    out = []
+    for k, t in enumerate(tokens):
+        entry = steps[k].get(t) if k < len(steps) and steps[k] is not None else None
+        out.append(float(getattr(entry, "logprob", entry)) if entry is not None else float("nan"))
+    return out
+
+
 def rollout_from_outputs(prompts: PromptBatch, outputs, n: int, eos_ids: list[int], pad_id: int,
-                         tokenizer) -> Rollout:
+                         tokenizer, logprobs: bool = False) -> Rollout:
     """vLLM's request outputs (one per prompt, in order; n completions each, or 1 to be repeated n times) as a
-    `Rollout`: ids right-padded with `pad_id`, mask through the first end token, prompt-major rows."""
+    `Rollout`: ids right-padded with `pad_id`, mask through the first end token, prompt-major rows; with `logprobs`
+    the sampled tokens' log-probs too (`Rollout.logprobs`, 0 past the end)."""
     rows: list[list[int]] = []
     ended: list[bool] = []
+    row_logprobs: list[list[float]] = []
     for i, req in enumerate(outputs):
         comps = sorted(req.outputs, key=lambda c: getattr(c, "index", 0))
         if len(comps) not in (1, n):
@@ -155,14 +171,20 @@ def rollout_from_outputs(prompts: PromptBatch, outputs, n: int, eos_ids: list[in
             toks, end = completion_tokens(c, eos_ids)
             rows.append(toks)
             ended.append(end)
+            if logprobs:
+                row_logprobs.append(completion_logprobs(c, toks))
     width = max([len(r) for r in rows] + [1])
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width))
+    lp = torch.zeros((len(rows), width)) if logprobs else None
     for i, r in enumerate(rows):
         ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
         mask[i, : len(r)] = 1.0
+        if lp is not None:
+            lp[i, : len(r)] = torch.tensor(row_logprobs[i])
     texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
-    return Rollout(prompts, n, ids, mask, torch.tensor([not e for e in ended], dtype=torch.bool), texts)
+    return Rollout(prompts, n, ids, mask, torch.tensor([not e for e in ended], dtype=torch.bool), texts,
+                   logprobs=lp)
 
 
 def prompt_mismatches(prompts: PromptBatch, outputs) -> list[int]:
@@ -257,7 +279,7 @@ class VLLMRolloutEngine:
                  media: MediaOptions | None = None, dtype: str = "bfloat16", gpu_memory_utilization: float = 0.3,
                  sleep_level: int = 1, max_model_len: int | None = None, seed: int = 0,
                  llm_kwargs: dict | None = None, llm=None, vllm_module=None, gather=None,
-                 tools: list[dict] | None = None):
+                 tools: list[dict] | None = None, keep_logprobs: bool = False):
         if sleep_level not in (0, 1, 2):
             raise ConfigError(f"rollout.vllm_sleep_level: {sleep_level} is not 0, 1 or 2")
         self.model, self.processor = model, processor
@@ -267,6 +289,9 @@ class VLLMRolloutEngine:
         self.eos_ids = _eos_ids(model, processor.tokenizer)
         self.suppress = media_token_ids(processor, model)
         self.sleep_level = sleep_level
+        self.keep_logprobs = keep_logprobs
+        if keep_logprobs:  # the log-probs of the distribution sampled from (temperature, top-k/p), not the raw logits'
+            llm_kwargs = {"logprobs_mode": "processed_logprobs", **(llm_kwargs or {})}
         self.gather = gather or (lambda model: contextlib.nullcontext())
         self.vllm = vllm_module or import_vllm()
         if llm is None:
@@ -294,7 +319,7 @@ class VLLMRolloutEngine:
                    system=cfg.data.system_prompt, media=media_options(cfg.data), dtype=cfg.model.dtype,
                    gpu_memory_utilization=ro.vllm_gpu_memory_utilization, sleep_level=ro.vllm_sleep_level,
                    max_model_len=ro.vllm_max_model_len, seed=cfg.trainer.seed + rank, llm_kwargs=dict(ro.vllm_kwargs),
-                   gather=gather, tools=prompt_tools(cfg))
+                   gather=gather, tools=prompt_tools(cfg), keep_logprobs=ro.correction != "none")
 
     def sleep(self) -> None:
         """Release vLLM's GPU memory until the next `sync_weights` / `generate` (nothing with sleep level 0)."""
@@ -348,7 +373,8 @@ class VLLMRolloutEngine:
             if self.stale:
                 self.sync_weights()
             self.wake_up(("kv_cache",))
-            sp = self.vllm.SamplingParams(**sampling_kwargs(params, self.eos_ids, self.suppress))
+            sp = self.vllm.SamplingParams(**sampling_kwargs(params, self.eos_ids, self.suppress,
+                                                            self.keep_logprobs))
             try:
                 outputs = self.llm.generate(requests, sampling_params=sp, use_tqdm=False)
             finally:
@@ -359,10 +385,12 @@ class VLLMRolloutEngine:
                         "training forward scores the processor's tokens", len(bad), len(outputs),
                         prompts.samples[bad[0]].id)
         self.prompt_mismatches += len(bad)
-        r = rollout_from_outputs(prompts, outputs, params.n, self.eos_ids, self.pad_id, self.processor.tokenizer)
+        r = rollout_from_outputs(prompts, outputs, params.n, self.eos_ids, self.pad_id, self.processor.tokenizer,
+                                 logprobs=self.keep_logprobs)
         device = prompts.inputs["input_ids"].device
         return Rollout(prompts, r.n, r.completion_ids.to(device), r.completion_mask.to(device),
-                       r.truncated.to(device), r.texts)
+                       r.truncated.to(device), r.texts,
+                       logprobs=None if r.logprobs is None else r.logprobs.to(device))
 
 
 def check_vllm_config(ro) -> None:

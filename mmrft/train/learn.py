@@ -2,7 +2,8 @@
 loop calls in turn:
 
 - `prepare_batch`: the kept groups as training sequences with their loss mask, and what the update reads besides the
-  policy: the reference log-probs (KL), the old log-probs when the KL enters the reward, the critic's values (PPO);
+  policy: the reference log-probs (KL), the old log-probs when the KL enters the reward, the critic's values (PPO),
+  the sampler's log-probs (rollout correction);
 - `estimate_advantages`: the registered estimator (`algorithm.advantage`) over the whole batch (all ranks), or GAE
   with the critic's values; optionally whitened;
 - `update_weights`: the policy update and, for PPO, the critic's.
@@ -29,7 +30,7 @@ from mmrft.train.fsdp import shard_model
 from mmrft.train.optim import make_optimizer
 from mmrft.train.sampling import StepSamples
 from mmrft.train.state import load_critic_weights, load_weights
-from mmrft.train.update import batched_logprobs, policy_update, reference_context
+from mmrft.train.update import batched_logprobs, policy_update, reference_context, rollout_correction
 
 
 def advantage_options(cfg: Config) -> dict[str, Any]:
@@ -128,6 +129,7 @@ class TrainBatch:
     old_logp: Optional[torch.Tensor] = None  # [N, T] before the update (the KL enters the reward)
     reward_kl: Optional[torch.Tensor] = None  # [N, T] k1(old, ref) on the masked tokens (the KL enters the reward)
     values: Optional[torch.Tensor] = None  # [N, T] the critic's, before the update (PPO)
+    sampler_logp: Optional[torch.Tensor] = None  # [N, T] the rollout engine's log-probs (rollout.correction)
 
     @property
     def rows(self) -> int:
@@ -157,6 +159,11 @@ def prepare_batch(cfg: Config, learner: Learner, samples: StepSamples, suppress:
     rewards = torch.zeros(mask.shape[0]) if idle else samples.train_rewards
     batch = TrainBatch(seqs, mask.to(device), rewards.to(device), rollout.group_ids.to(device), rollout.truncated,
                        idle)
+    if ro.correction != "none":
+        if rollout.logprobs is None:
+            raise RuntimeError(f"rollout.correction={ro.correction}: the {ro.engine} rollout engine returned no "
+                               "log-probs of the sampled tokens")
+        batch.sampler_logp = rollout.logprobs.to(device)
     micro, sort = algo.micro_batch_size, algo.length_sorted_micro_batches
     if algo.kl_coef > 0:
         ref, adapter_off = reference_context(learner.model, learner.ref_model)
@@ -209,7 +216,8 @@ def update_weights(cfg: Config, learner: Learner, batch: TrainBatch, advantages:
     update = policy_update(
         learner.model, learner.optimizer, learner.scheduler, batch.seqs, batch.mask, advantages, algo,
         temperature=ro.temperature, max_len=response_budget(cfg), max_grad_norm=cfg.trainer.max_grad_norm,
-        ref_logp=batch.ref_logp, old_logp=batch.old_logp, generator=generator, ctx=ctx)
+        ref_logp=batch.ref_logp, old_logp=batch.old_logp, sampler_logp=batch.sampler_logp,
+        correction=rollout_correction(ro), generator=generator, ctx=ctx)
     metrics = {f"actor/{k}": v for k, v in update.items()}
     if learner.critic is not None:
         vf = critic_update(learner.critic, learner.critic_optimizer, learner.critic_scheduler, batch.seqs, batch.mask,

@@ -18,6 +18,7 @@ from typing import Optional
 import torch
 
 from mmrft.algorithms import ADVANTAGE_ESTIMATORS, AGGREGATIONS, POLICY_LOSSES
+from mmrft.algorithms.registry import ROLLOUT_CORRECTIONS
 from mmrft.config import Config, eval_split_prefix, eval_splits, import_plugins
 from mmrft.data.collate import encode_prompts, media_options
 from mmrft.errors import ConfigError, MmrftError
@@ -45,7 +46,7 @@ from mmrft.train.runtime import seed_everything, set_threads
 from mmrft.train.sampling import StepSamples, sample_step
 from mmrft.train.state import load_checkpoint, rng_state, save_checkpoint, save_model
 from mmrft.train.step_metrics import dump_rollouts
-from mmrft.train.update import policy_loss_options
+from mmrft.train.update import policy_loss_options, rollout_correction
 
 log = logging.getLogger("mmrft")
 
@@ -61,9 +62,16 @@ def check_algorithm(cfg: Config) -> None:
         except KeyError as e:
             raise ConfigError(f"algorithm.{key}: {e.args[0]}") from None
     try:
-        advantage_options(cfg), policy_loss_options(algo)
+        ROLLOUT_CORRECTIONS[cfg.rollout.correction]
+    except KeyError as e:
+        raise ConfigError(f"rollout.correction: {e.args[0]}") from None
+    try:
+        advantage_options(cfg), policy_loss_options(algo), rollout_correction(cfg.rollout)
     except KeyError as e:
         raise ConfigError(e.args[0]) from None
+    if cfg.rollout.correction != "none" and cfg.rollout.augment:
+        raise ConfigError("rollout.correction with rollout.augment: the augmented completions were sampled on a "
+                          "perturbed image, so their log-ratio measures the perturbation, not the engine; use one")
     if cfg.rollout.group_size < 2 and ADVANTAGE_ESTIMATORS.info(algo.advantage).get("needs_groups"):
         raise ConfigError(f"rollout.group_size={cfg.rollout.group_size}: the {algo.advantage} estimator compares the "
                           "completions of a prompt and needs at least 2 per prompt")

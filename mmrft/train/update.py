@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import torch
 
 from mmrft.algorithms import POLICY_LOSSES, aggregate, aggregation_denominators, kl_penalty, masked_mean, options_for
-from mmrft.config import AlgorithmConfig, algorithm_knobs
+from mmrft.algorithms.correction import correction_metrics, sampler_log_ratio
+from mmrft.algorithms.registry import ROLLOUT_CORRECTIONS
+from mmrft.config import AlgorithmConfig, RolloutConfig, algorithm_knobs
 from mmrft.rollout.engine import group_rows
 from mmrft.train.dist import SINGLE, DistContext, all_max, all_sum, sum_gradients
 from mmrft.train.forward import SequenceBatch, completion_logprobs
@@ -25,6 +27,16 @@ def policy_loss_options(algo: AlgorithmConfig) -> dict:
     (clip_low, clip_high, dual_clip, ...), plus `algorithm.policy_loss_options` (KeyError for one it does not take)."""
     return options_for(POLICY_LOSSES[algo.policy_loss], algorithm_knobs(algo), algo.policy_loss_options,
                        "algorithm.policy_loss_options")
+
+
+def rollout_correction(ro: RolloutConfig):
+    """`rollout.correction` as `fn(log_ratio, mask) -> weights` with `rollout.correction_options` bound (KeyError for an
+    option it does not take), or None when it is `none` (the loss is then left as it is)."""
+    if ro.correction == "none":
+        return None
+    fn = ROLLOUT_CORRECTIONS[ro.correction]
+    opts = options_for(fn, {}, ro.correction_options, "rollout.correction_options")
+    return lambda log_ratio, mask: fn(log_ratio, mask, **opts)
 
 
 def reference_context(model, ref_model):
@@ -142,6 +154,8 @@ def policy_update(
     max_grad_norm: float,
     ref_logp: torch.Tensor | None = None,
     old_logp: torch.Tensor | None = None,
+    sampler_logp: torch.Tensor | None = None,
+    correction=None,
     generator: torch.Generator | None = None,
     ctx: DistContext = SINGLE,
 ) -> dict[str, float]:
@@ -152,6 +166,10 @@ def policy_update(
     serve, saving a forward pass. The KL loss term is on when `algo.kl_coef > 0`, `ref_logp` is given and the KL is
     not folded into the reward (`algo.kl_in_reward`). With several processes (`ctx`), the aggregation denominators
     are those of the whole minibatch over all ranks and gradients are summed over ranks before clipping.
+
+    Rollout correction: with the sampler's log-probs `sampler_logp` [N, T] and `correction` (`rollout_correction`),
+    the policy loss of each token is multiplied by `correction(old - sampler)`, the importance weight of the trainer's
+    old policy over the sampler (`mmrft.algorithms.correction`); the KL and entropy terms are not reweighted.
     """
     loss_fn, loss_opts = POLICY_LOSSES[algo.policy_loss], policy_loss_options(algo)
     adv = advantages if advantages.dim() == 2 else advantages.unsqueeze(1).expand_as(mask)
@@ -166,6 +184,11 @@ def policy_update(
         logp, entropy = completion_logprobs(model, mb.seqs, temperature, with_entropy=True)
         old = logp.detach() if old_logp is None else old_logp[idx, :t]
         loss_mat, metrics = loss_fn(logp, old, adv[idx, :t], m, **loss_opts)
+        if correction is not None and sampler_logp is not None:
+            log_ratio = sampler_log_ratio(old, sampler_logp[idx, :t], m)
+            weights = correction(log_ratio, m)
+            loss_mat = loss_mat * weights.to(loss_mat.dtype)
+            metrics.update(correction_metrics(log_ratio, weights, m))
         if use_kl_loss:
             kl = kl_penalty(logp, ref_logp[idx, :t], kind=algo.kl_estimator)
             loss_mat = loss_mat + algo.kl_coef * kl

@@ -192,6 +192,24 @@ def test_rollout_from_outputs_is_prompt_major_and_padded():
                              3, [EOS], PAD, _Tok())
 
 
+def test_rollout_from_outputs_keeps_the_sampled_tokens_logprobs():
+    """vLLM's `logprobs=0` answer: per generated token a dict token id -> Logprob (the sampled one at least); a stop
+    token vLLM left out and `completion_tokens` appended has none (NaN: the correction counts it as no mismatch)."""
+    lp = lambda v: SimpleNamespace(logprob=v)  # noqa: E731
+    outputs = [SimpleNamespace(prompt_token_ids=None, outputs=[
+        SimpleNamespace(index=0, token_ids=[5, EOS], finish_reason="stop", stop_reason=None,
+                        logprobs=[{5: lp(-0.5), 6: lp(-2.0)}, {EOS: lp(-0.25)}]),
+        SimpleNamespace(index=1, token_ids=[7], finish_reason="stop", stop_reason=None,
+                        logprobs=[{7: lp(-1.0)}])])]
+    r = rollout_from_outputs(SimpleNamespace(samples=["p"]), outputs, 2, [EOS], PAD, _Tok(), logprobs=True)
+    assert r.completion_ids.tolist() == [[5, EOS], [7, EOS]]
+    assert r.logprobs[0].tolist() == [-0.5, -0.25]
+    assert r.logprobs[1, 0].item() == -1.0 and torch.isnan(r.logprobs[1, 1])
+    assert rollout_from_outputs(SimpleNamespace(samples=["p"]), outputs, 2, [EOS], PAD, _Tok()).logprobs is None
+    assert sampling_kwargs(SamplingParams(n=2), [EOS], [], logprobs=True)["logprobs"] == 0
+    assert "logprobs" not in sampling_kwargs(SamplingParams(n=2), [EOS], [])
+
+
 def test_prompt_mismatches():
     batch = SimpleNamespace(inputs={"input_ids": torch.tensor([[PAD, 3, 4], [5, 6, 7]]),
                                     "attention_mask": torch.tensor([[0, 1, 1], [1, 1, 1]])})
