@@ -1,8 +1,8 @@
 """Pure tensor math for GRPO-family reinforcement fine-tuning.
 
-Advantage estimators, policy/value losses, loss aggregation, KL estimators, entropy and
-DAPO-style filtering; GDPO's multi-reward normalisation (`multi_reward.gdpo`, not yet wired
-in). No I/O, models or config objects live here; the trainer selects pieces by name
+Advantage estimators (GDPO and BNPO's reward normalisations in `multi_reward`), policy/value
+losses, loss aggregation, KL estimators, rollout corrections, entropy and DAPO-style
+filtering. No I/O, models or config objects live here; the trainer selects pieces by name
 through the registries (`ADVANTAGE_ESTIMATORS`, `POLICY_LOSSES`, `AGGREGATIONS`,
 `KL_ESTIMATORS`, `ROLLOUT_CORRECTIONS`), each a `mmrft.registry.Registry`.
 """

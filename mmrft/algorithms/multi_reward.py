@@ -1,7 +1,8 @@
 """Reward normalisations from papers whose point is how rewards become advantages: GDPO and BNPO.
 
-``gdpo`` takes several reward *components* per completion (``[N, K]``), so it is a plain function, not a registered
-estimator (estimators receive one reward vector); the trainer wiring is left to its caller. ``bnpo`` is BNPO's Beta
+``gdpo`` takes several reward *components* per completion (``[N, K]``): it is registered as a ``per_component``
+estimator, which the trainer calls with one column per entry of ``rewards.weights`` and ``weights=`` their weights
+(``algorithm.advantage=gdpo``). ``bnpo`` is BNPO's Beta
 normalisation of a single reward and is registered as the advantage estimator ``bnpo``; ``bnpo_decomposed`` is the
 paper's multi-reward form (one BNPO advantage per component, averaged).
 """
@@ -28,9 +29,12 @@ def _check_components(reward_components: Tensor, group_ids: Tensor) -> Tensor:
     return rewards if rewards.is_floating_point() else rewards.to(torch.get_default_dtype())
 
 
+@register_advantage_estimator("gdpo", needs_groups=True, per_component=True)
 def gdpo(
     reward_components: Tensor,
     group_ids: Tensor,
+    mask: Tensor | None = None,
+    *,
     weights: Tensor | Sequence[float] | None = None,
     eps: float = 1e-4,
 ) -> Tensor:
@@ -54,6 +58,7 @@ def gdpo(
     Args:
         reward_components: ``[N, K]`` rewards, one column per component.
         group_ids: ``[N]`` integer prompt/group ids.
+        mask: unused (an outcome advantage is per completion).
         weights: ``[K]`` component weights.
     Returns:
         ``[N]`` advantages, without autograd history.

@@ -37,15 +37,17 @@ ROLLOUT_CORRECTIONS: Registry[Callable[..., Any]] = Registry("rollout correction
 
 
 def register_advantage_estimator(name: str, *, override: bool = False, needs_groups: bool = False,
-                                 needs_critic: bool = False) -> Callable[[F], F]:
+                                 needs_critic: bool = False, per_component: bool = False) -> Callable[[F], F]:
     """Decorator: register ``fn(rewards[N], group_ids[N], mask[N, T] | None, **options) -> [N] | [N, T]``.
 
     ``needs_groups``: the estimator compares the completions of one prompt (the trainer then requires
     ``rollout.group_size >= 2``). ``needs_critic``: a value-model estimator like ``gae``
     (``fn(token_rewards, values, mask, **options) -> (advantages, returns)``); the trainer builds a critic for it.
+    ``per_component``: a multi-reward estimator like ``gdpo``, called with the rewards one column per entry of
+    ``rewards.weights`` (``[N, K]``, unweighted) and ``weights=[K]`` instead of their weighted sum.
     """
     return ADVANTAGE_ESTIMATORS.register(name, override=override, needs_groups=needs_groups,
-                                         needs_critic=needs_critic)
+                                         needs_critic=needs_critic, per_component=per_component)
 
 
 def register_policy_loss(name: str, *, override: bool = False) -> Callable[[F], F]:

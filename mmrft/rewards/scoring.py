@@ -94,6 +94,19 @@ class Scorer:
                                                    imports=self.imports)
         return self._runners[key]
 
+    def component_matrix(self, scores: Scores, samples: list[Sample]) -> tuple[torch.Tensor, list[float]]:
+        """The rewards of `scores` one column per entry of `rewards.weights` ([N, K]; `task` is each row's own
+        reward, whatever its name), and the K weights: what a multi-reward estimator (GDPO) normalises one by one.
+        A reward not computed for a row (NaN) counts 0, as in the total."""
+        names = list(self.weights)
+        out = torch.zeros(len(samples), len(names))
+        for i, sample in enumerate(samples):
+            for j, name in enumerate(names):
+                key = self.task_reward(sample) if name == TASK else name
+                value = scores.components.get(key, [float("nan")] * len(samples))[i]
+                out[i, j] = 0.0 if math.isnan(value) else value
+        return out, [float(self.weights[n]) for n in names]
+
     def score(self, texts: list[str], samples: list[Sample], trajectories: list[dict | None] | None = None) -> Scores:
         """`samples[i]` is the sample completion `texts[i]` answers (repeat samples for groups). `trajectories[i]`:
         the record of a multi-turn row (its turns, tool calls, how it ended), given to the rewards as

@@ -53,6 +53,19 @@ def response_budget(cfg: Config) -> int:
     return cfg.rollout.max_total_tokens if is_multi_turn(cfg) else cfg.rollout.max_new_tokens
 
 
+def is_per_component(advantage: str) -> bool:
+    """Whether the estimator named `advantage` normalises each reward on its own (GDPO): it then gets the rewards one
+    column per entry of `rewards.weights` instead of their weighted sum."""
+    return bool(ADVANTAGE_ESTIMATORS.info(advantage).get("per_component"))
+
+
+def component_weights(cfg: Config) -> list[float]:
+    """The weights of the reward columns a per-component estimator sees: `rewards.weights` in order (`task` alone
+    when empty, as the scorer), then 1 for DAPO's overlong shaping when it is on."""
+    weights = [float(w) for w in (cfg.rewards.weights or {"task": 1.0}).values()]
+    return weights + [1.0] if cfg.algorithm.overlong_buffer > 0 else weights
+
+
 def needs_critic(advantage: str) -> bool:
     """Whether the estimator named `advantage` is a value-model one (GAE): the run then trains a critic."""
     return bool(ADVANTAGE_ESTIMATORS.info(advantage).get("needs_critic"))
@@ -130,6 +143,8 @@ class TrainBatch:
     reward_kl: Optional[torch.Tensor] = None  # [N, T] k1(old, ref) on the masked tokens (the KL enters the reward)
     values: Optional[torch.Tensor] = None  # [N, T] the critic's, before the update (PPO)
     sampler_logp: Optional[torch.Tensor] = None  # [N, T] the rollout engine's log-probs (rollout.correction)
+    reward_components: Optional[torch.Tensor] = None  # [N, K] one column per reward (a per-component estimator)
+    component_weights: Optional[list[float]] = None  # [K] their weights
 
     @property
     def rows(self) -> int:
@@ -159,6 +174,11 @@ def prepare_batch(cfg: Config, learner: Learner, samples: StepSamples, suppress:
     rewards = torch.zeros(mask.shape[0]) if idle else samples.train_rewards
     batch = TrainBatch(seqs, mask.to(device), rewards.to(device), rollout.group_ids.to(device), rollout.truncated,
                        idle)
+    if is_per_component(algo.advantage):
+        weights = component_weights(cfg)
+        batch.reward_components = (torch.zeros(mask.shape[0], len(weights)) if idle else
+                                   samples.train_components).to(device)
+        batch.component_weights = weights
     if ro.correction != "none":
         if rollout.logprobs is None:
             raise RuntimeError(f"rollout.correction={ro.correction}: the {ro.engine} rollout engine returned no "
@@ -194,11 +214,13 @@ def estimate_advantages(cfg: Config, batch: TrainBatch,
         rewards = batch.rewards
         if batch.reward_kl is not None:  # sequence-level: the completion's summed KL leaves its reward
             rewards = rewards - algo.kl_coef * batch.reward_kl.sum(dim=1)
+        if batch.reward_components is not None:  # a per-component estimator (GDPO): each reward on its own
+            rewards, options = batch.reward_components, {"weights": batch.component_weights, **options}
         keep = batch.rows  # an idle rank's stand-in group stays out of the batch statistics
         advantages = global_advantages(estimator, rewards[:keep], batch.group_ids[:keep], batch.mask[:keep], ctx,
                                        **options)
         if batch.idle:
-            advantages = torch.zeros_like(rewards)
+            advantages = torch.zeros_like(batch.rewards)
     if algo.whiten_advantages:
         tokens = advantages if advantages.dim() == 2 else advantages.unsqueeze(1).expand_as(batch.mask)
         advantages = global_masked_whiten(tokens, batch.mask, ctx)

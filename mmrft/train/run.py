@@ -39,7 +39,7 @@ from mmrft.data.augment import anneal
 from mmrft.train.augment_rollouts import check_augment, perturbed_samples
 from mmrft.train.health import FlatRewardWatch, HealthMonitor
 from mmrft.train.learn import (TrainBatch, advantage_options, batch_metrics, build_learner, estimate_advantages,
-                               per_completion, prepare_batch, response_budget, update_weights)
+                               is_per_component, per_completion, prepare_batch, response_budget, update_weights)
 from mmrft.train.progress import Progress
 from mmrft.train.run_dir import prepare_run_dir, resume_checkpoint
 from mmrft.train.runtime import seed_everything, set_threads
@@ -69,6 +69,9 @@ def check_algorithm(cfg: Config) -> None:
         advantage_options(cfg), policy_loss_options(algo), rollout_correction(cfg.rollout)
     except KeyError as e:
         raise ConfigError(e.args[0]) from None
+    if is_per_component(algo.advantage) and algo.kl_in_reward:
+        raise ConfigError(f"algorithm.kl_in_reward with algorithm.advantage={algo.advantage}: a per-component "
+                          "estimator normalises each reward on its own; use the KL loss term (kl_in_reward=false)")
     if cfg.rollout.correction != "none" and cfg.rollout.augment:
         raise ConfigError("rollout.correction with rollout.augment: the augmented completions were sampled on a "
                           "perturbed image, so their log-ratio measures the perturbation, not the engine; use one")

@@ -38,6 +38,10 @@ class StepSamples:
     groups_drawn: int
     groups_kept: int
     rounds: int
+    # the kept rows' rewards one column per `rewards.weights` entry (+ DAPO's shaping), and the columns' weights:
+    # what a per-component estimator (GDPO) normalises; their weighted sum is `train_rewards`
+    train_components: torch.Tensor | None = None
+    component_weights: list[float] | None = None
 
 
 def sample_step(
@@ -99,11 +103,16 @@ def sample_step(
     drawn = concat_rollouts([p[0] for p in drawn_parts], pad_id)
     drawn_scores = Scores.concat([p[1] for p in drawn_parts])
     drawn_shaping = torch.cat([p[2] for p in drawn_parts])
-    train = train_scores = train_rewards = None
+    train = train_scores = train_rewards = components = weights = None
     if kept_parts:
         train = concat_rollouts([p[0] for p in kept_parts], pad_id)
         train_scores = Scores.concat([p[1] for p in kept_parts])
-        train_rewards = train_scores.totals + torch.cat([p[2] for p in kept_parts])
+        shaping = torch.cat([p[2] for p in kept_parts])
+        train_rewards = train_scores.totals + shaping
+        components, weights = scorer.component_matrix(train_scores, [s for s in train.prompts.samples
+                                                                     for _ in range(train.n)])
+        if algo.overlong_buffer > 0:
+            components, weights = torch.cat([components, shaping.unsqueeze(1)], dim=1), [*weights, 1.0]
     return StepSamples(train, train_scores, train_rewards, drawn, drawn_scores, drawn_shaping,
                        groups_drawn=sum(len(p[0].prompts.samples) for p in drawn_parts), groups_kept=kept,
-                       rounds=len(drawn_parts))
+                       rounds=len(drawn_parts), train_components=components, component_weights=weights)

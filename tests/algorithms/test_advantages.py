@@ -154,7 +154,10 @@ def test_group_order_invariance():
         if ADVANTAGE_ESTIMATORS.info(name).get("needs_critic"):
             continue
         fn = ADVANTAGE_ESTIMATORS[name]
-        assert_close(fn(REWARDS[perm], GROUPS[perm] * 1000 - 7), fn(REWARDS, GROUPS)[perm])
+        rewards = REWARDS
+        if ADVANTAGE_ESTIMATORS.info(name).get("per_component"):  # GDPO: [N, K] reward columns
+            rewards = torch.stack([REWARDS, REWARDS.flip(0)], dim=1)
+        assert_close(fn(rewards[perm], GROUPS[perm] * 1000 - 7), fn(rewards, GROUPS)[perm])
 
 
 def test_bad_inputs_raise():

@@ -38,7 +38,7 @@ def test_gdpo_hand_values():
 def test_gdpo_weights_and_default_eps():
     rewards, groups = _gdpo_case()
     # weights (1, 2): S = 1/sqrt2, -1/sqrt2, 3/sqrt2, -3/sqrt2 ; std sqrt((.5 + .5 + 4.5 + 4.5) / 3) = sqrt(10/3)
-    assert_close(gdpo(rewards, groups, [1.0, 2.0], eps=0.0), t([1 / R2, -1 / R2, 3 / R2, -3 / R2]) / math.sqrt(10 / 3))
+    assert_close(gdpo(rewards, groups, weights=[1.0, 2.0], eps=0.0), t([1 / R2, -1 / R2, 3 / R2, -3 / R2]) / math.sqrt(10 / 3))
     # eps = 1e-4 in both divisions (the authors' and TRL's value)
     a = 0.5 / (1 / R2 + 1e-4)  # each group-normalised +-0.5
     s = t([a, -a, 2 * a, -2 * a])
@@ -68,7 +68,7 @@ def test_gdpo_edge_cases():
     with pytest.raises(ValueError):
         gdpo(t([[1.0, 2.0]]), torch.tensor([0, 0]))  # group ids of another length
     with pytest.raises(ValueError):
-        gdpo(t([[1.0, 2.0], [0.0, 1.0]]), torch.tensor([0, 0]), [1.0, 2.0, 3.0])  # weights of another length
+        gdpo(t([[1.0, 2.0], [0.0, 1.0]]), torch.tensor([0, 0]), weights=[1.0, 2.0, 3.0])  # weights of another length
 
 
 # --------------------------------------------------------------------------- BNPO

@@ -22,7 +22,7 @@ from mmrft.registry import Registry
 def test_builtin_names():
     # (subset: tests that load a user plugin add their own names to the process-wide registries)
     builtin = lambda reg: [n for n in reg.names() if reg[n].__module__.startswith("mmrft.")]  # noqa: E731
-    assert builtin(ADVANTAGE_ESTIMATORS) == ["bnpo", "dr_grpo", "gae", "grpo", "reinforce_pp", "reinforce_pp_baseline",
+    assert builtin(ADVANTAGE_ESTIMATORS) == ["bnpo", "dr_grpo", "gae", "gdpo", "grpo", "reinforce_pp", "reinforce_pp_baseline",
                                              "rloo"]
     assert builtin(POLICY_LOSSES) == ["cispo", "clip_cov", "gmpo", "gpg", "gspo", "kl_cov", "ppo_clip", "sapo", "vespo"]
     assert builtin(AGGREGATIONS) == ["seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm",
@@ -72,7 +72,8 @@ def test_user_registration_of_estimator_loss_and_aggregation():
     try:
         out = ADVANTAGE_ESTIMATORS["test_sign_only"](torch.tensor([1.0, 0.0]), torch.tensor([0, 0]))
         torch.testing.assert_close(out, torch.tensor([1.0, -1.0]))
-        assert ADVANTAGE_ESTIMATORS.info("test_sign_only") == {"needs_groups": True, "needs_critic": False}
+        assert ADVANTAGE_ESTIMATORS.info("test_sign_only") == {"needs_groups": True, "needs_critic": False,
+                                                                 "per_component": False}
         loss_mat, metrics = POLICY_LOSSES["test_pg"](
             torch.tensor([[-1.0, -2.0]]), torch.zeros(1, 2), torch.tensor([[2.0, 2.0]]), torch.tensor([[1.0, 0.0]])
         )
