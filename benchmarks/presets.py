@@ -110,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
             "accuracy_after": res["eval_after"][TASK]["accuracy"],
             "reward_after": res["eval_after"][TASK]["reward"],
             "train_reward_last20": sum(r["reward/mean"] for r in last) / len(last),
+            # the budget actually spent: every completion sampled (DAPO-style resampling draws extra rounds of
+            # prompts) and every optimizer update (epochs x minibatches per step)
+            "completions": int(sum(r["filter/groups_drawn"] for r in rows) * cfg.rollout.group_size),
+            "updates": args.steps * cfg.algorithm.ppo_epochs * cfg.algorithm.minibatches,
             "seconds": time.time() - t0,
             "algorithm": vars(cfg.algorithm),
         }
@@ -118,12 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {100 * results[name]['accuracy_before']:.1f}% -> {100 * results[name]['accuracy_after']:.1f}%"
               f" in {results[name]['seconds']:.0f} s", flush=True)
 
-    table = ["| preset | held-out acc before | after | Δ | train reward (last 20 steps) | seconds |",
-             "|---|---|---|---|---|---|"]
+    table = ["| preset | held-out acc before | after | Δ | train reward (last 20 steps) | completions | updates | "
+             "seconds |", "|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         before, after = 100 * r["accuracy_before"], 100 * r["accuracy_after"]
         table.append(f"| `{name}` | {before:.1f}% | {after:.1f}% | {after - before:+.1f} | "
-                     f"{r['train_reward_last20']:.3f} | {r['seconds']:.0f} |")
+                     f"{r['train_reward_last20']:.3f} | {r.get('completions', '?')} | {r.get('updates', '?')} | "
+                     f"{r['seconds']:.0f} |")
     meta = {"command": " ".join([sys.executable, *sys.argv]), "steps": args.steps, "seed": args.seed,
             "start_checkpoint": str(start), "n_test": N_TEST, "cpus": os.cpu_count(), "torch": torch.__version__,
             "python": platform.python_version()}
