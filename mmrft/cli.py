@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -98,6 +99,7 @@ def _cmd_eval(args) -> int:
     from mmrft.config import Config, eval_budget, import_plugins, load_config
     from mmrft.eval.harness import evaluate_benchmark, multi_turn_setup
     from mmrft.eval.results import by_field_markdown, summary_line
+    from mmrft.run_lock import RunLock
 
     # --config: evaluate as that run's evaluations do (its dtype, prompt format, system prompt, eval budget); the
     # flags given here win. Without it, the defaults of a config.
@@ -107,14 +109,16 @@ def _cmd_eval(args) -> int:
     cfg = load_config(args.config, overrides) if args.config or overrides else Config()
     import_plugins(Config(imports=[*cfg.imports, *args.imports]))  # user adapters register themselves on import
     max_new_tokens, batch_size = eval_budget(cfg)
-    summary = evaluate_benchmark(
-        args.model, args.benchmark, args.data, split=args.split, limit=args.limit, samples=args.samples,
-        temperature=args.temperature, max_new_tokens=args.max_new_tokens or max_new_tokens,
-        batch_size=args.batch_size or batch_size, prompt_format=args.format or cfg.data.prompt_format,
-        system_prompt=cfg.data.system_prompt, options=_parse_options(args.option), out_dir=args.out,
-        overwrite=args.overwrite, progress=not args.no_progress, dtype=args.dtype or cfg.model.dtype,
-        tools=multi_turn_setup(cfg.rollout), max_pixels=args.max_pixels or cfg.data.max_pixels, by=args.by,
-    )
+    # --out: one writer per results directory for the whole evaluation (mmrft.run_lock)
+    with RunLock(args.out, "eval") if args.out else contextlib.nullcontext():
+        summary = evaluate_benchmark(
+            args.model, args.benchmark, args.data, split=args.split, limit=args.limit, samples=args.samples,
+            temperature=args.temperature, max_new_tokens=args.max_new_tokens or max_new_tokens,
+            batch_size=args.batch_size or batch_size, prompt_format=args.format or cfg.data.prompt_format,
+            system_prompt=cfg.data.system_prompt, options=_parse_options(args.option), out_dir=args.out,
+            overwrite=args.overwrite, progress=not args.no_progress, dtype=args.dtype or cfg.model.dtype,
+            tools=multi_turn_setup(cfg.rollout), max_pixels=args.max_pixels or cfg.data.max_pixels, by=args.by,
+        )
     print(summary_line(summary))
     if args.by:
         print(by_field_markdown(summary).lstrip("\n"))

@@ -20,6 +20,9 @@ FORBIDDEN = {
     "track": {"train", "eval", "report", "cli", "demo"},
     "report": {"cli", "demo"},
     "registry": {"*"},  # imports nothing from mmrft
+    "faults": {"*"},  # the fault-injection hook: nothing either
+    "run_lock": {"algorithms", "data", "rewards", "tools", "models", "rollout", "train", "eval", "track", "report",
+                 "cli", "demo", "config", "config_layers", "presets"},  # beside atomic and errors, for every command
 }
 
 

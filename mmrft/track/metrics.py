@@ -8,6 +8,8 @@ import math
 import os
 from pathlib import Path
 
+from mmrft import faults
+
 log = logging.getLogger("mmrft")
 
 
@@ -52,7 +54,13 @@ class Tracker:
 
     def log(self, step: int, metrics: dict[str, float], phase: str = "train") -> None:
         clean = {k: (float(v) if v is not None and math.isfinite(float(v)) else None) for k, v in metrics.items()}
-        self._jsonl.write(json.dumps({"step": step, "phase": phase, **clean}) + "\n")
+        line = json.dumps({"step": step, "phase": phase, **clean}) + "\n"
+        if faults.armed("metrics_append"):  # a test hook (mmrft.faults): die with half the line on disk
+            self._jsonl.write(line[: len(line) // 2])
+            self._jsonl.flush()
+            faults.point("metrics_append")
+            line = line[len(line) // 2:]
+        self._jsonl.write(line)
         named = {(k if "/" in k else f"{phase}/{k}"): v for k, v in clean.items() if v is not None}
         if self._tb is not None:
             for k, v in named.items():

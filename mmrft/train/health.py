@@ -285,6 +285,33 @@ class HealthMonitor:
         self.heldout_fired = self.heldout_fired and holds
         return False
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps (JSON-able) so that a resumed run logs the `health/*` signals and raises the alarms
+        the uninterrupted run would: the length baseline, each streak, the format window, the best evaluation, the
+        recent rewards, the alarms given. A pending stop is not kept (the resumed run goes on)."""
+        return {"lengths": list(self.lengths.seen),
+                "streaks": {a.name: [a.streak.count, a.streak.fired] for a in self._streak_alarms()},
+                "format": {"history": [list(x) for x in self.gaming.history], "fired": self.gaming.fired},
+                "best_eval": list(self.best_eval) if self.best_eval is not None else None,
+                "recent_reward": list(self.recent_reward), "heldout_fired": self.heldout_fired,
+                "fired": [list(x) for x in self.fired]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.lengths.seen = [float(x) for x in state["lengths"]]
+        for alarm in self._streak_alarms():
+            alarm.streak.count, alarm.streak.fired = state["streaks"][alarm.name]
+        self.gaming.history.clear()
+        self.gaming.history.extend(tuple(x) for x in state["format"]["history"])
+        self.gaming.fired = state["format"]["fired"]
+        self.best_eval = tuple(state["best_eval"]) if state["best_eval"] is not None else None
+        self.recent_reward.clear()
+        self.recent_reward.extend(state["recent_reward"])
+        self.heldout_fired = state["heldout_fired"]
+        self.fired = [tuple(x) for x in state["fired"]]
+
+    def _streak_alarms(self) -> tuple:
+        return (self.entropy, self.collapse, self.explosion, self.kl, self.clip)
+
     def state(self) -> dict[str, Any]:
         return {"fired": [{"step": s, "alarm": n, "message": msg} for s, n, msg in self.fired],
                 "stop_reason": self.stop_reason}

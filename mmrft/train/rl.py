@@ -9,6 +9,7 @@ math in `mmrft.algorithms`.
 from __future__ import annotations
 
 from mmrft.config import Config
+from mmrft.run_lock import RunLock
 from mmrft.train.run import RLRun
 from mmrft.train.signals import GracefulStop
 from mmrft.train.step_metrics import rollout_metrics
@@ -20,7 +21,13 @@ def due(every: int, step: int) -> bool:
 
 def train_rl(cfg: Config) -> dict:
     """Train `cfg.model` with `cfg.algorithm` on `cfg.data`; returns the run directory, the final checkpoint and
-    the held-out results before and after (see `RLRun.result`)."""
+    the held-out results before and after (see `RLRun.result`). The run directory is locked for the whole run
+    (`mmrft.run_lock`: one writer per directory; under torchrun rank 0 holds it)."""
+    with RunLock(cfg.trainer.output_dir, "train"):
+        return _train(cfg)
+
+
+def _train(cfg: Config) -> dict:
     run = RLRun(cfg)  # processes, data, policy, optimizers, rollout engine, rewards, tracking; resumes a checkpoint
     try:
         with GracefulStop() as stop:

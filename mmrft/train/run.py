@@ -129,6 +129,7 @@ class RLRun:
                                      self.generator)
         self.index_of = {id(s): i for i, s in enumerate(self.train)}  # a drawn prompt's index, for the sampler
         self.start, self.nonfinite, self.resumed = 1, 0, ckpt is not None
+        state: dict = {}
         if ckpt is not None:
             state = load_checkpoint(ckpt, self._checkpoint_parts(), rank=ctx.rank)
             self.sampler.load_state_dict(state["sampler"])
@@ -156,6 +157,9 @@ class RLRun:
         self.flat_watch = FlatRewardWatch(tr.flat_reward_warning_steps)
         # every rank sees the same combined metrics; rank 0 speaks (the stop is agreed through `any_rank`)
         self.health = HealthMonitor(cfg.health, verbose=ctx.is_main)
+        if "health" in state:  # the alarms' streaks and baselines as the interrupted run left them
+            self.health.load_state_dict(state["health"])
+            self.flat_watch.streak = state.get("flat_reward_streak", 0)
         self.benchmark_items: dict = {}  # benchmark files, parsed once per run
         self.timings: dict[str, float] = {}
         self.trained: Optional[torch.Tensor] = None  # this step's advantage per trained completion, for the dumps
@@ -329,7 +333,8 @@ class RLRun:
         path = None
         parts = self._saveable_parts()  # FSDP: gathered on every rank
         if self.ctx.is_main:
-            state = {"sampler": self.sampler.state_dict(), "nonfinite_in_a_row": self.nonfinite}
+            state = {"sampler": self.sampler.state_dict(), "nonfinite_in_a_row": self.nonfinite,
+                     "health": self.health.state_dict(), "flat_reward_streak": self.flat_watch.streak}
             path = save_checkpoint(self.run_dir, step, parts, state, self.cfg.trainer.keep_checkpoints)
             log.info("checkpoint: %s", path)
         barrier(self.ctx)

@@ -3,6 +3,7 @@ continues from."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import Optional
@@ -12,22 +13,31 @@ from mmrft.config import Config, config_to_yaml
 from mmrft.errors import ConfigError
 from mmrft.train.state import latest_checkpoint
 
+log = logging.getLogger("mmrft")
+
 
 def prepare_run_dir(cfg: Config, name: str = "config.yaml", resuming: bool = False) -> Path:
-    """Create the run directory and save the resolved config; refuse to mix two runs in one directory.
+    """Create the run directory and save the resolved config; refuse to mix two runs in one directory. Called with the
+    directory's lock held (`mmrft.run_lock`).
 
     A resumed run continues in its own directory (its metrics and checkpoints stay); its config is saved as
-    `config.resumed.yaml` beside the original."""
+    `config.resumed.yaml` beside the original. With `trainer.resume=auto`, a run interrupted before its first usable
+    checkpoint (metrics, no checkpoint, no final model) starts again from scratch in its directory."""
     run_dir = Path(cfg.trainer.output_dir)
     if resuming:
         atomic.write_text(run_dir / name.replace(".yaml", ".resumed.yaml"), config_to_yaml(cfg))
         return run_dir
-    if run_dir.exists() and (run_dir / "metrics.jsonl").exists() and not cfg.trainer.overwrite:
+    holds_run = (run_dir / "metrics.jsonl").exists()
+    restart = holds_run and cfg.trainer.resume == "auto" and not (run_dir / "final").exists()
+    if holds_run and not cfg.trainer.overwrite and not restart:
         raise ConfigError(
             f"trainer.output_dir: {run_dir} already holds a run; choose another directory, set "
             "trainer.overwrite=true, or continue it with trainer.resume=auto"
         )
-    if run_dir.exists() and cfg.trainer.overwrite:
+    if restart and not cfg.trainer.overwrite:
+        log.warning("trainer.resume=auto: %s holds a run interrupted before its first usable checkpoint; starting "
+                    "it again from step 1", run_dir)
+    if run_dir.exists() and (cfg.trainer.overwrite or restart):
         for f in ("metrics.jsonl",):
             (run_dir / f).unlink(missing_ok=True)
         for d in ["tensorboard", "rollouts", *(p.name for p in run_dir.glob("checkpoint-*"))]:

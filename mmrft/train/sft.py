@@ -29,6 +29,7 @@ from mmrft.train.forward import build_sequences, completion_logprobs, shares_pro
 from mmrft.train.shared_prefix import shared_prefix_batch
 from mmrft.models.positions import supports_cache_reuse
 from mmrft.rewards.scoring import Scorer
+from mmrft.run_lock import RunLock
 from mmrft.rollout.multiturn import prompt_tools
 from mmrft.track.metrics import Tracker
 
@@ -65,6 +66,13 @@ def encode_answers(processor, samples, fmt: str):
 
 
 def train_sft(cfg: Config) -> dict:
+    """Supervised fine-tuning of `cfg.model` on `cfg.data` for `cfg.sft.steps` steps; the run directory is locked for
+    the whole run (`mmrft.run_lock`). Returns the final checkpoint, the last loss and the held-out results."""
+    with RunLock(cfg.trainer.output_dir, "sft"):
+        return _train_sft(cfg)
+
+
+def _train_sft(cfg: Config) -> dict:
     set_threads(cfg.trainer.threads)
     import_plugins(cfg)
     gen = seed_everything(cfg.trainer.seed)

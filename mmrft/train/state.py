@@ -9,20 +9,25 @@ full disk never leaves a half checkpoint under that name, and the previous check
     rng.safetensors     torch's global RNG (and the CUDA device's), the trainer's generator
     rng_rank<R>.safetensors   the same for rank R of a multi-process run (ranks sample different numbers of tokens,
                         so their random streams differ)
-    state.json          step, Python and NumPy RNG states (of every rank), the prompt sampler's position, counters
+    state.json          step, Python and NumPy RNG states (of every rank), the prompt sampler's position, counters,
+                        the run-health alarms' streaks and baselines
     metrics.jsonl       the run's metrics up to this step
     manifest.json       every file's size and SHA-256, checked before a checkpoint is trusted
 
 `latest_checkpoint` returns the newest checkpoint whose manifest matches, warning about each newer one that does
-not (a corrupt or truncated checkpoint is skipped, never loaded).
+not (a corrupt or truncated checkpoint is skipped, never loaded). An old checkpoint is renamed to a temporary name
+before it is deleted, so a kill never leaves one half deleted under its own name. Runs killed at random instants
+resume bit-identically (docs/reliability.md, `benchmarks/crash_resume.py`).
 """
 
 from __future__ import annotations
 
 import copy
+import errno
 import hashlib
 import json
 import logging
+import os
 import random
 import re
 import shutil
@@ -31,9 +36,10 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from mmrft import atomic
+from mmrft import atomic, faults
 from mmrft.errors import MmrftError
 from mmrft.models.value import VALUE_HEAD_FILE
 
@@ -193,6 +199,7 @@ def save_checkpoint(run_dir: Path, step: int, parts: dict[str, Any], state: dict
     try:
         with atomic.directory(out) as tmp:
             save_weights(parts["policy"], tmp / "policy")
+            faults.point("checkpoint_write")  # a test hook (mmrft.faults); nothing unless MMRFT_FAULT_POINT says so
             if parts.get("critic") is not None:
                 save_critic_weights(parts["critic"], tmp / "critic")
             torch.save({k: v.state_dict() for k, v in parts["optimizers"].items()}, tmp / "optimizers.pt")
@@ -208,13 +215,32 @@ def save_checkpoint(run_dir: Path, step: int, parts: dict[str, Any], state: dict
             if metrics.is_file():  # the metrics so far: a resumed run restarts its log from this copy
                 shutil.copyfile(metrics, tmp / "metrics.jsonl")
             _write_manifest(tmp)
-    except OSError as e:
-        previous = [p for _, p in list_checkpoints(run_dir) if p != out]
-        kept = f"; the previous checkpoint {previous[-1]} is intact" if previous else ""
-        raise CheckpointError(f"cannot write checkpoint {out}: {e.strerror or e}{kept}") from e
+    except (OSError, RuntimeError, SafetensorError) as e:  # a full disk: OSError, or torch's / safetensors' own
+        raise CheckpointError(_write_failure(Path(run_dir), out, e)) from e
     for _, old in list_checkpoints(run_dir)[: -max(keep_last, 1)]:
-        shutil.rmtree(old, ignore_errors=True)
+        doomed = old.with_name(f".{old.name}.tmp-deleted-{os.getpid()}")  # gone at once; a kill mid-way leaves a
+        try:  # temporary name (`atomic.remove_leftovers`), never a checkpoint missing half its files
+            os.replace(old, doomed)
+        except OSError:
+            doomed = old
+        shutil.rmtree(doomed, ignore_errors=True)
     return out
+
+
+def _write_failure(run_dir: Path, out: Path, e: BaseException) -> str:
+    """Why writing `out` failed, in words; a full disk is named even where torch reports it as a bare write error."""
+    what = (e.strerror if isinstance(e, OSError) and e.strerror else str(e).strip().splitlines()[0] if str(e).strip()
+            else type(e).__name__)
+    previous = [p for _, p in list_checkpoints(run_dir) if p != out]
+    full = (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left" in str(e)
+    if not full and previous:  # torch.save says "unexpected pos ..." when the disk fills under it
+        need = sum(f.stat().st_size for f in previous[-1].rglob("*") if f.is_file())
+        free = shutil.disk_usage(run_dir).free
+        if free < need:
+            what += (f" ({os.strerror(errno.ENOSPC)}: {free / 2**20:.1f} MiB free there, a checkpoint takes "
+                     f"{need / 2**20:.1f} MiB)")
+    kept = f"; the previous checkpoint {previous[-1]} is intact" if previous else ""
+    return f"cannot write checkpoint {out}: {what}{kept}"
 
 
 def load_checkpoint(path: Path, parts: dict[str, Any], rank: int = 0) -> dict[str, Any]:
@@ -252,5 +278,6 @@ def save_model(model, processor, out: Path) -> Path:
         to_save = copy.deepcopy(model).merge_and_unload()
     with atomic.directory(out) as tmp:
         to_save.save_pretrained(tmp, safe_serialization=True)
+        faults.point("final_save")  # a test hook (mmrft.faults)
         processor.save_pretrained(tmp)
     return Path(out)

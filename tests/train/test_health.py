@@ -101,3 +101,32 @@ def test_stop_and_off_switches():
     with pytest.raises(ConfigError, match="health.stop: unknown alarm"):
         HealthMonitor(cfg(stop=["entropy"]))
     assert set(ALARM_NAMES) >= {"entropy_collapse", "format_gaming", "heldout_drop"}
+
+
+def test_a_resumed_monitor_continues_as_the_uninterrupted_one():
+    """The state a checkpoint keeps (through JSON, as in state.json): a monitor restored after step 4 gives the
+    signals and alarms of one that never stopped. Started afresh, it would measure the length baseline again on the
+    short answers and miss the collapse."""
+    import json
+
+    c = cfg(baseline_steps=3, length_min_ratio=0.5, patience=2, format_window=4, entropy_min=0.1)
+    rows = [{"response_length/mean": n, "actor/entropy": e, "reward/format": f, "accuracy": 0.1, "reward/mean": r}
+            for n, e, f, r in [(10, 1, 0, 0.1), (10, 0.05, 0.2, 0.2), (10, 0.05, 0.5, 0.2), (3, 0.05, 0.9, 0.3),
+                               (3, 0.5, 1, 0.4), (2, 0.05, 1, 0.5), (2, 0.05, 1, 0.5)]]
+    whole = HealthMonitor(c)
+    signals = feed(whole, rows)
+    first = HealthMonitor(c)
+    feed(first, rows[:4])
+    first.update_eval(4, 0.5)
+    whole_eval = HealthMonitor(c)
+    feed(whole_eval, rows[:4])
+    whole_eval.update_eval(4, 0.5)
+    resumed = HealthMonitor(c)
+    resumed.load_state_dict(json.loads(json.dumps(first.state_dict())))
+    assert resumed.state_dict() == first.state_dict()
+    after = [resumed.update(step, row) for step, row in enumerate(rows[4:], start=5)]
+    assert after == [whole_eval.update(step, row) for step, row in enumerate(rows[4:], start=5)]
+    assert after == signals[4:] and any(s["health/length_collapse"] for s in after)
+    assert fired(resumed) == fired(whole_eval)
+    fresh = HealthMonitor(c)  # what a resumed run did before: the baseline measured on steps 5-7
+    assert [fresh.update(step, row) for step, row in enumerate(rows[4:], start=5)] != after
