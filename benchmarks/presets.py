@@ -23,7 +23,7 @@ import torch
 from mmrft import atomic
 from mmrft.config import load_config
 from mmrft.data.synthetic import tokenizer_corpus, write_dataset
-from mmrft.demo import N_LABELLED, N_RL, N_TEST, SEEDS, TASK, config_path
+from mmrft.demo import DEMOS, SEEDS, config_path
 from mmrft.models.tiny import make_tiny_model
 from mmrft.presets import preset_names
 from mmrft.report.plots import plot_reward_accuracy
@@ -32,6 +32,9 @@ from mmrft.train.rl import train_rl
 from mmrft.train.sft import train_sft
 
 RUNNABLE = preset_names()
+# the image demo's data budget and task
+_DEMO = DEMOS["image"]
+TASK, N_LABELLED, N_RL, N_TEST = _DEMO.task, _DEMO.n_labelled, _DEMO.n_rl, _DEMO.n_test
 # The shared budget (the demo's GRPO batch shape and learning rate); everything algorithmic comes from the preset.
 BUDGET = ["rollout.group_size=8", "rollout.prompts_per_step=8", "rollout.max_new_tokens=32",
           "rollout.temperature=1.0", "trainer.lr=1e-4", "data.prompt_format=r1"]
