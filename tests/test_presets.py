@@ -9,7 +9,7 @@ from mmrft.config import AlgorithmConfig, Config, config_to_yaml, load_config
 from mmrft.errors import ConfigError
 from mmrft.presets import PRESET_KNOBS, PRESETS, apply_preset
 
-# Written out by hand from the papers (see mmrft/presets.py for the sources), not read from PRESETS.
+# Written out by hand from the papers (see mmrft/presets/ for the sources), not read from PRESETS.
 EXPECTED = {
     "grpo": dict(
         advantage="grpo", whiten_advantages=False, policy_loss="ppo_clip", loss_agg_mode="seq-mean-token-mean",

@@ -198,7 +198,7 @@ def gpg(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor) -> tup
     The plain policy gradient, no surrogate: ``L_t = -A_t * logp_t`` (no ratio, no clip; ``old_logp`` only feeds
     the metrics). It is meant on-policy, one update per batch; the paper's advantage is the group-centred reward
     (``dr_grpo``) rescaled by ``B / (B - M)`` with ``M`` the zero-advantage samples, which the ``gpg`` preset gets
-    by dropping zero-variance groups (see mmrft/presets.py). Metrics: ratio range and ``approx_kl`` (0 and 1s
+    by dropping zero-variance groups (see mmrft/presets/second_wave.py). Metrics: ratio range and ``approx_kl`` (0 and 1s
     on-policy).
     """
     adv = _check_loss_inputs(logp, old_logp, advantages, mask)
