@@ -9,14 +9,15 @@ command line wins over the preset. The preset name itself is read from the comma
 else the default `grpo`.
 
 Every preset spells out the same full set of algorithm knobs (`PRESET_KNOBS`), each with where its number comes
-from; the presets are in `first_wave.py` (GRPO to PPO) and `second_wave.py` (CISPO to BNPO). `micro_batch_size`
-and `length_sorted_micro_batches` are memory/speed settings, not part of any method, and are never set by a preset;
-nor are `advantage_options` / `policy_loss_options`, the user's extra options for the chosen estimator and loss. Batch shape (`rollout.group_size`, `rollout.prompts_per_step`) and learning rate are
-compute-budget choices that every paper sets for its own model and hardware (DeepSeekMath samples 64 completions per
-prompt, DAPO 16), so no preset touches them: copying a 7B-32B recipe's batch onto a small multimodal run would be
-wrong more often than right. Presets may also set `rollout.*` / `rewards.*` values where a method prescribes them;
-none needs to yet. Never put a dict-valued field (e.g. `rewards.weights`) in a preset: a dict the user writes
-replaces the default whole, so the preset's entries would silently vanish.
+from; the presets are in `first_wave.py` (GRPO to PPO) and `second_wave.py` (CISPO to BNPO). `micro_batch_size` and
+`length_sorted_micro_batches` are memory/speed settings, not part of any method, and are never set by a preset; nor
+are `advantage_options` / `policy_loss_options`, the user's extra options for the chosen estimator and loss. Batch
+shape (`rollout.group_size`, `rollout.prompts_per_step`) and learning rate are compute-budget choices that every
+paper sets for its own model and hardware (DeepSeekMath samples 64 completions per prompt, DAPO 16), so no preset
+touches them: copying a 7B-32B recipe's batch onto a small multimodal run would be wrong more often than right.
+Presets may also set `rollout.*` / `rewards.*` values where a method prescribes them; none needs to yet. Never put a
+dict-valued field (e.g. `rewards.weights`) in a preset: a dict the user writes replaces the default whole, so the
+preset's entries would silently vanish.
 
 Two remarks that apply to several presets:
 
