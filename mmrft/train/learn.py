@@ -20,8 +20,10 @@ from typing import Any, Optional
 
 import torch
 
-from mmrft.algorithms import ADVANTAGE_ESTIMATORS, k1, masked_mean, options_for, overlong_filter_mask
+from mmrft.algorithms import (ADVANTAGE_ESTIMATORS, AGGREGATIONS, POLICY_LOSSES, ROLLOUT_CORRECTIONS, k1, masked_mean,
+                              options_for, overlong_filter_mask)
 from mmrft.config import Config, algorithm_knobs
+from mmrft.errors import ConfigError
 from mmrft.models.value import load_critic
 from mmrft.train.critic import batched_values, critic_update, gae_advantages
 from mmrft.train.dist import SINGLE, DistContext, any_rank, global_advantages, global_masked_whiten
@@ -30,7 +32,8 @@ from mmrft.train.fsdp import shard_model
 from mmrft.train.optim import make_optimizer
 from mmrft.train.sampling import StepSamples
 from mmrft.train.state import load_critic_weights, load_weights
-from mmrft.train.update import batched_logprobs, policy_update, reference_context, rollout_correction
+from mmrft.train.update import (batched_logprobs, policy_loss_options, policy_update, reference_context,
+                                rollout_correction)
 
 
 def advantage_options(cfg: Config) -> dict[str, Any]:
@@ -69,6 +72,35 @@ def component_weights(cfg: Config) -> list[float]:
 def needs_critic(advantage: str) -> bool:
     """Whether the estimator named `advantage` is a value-model one (GAE): the run then trains a critic."""
     return bool(ADVANTAGE_ESTIMATORS.info(advantage).get("needs_critic"))
+
+
+def check_algorithm(cfg: Config) -> None:
+    """Fail before any work on names the registries do not know (the message lists the known ones), on options the
+    chosen estimator or loss does not take, and on a group estimator with one completion per prompt."""
+    algo = cfg.algorithm
+    for key, registry in (("advantage", ADVANTAGE_ESTIMATORS), ("policy_loss", POLICY_LOSSES),
+                          ("loss_agg_mode", AGGREGATIONS)):
+        try:
+            registry[getattr(algo, key)]
+        except KeyError as e:
+            raise ConfigError(f"algorithm.{key}: {e.args[0]}") from None
+    try:
+        ROLLOUT_CORRECTIONS[cfg.rollout.correction]
+    except KeyError as e:
+        raise ConfigError(f"rollout.correction: {e.args[0]}") from None
+    try:
+        advantage_options(cfg), policy_loss_options(algo), rollout_correction(cfg.rollout)
+    except KeyError as e:
+        raise ConfigError(e.args[0]) from None
+    if is_per_component(algo.advantage) and algo.kl_in_reward:
+        raise ConfigError(f"algorithm.kl_in_reward with algorithm.advantage={algo.advantage}: a per-component "
+                          "estimator normalises each reward on its own; use the KL loss term (kl_in_reward=false)")
+    if cfg.rollout.correction != "none" and cfg.rollout.augment:
+        raise ConfigError("rollout.correction with rollout.augment: the augmented completions were sampled on a "
+                          "perturbed image, so their log-ratio measures the perturbation, not the engine; use one")
+    if cfg.rollout.group_size < 2 and ADVANTAGE_ESTIMATORS.info(algo.advantage).get("needs_groups"):
+        raise ConfigError(f"rollout.group_size={cfg.rollout.group_size}: the {algo.advantage} estimator compares the "
+                          "completions of a prompt and needs at least 2 per prompt")
 
 
 @dataclass

@@ -17,11 +17,9 @@ from typing import Optional
 
 import torch
 
-from mmrft.algorithms import ADVANTAGE_ESTIMATORS, AGGREGATIONS, POLICY_LOSSES
-from mmrft.algorithms.registry import ROLLOUT_CORRECTIONS
 from mmrft.config import Config, eval_split_prefix, eval_splits, import_plugins
 from mmrft.data.collate import encode_prompts, media_options
-from mmrft.errors import ConfigError, MmrftError
+from mmrft.errors import MmrftError
 from mmrft.eval.runner import EvalResult, check_benchmarks, evaluate_benchmarks, evaluate_held_out
 from mmrft.models.families import family_of
 from mmrft.models.load import load_policy, resolve_device
@@ -38,46 +36,16 @@ from mmrft.train.fsdp import (FullCritic, FullStateOptimizer, FullWeights, Snaps
 from mmrft.data.augment import anneal
 from mmrft.train.augment_rollouts import check_augment, perturbed_samples
 from mmrft.train.health import FlatRewardWatch, HealthMonitor
-from mmrft.train.learn import (TrainBatch, advantage_options, batch_metrics, build_learner, estimate_advantages,
-                               is_per_component, per_completion, prepare_batch, response_budget, update_weights)
+from mmrft.train.learn import (TrainBatch, batch_metrics, build_learner, check_algorithm, estimate_advantages,
+                               per_completion, prepare_batch, response_budget, update_weights)
 from mmrft.train.progress import Progress
 from mmrft.train.run_dir import prepare_run_dir, resume_checkpoint
 from mmrft.train.runtime import seed_everything, set_threads
 from mmrft.train.sampling import StepSamples, sample_step
 from mmrft.train.state import load_checkpoint, rng_state, save_checkpoint, save_model
 from mmrft.train.step_metrics import dump_rollouts
-from mmrft.train.update import policy_loss_options, rollout_correction
 
 log = logging.getLogger("mmrft")
-
-
-def check_algorithm(cfg: Config) -> None:
-    """Fail before any work on names the registries do not know (the message lists the known ones), on options the
-    chosen estimator or loss does not take, and on a group estimator with one completion per prompt."""
-    algo = cfg.algorithm
-    for key, registry in (("advantage", ADVANTAGE_ESTIMATORS), ("policy_loss", POLICY_LOSSES),
-                          ("loss_agg_mode", AGGREGATIONS)):
-        try:
-            registry[getattr(algo, key)]
-        except KeyError as e:
-            raise ConfigError(f"algorithm.{key}: {e.args[0]}") from None
-    try:
-        ROLLOUT_CORRECTIONS[cfg.rollout.correction]
-    except KeyError as e:
-        raise ConfigError(f"rollout.correction: {e.args[0]}") from None
-    try:
-        advantage_options(cfg), policy_loss_options(algo), rollout_correction(cfg.rollout)
-    except KeyError as e:
-        raise ConfigError(e.args[0]) from None
-    if is_per_component(algo.advantage) and algo.kl_in_reward:
-        raise ConfigError(f"algorithm.kl_in_reward with algorithm.advantage={algo.advantage}: a per-component "
-                          "estimator normalises each reward on its own; use the KL loss term (kl_in_reward=false)")
-    if cfg.rollout.correction != "none" and cfg.rollout.augment:
-        raise ConfigError("rollout.correction with rollout.augment: the augmented completions were sampled on a "
-                          "perturbed image, so their log-ratio measures the perturbation, not the engine; use one")
-    if cfg.rollout.group_size < 2 and ADVANTAGE_ESTIMATORS.info(algo.advantage).get("needs_groups"):
-        raise ConfigError(f"rollout.group_size={cfg.rollout.group_size}: the {algo.advantage} estimator compares the "
-                          "completions of a prompt and needs at least 2 per prompt")
 
 
 class _NoTracker:
