@@ -206,6 +206,7 @@ class RLRun:
         if self.augment_n:
             metrics["augment/level"] = self.augment_level()  # the perturbation's annealed strength this step
         metrics = reduce_metrics(metrics, self.ctx)
+        metrics.update(self.sampler.metrics())  # the same on every rank (every rank's sampler sees the same)
         metrics.update(self.health.update(step, metrics))  # health/<alarm>: 1 while its condition holds
         self.tracker.log(step, metrics)
         self.progress.update(step, {"reward": f"{metrics['reward/mean']:.3f}", "acc": f"{metrics['accuracy']:.3f}",

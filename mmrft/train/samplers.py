@@ -10,6 +10,7 @@ A sampler is a registered class (`data.sampler`, options in `data.sampler_option
         def observe(self, indices, pass_rates) -> None: ...   # each step's prompts and their share of correct
                                                               # completions (over all ranks, in the same order)
         def state_dict(self) -> dict: ...                     # JSON-serialisable, saved in every checkpoint
+        def metrics(self) -> dict[str, float]: ...            # optional: logged each step, e.g. sampler/level
 
 It is built as `cls(samples, batch_size, generator, **options)` on every rank with the same seed, draws the same
 batches there, and is fed the same observations, so every rank holds the same state. Built in:
@@ -68,6 +69,10 @@ class PromptSampler:
     def observe(self, indices: Sequence[int], pass_rates: Sequence[float]) -> None:
         """This step's prompts (indices into the samples) and the share of their completions that were correct."""
 
+    def metrics(self) -> dict[str, float]:
+        """What the sampler logs each step (`sampler/...`), after this step's `observe`; nothing here."""
+        return {}
+
     def state_dict(self) -> dict:
         return {"n": self.n, "order": list(self.order)}
 
@@ -118,6 +123,10 @@ class DifficultyCurriculum(PromptSampler):
         """The highest difficulty drawn now."""
         return self.levels[self.current]
 
+    def metrics(self) -> dict[str, float]:
+        """`sampler/level`: the highest difficulty drawn now; `sampler/level_pass_rate`: its running pass rate."""
+        return {"sampler/level": float(self.level), "sampler/level_pass_rate": self.rate}
+
     def state_dict(self) -> dict:
         return {"n": self.n, "current": self.current, "rate": self.rate, "seen": self.seen}
 
@@ -146,6 +155,12 @@ class PassRateSampler(PromptSampler):
 
     def __next__(self) -> list[int]:
         return _weighted_batch(self.weights(), self.batch_size, self.generator)
+
+    def metrics(self) -> dict[str, float]:
+        """`sampler/measured`: share of the prompts measured so far; `sampler/outside`: share of those whose last pass
+        rate is outside [low, high] (drawn less often)."""
+        outside = sum(not self.low <= p <= self.high for p in self.rates.values())
+        return {"sampler/measured": len(self.rates) / self.n, "sampler/outside": outside / max(len(self.rates), 1)}
 
     def observe(self, indices: Sequence[int], pass_rates: Sequence[float]) -> None:
         for i, p in zip(indices, pass_rates):

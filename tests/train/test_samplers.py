@@ -37,6 +37,9 @@ class FixedOrderSampler(PromptSampler):
     def observe(self, indices, pass_rates):
         FixedOrderSampler.log.append(("observe", list(indices), list(pass_rates)))
 
+    def metrics(self):
+        return {"sampler/next_index": float(self.next_index)}
+
     def state_dict(self):
         return {"n": self.n, "next_index": self.next_index}
 
@@ -61,6 +64,7 @@ def test_a_user_sampler_draws_the_prompts_and_hears_their_pass_rates(tmp_path):
     for (_, _, rates), row in zip([log[1], log[3]], [r for r in rows if r.get("phase") == "train"]):
         assert all(p in (0.0, 0.5, 1.0) for p in rates)  # 2 completions a prompt
         assert sum(rates) / len(rates) == pytest.approx(row["accuracy"])
+    assert [r["sampler/next_index"] for r in rows if r.get("phase") == "train"] == [7.0, 1.0]  # its own metrics
     state = json.loads((tmp_path / "run" / "checkpoint-000002" / "state.json").read_text())
     assert state["sampler"] == {"n": 10, "next_index": 1}
 
@@ -78,6 +82,7 @@ def test_difficulty_curriculum_moves_up_when_the_level_is_learned():
     assert s.level == 0 and s.seen == 2 and s.rate == pytest.approx(0.5)
     s.observe([0, 1], [1.0, 1.0])  # rate 0.75, then 0.875 >= 0.6 after 4 prompts
     assert s.level == 1 and all(set(next(s)) <= {0, 1, 2, 3} for _ in range(20))
+    assert s.metrics() == {"sampler/level": 1.0, "sampler/level_pass_rate": 0.0}  # a fresh rate at the new level
     state = s.state_dict()
     again = DifficultyCurriculum(samples_at([0, 0, 1, 1, 2, 2]), 2, gen, advance_at=0.6, min_prompts=4, ema=0.5)
     again.load_state_dict(json.loads(json.dumps(state)))
@@ -91,6 +96,7 @@ def test_pass_rate_sampler_prefers_prompts_it_can_learn_from():
     s = PassRateSampler(samples_at([0] * 6), 3, gen, low=0.2, high=0.8, outside_weight=0.0)
     s.observe([0, 1, 2, 3], [0.0, 1.0, 0.5, 0.25])  # 0 too hard, 1 too easy; 2, 3 learnable; 4, 5 unseen
     assert s.weights().tolist() == [0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+    assert s.metrics() == {"sampler/measured": pytest.approx(4 / 6), "sampler/outside": 0.5}
     for _ in range(30):
         batch = next(s)
         assert len(set(batch)) == 3 and set(batch) <= {2, 3, 4, 5}
