@@ -184,6 +184,13 @@ def _check_loss_inputs(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask:
     return advantages.detach().to(logp.dtype)
 
 
+def _log_ratio(logp: Tensor, old_logp: Tensor, valid: Tensor, clamp: float | None) -> Tensor:
+    """``logp - old_logp`` on valid tokens (``old_logp`` constant), 0 on padding (so garbage there, e.g. ``-inf``,
+    cannot create NaN), clamped to ``±clamp`` (``None``: not clamped)."""
+    log_ratio = torch.where(valid, logp - old_logp.detach(), _zero_like(logp))
+    return log_ratio if clamp is None else log_ratio.clamp(-clamp, clamp)
+
+
 @register_policy_loss("ppo_clip")
 def ppo_clip(
     logp: Tensor,
@@ -218,10 +225,7 @@ def ppo_clip(
     """
     adv = _check_loss_inputs(logp, old_logp, advantages, mask)
     valid = mask.bool()
-    # Zero the log-ratio on padding first so garbage there (e.g. -inf) cannot create NaN.
-    log_ratio = torch.where(valid, logp - old_logp.detach(), _zero_like(logp))
-    if log_ratio_clamp is not None:
-        log_ratio = log_ratio.clamp(-log_ratio_clamp, log_ratio_clamp)
+    log_ratio = _log_ratio(logp, old_logp, valid, log_ratio_clamp)
     ratio = torch.exp(log_ratio)
     loss, metrics = _clipped_surrogate(ratio, adv.expand_as(ratio), valid, clip_low, clip_high, dual_clip)
     with torch.no_grad():
@@ -254,7 +258,7 @@ def gspo(
     """
     adv = _check_loss_inputs(logp, old_logp, advantages, mask)
     valid = mask.bool()
-    log_ratio = torch.where(valid, logp - old_logp.detach(), _zero_like(logp))
+    log_ratio = _log_ratio(logp, old_logp, valid, None)
     seq_log_ratio = log_ratio.sum(-1) / valid.sum(-1).clamp(min=1).to(logp.dtype)
     seq_log_ratio = seq_log_ratio.detach()
     if log_ratio_clamp is not None:

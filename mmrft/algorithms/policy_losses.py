@@ -20,16 +20,10 @@ import math
 import torch
 from torch import Tensor
 
-from mmrft.algorithms.losses import _check_loss_inputs, _masked_max, _zero_like, masked_mean
+from mmrft.algorithms.losses import _check_loss_inputs, _log_ratio, _masked_max, _zero_like, masked_mean
 from mmrft.algorithms.registry import register_policy_loss
 
 __all__ = ["cispo", "sapo", "gmpo", "gpg", "vespo"]
-
-
-def _log_ratio(logp: Tensor, old_logp: Tensor, valid: Tensor, clamp: float | None) -> Tensor:
-    """``logp - old_logp`` on valid tokens (``old_logp`` constant), 0 on padding, clamped to ``±clamp``."""
-    log_ratio = torch.where(valid, logp - old_logp.detach(), _zero_like(logp))
-    return log_ratio if clamp is None else log_ratio.clamp(-clamp, clamp)
 
 
 def _ratio_metrics(log_ratio: Tensor, valid: Tensor) -> dict[str, float]:

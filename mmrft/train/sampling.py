@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from mmrft.algorithms import filter_groups, overlong_penalty
+from mmrft.algorithms import ADVANTAGE_ESTIMATORS, filter_groups, overlong_penalty
 from mmrft.config import AlgorithmConfig
 from mmrft.data.collate import PromptBatch
 from mmrft.data.schema import Sample
@@ -38,10 +38,9 @@ class StepSamples:
     groups_drawn: int
     groups_kept: int
     rounds: int
-    # the kept rows' rewards one column per `rewards.weights` entry (+ DAPO's shaping), and the columns' weights:
-    # what a per-component estimator (GDPO) normalises; their weighted sum is `train_rewards`
+    # for a per-component estimator (GDPO): the kept rows' rewards one column per `rewards.weights` entry (+ DAPO's
+    # shaping); their weighted sum is `train_rewards` (the weights: `mmrft.train.learn.component_weights`)
     train_components: torch.Tensor | None = None
-    component_weights: list[float] | None = None
 
 
 def sample_step(
@@ -103,16 +102,17 @@ def sample_step(
     drawn = concat_rollouts([p[0] for p in drawn_parts], pad_id)
     drawn_scores = Scores.concat([p[1] for p in drawn_parts])
     drawn_shaping = torch.cat([p[2] for p in drawn_parts])
-    train = train_scores = train_rewards = components = weights = None
+    train = train_scores = train_rewards = components = None
     if kept_parts:
         train = concat_rollouts([p[0] for p in kept_parts], pad_id)
         train_scores = Scores.concat([p[1] for p in kept_parts])
         shaping = torch.cat([p[2] for p in kept_parts])
         train_rewards = train_scores.totals + shaping
-        components, weights = scorer.component_matrix(train_scores, [s for s in train.prompts.samples
-                                                                     for _ in range(train.n)])
-        if algo.overlong_buffer > 0:
-            components, weights = torch.cat([components, shaping.unsqueeze(1)], dim=1), [*weights, 1.0]
+        if ADVANTAGE_ESTIMATORS.info(algo.advantage).get("per_component"):  # only an estimator that reads them
+            components, _ = scorer.component_matrix(train_scores, [s for s in train.prompts.samples
+                                                                   for _ in range(train.n)])
+            if algo.overlong_buffer > 0:
+                components = torch.cat([components, shaping.unsqueeze(1)], dim=1)
     return StepSamples(train, train_scores, train_rewards, drawn, drawn_scores, drawn_shaping,
                        groups_drawn=sum(len(p[0].prompts.samples) for p in drawn_parts), groups_kept=kept,
-                       rounds=len(drawn_parts), train_components=components, component_weights=weights)
+                       rounds=len(drawn_parts), train_components=components)
