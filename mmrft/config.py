@@ -61,6 +61,16 @@ class DataConfig:
     prompt_format: str = _help("r1 (<think>…</think><answer>…</answer>) | plain", "r1")
     system_prompt: Optional[str] = _help("system message; None keeps the chat template's default", None)
     skip_bad_rows: bool = _help("report and skip malformed rows instead of stopping", False)
+    lazy: Optional[bool] = _help(
+        "read the data lazily: every row checked in one streamed pass, then kept as memory-mapped Arrow (jsonl, json "
+        "and parquet converted once into data.cache_dir) and made a sample only when drawn, so host memory does not "
+        "grow with the row count; None: lazily when a dataset's files total more than 64 MiB", None)
+    validate_media: Optional[bool] = _help(
+        "open every image, video and audio file while loading (streamed, bad rows reported like any other); None: "
+        "yes when loading eagerly, no when lazily (an unreadable file then stops the step whose batch holds it)", None)
+    cache_dir: Optional[str] = _help(
+        "where lazily read jsonl, json and parquet files are converted to Arrow (never beside the data); None: "
+        "$MMRFT_DATA_CACHE, else $XDG_CACHE_HOME/mmrft/data (~/.cache/mmrft/data)", None)
     train_limit: Optional[int] = _help("use only the first N training samples (e.g. few labels for SFT)", None)
     sampler: str = _help("which prompts an RL step draws: uniform | difficulty (a curriculum over "
                          "metadata.difficulty) | pass_rate (prompts whose measured pass rate is in [low, high] "

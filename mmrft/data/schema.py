@@ -117,9 +117,10 @@ class Sample:
         elif not isinstance(answer, str):
             raise bad("answer", "a string, int, float or list of numbers", answer)
 
-        images = _parse_images(row.get("images"), Path(base_dir), where)
-        videos = _parse_videos(row.get("videos"), Path(base_dir), where)
-        audios = _parse_images(row.get("audios"), Path(base_dir), where, name="audios", kind="audio file")
+        base = Path(base_dir)
+        images = _parse_images(row.get("images"), base, where)
+        videos = _parse_videos(row.get("videos"), base, where)
+        audios = _parse_images(row.get("audios"), base, where, name="audios", kind="audio file")
 
         task = row.get("task")
         if task is None:
@@ -147,7 +148,7 @@ class Sample:
             raise bad("metadata", "a dict", metadata)
         extras = {k: v for k, v in row.items() if k not in FIELDS}
         metadata = {**extras, **metadata}
-        trajectory = _parse_trajectory(row.get("trajectory"), Path(base_dir), where)
+        trajectory = _parse_trajectory(row.get("trajectory"), base, where)
 
         return cls(id=sid, prompt=prompt, answer=answer, images=images, videos=videos, audios=audios, task=task,
                    reward=reward, metadata=metadata, trajectory=trajectory, source=where)

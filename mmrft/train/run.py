@@ -95,7 +95,7 @@ class RLRun:
         self.learner = build_learner(cfg, self.model, self.device, fsdp=ctx.fsdp, checkpoint=ckpt)
         self.sampler = build_sampler(cfg.data.sampler, cfg.data.sampler_options, self.train, ro.prompts_per_step,
                                      self.generator)
-        self.index_of = {id(s): i for i, s in enumerate(self.train)}  # a drawn prompt's index, for the sampler
+        self.index_of: dict[int, int] = {}  # id() of a drawn, not yet observed prompt -> its index, for the sampler
         self.start, self.nonfinite, self.resumed = 1, 0, ckpt is not None
         state: dict = {}
         if ckpt is not None:
@@ -158,6 +158,8 @@ class RLRun:
         n = samples.drawn.n
         correct = samples.drawn_scores.correct.view(-1, n).mean(dim=1).tolist()
         mine = [(self.index_of[id(s)], p) for s, p in zip(samples.drawn.prompts.samples, correct)]
+        for s in samples.drawn.prompts.samples:
+            self.index_of.pop(id(s), None)
         pairs = [pair for part in all_gather_list(mine, self.ctx) for pair in part]
         self.sampler.observe([i for i, _ in pairs], [p for _, p in pairs])
 
@@ -223,7 +225,12 @@ class RLRun:
 
     def _draw(self) -> list:
         """Every rank draws the same global batch (same seed) and keeps its share of whole groups."""
-        return shard([self.train[i] for i in next(self.sampler)], self.ctx)
+        indices = next(self.sampler)
+        drawn = [self.train[i] for i in indices]  # a lazy dataset makes a new Sample each time one is read
+        mine = shard(drawn, self.ctx)
+        kept = {id(s) for s in mine}
+        self.index_of.update((id(s), i) for s, i in zip(drawn, indices) if id(s) in kept)
+        return mine
 
     def _augment(self, chunk: list) -> list:
         """`chunk` with perturbed images at this step's annealed strength (`mmrft.train.augment_rollouts`)."""

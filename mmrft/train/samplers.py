@@ -53,7 +53,8 @@ class PromptSampler:
         if n == 0:
             raise ConfigError("the training dataset is empty")
         self.n, self.batch_size, self.generator = n, batch_size, generator
-        self.order: list[int] = []
+        self._order = torch.empty(0, dtype=torch.long)  # this epoch's permutation (a tensor: 8 bytes a sample)
+        self._next = 0  # position in it of the next index drawn
 
     def __iter__(self) -> "PromptSampler":
         return self
@@ -61,10 +62,17 @@ class PromptSampler:
     def __next__(self) -> list[int]:
         batch: list[int] = []
         while len(batch) < self.batch_size:
-            if not self.order:
-                self.order = torch.randperm(self.n, generator=self.generator).tolist()
-            batch.append(self.order.pop(0))
+            if self._next >= len(self._order):
+                self._order, self._next = torch.randperm(self.n, generator=self.generator), 0
+            take = min(self.batch_size - len(batch), len(self._order) - self._next)
+            batch += self._order[self._next:self._next + take].tolist()
+            self._next += take
         return batch
+
+    @property
+    def order(self) -> list[int]:
+        """What is left of this epoch's order."""
+        return self._order[self._next:].tolist()
 
     def observe(self, indices: Sequence[int], pass_rates: Sequence[float]) -> None:
         """This step's prompts (indices into the samples) and the share of their completions that were correct."""
@@ -74,12 +82,12 @@ class PromptSampler:
         return {}
 
     def state_dict(self) -> dict:
-        return {"n": self.n, "order": list(self.order)}
+        return {"n": self.n, "order": self.order}
 
     def load_state_dict(self, state: dict) -> None:
         if state["n"] != self.n:
             raise ConfigError(f"the checkpoint was taken on a dataset of {state['n']} samples, this one has {self.n}")
-        self.order = list(state.get("order", []))
+        self._order, self._next = torch.tensor(list(state.get("order", [])), dtype=torch.long), 0
 
 
 def _weighted_batch(weights: torch.Tensor, k: int, generator: torch.Generator) -> list[int]:
