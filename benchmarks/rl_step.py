@@ -1,12 +1,23 @@
-"""One GRPO step, mmrft vs Hugging Face TRL's `GRPOTrainer`: same tiny Qwen2-VL, same counting data, same work.
+"""One GRPO step, mmrft vs Hugging Face TRL's `GRPOTrainer` vs the bare model's floor: same tiny Qwen2-VL, same
+counting data, same work.
 
     python benchmarks/rl_step.py --size tiny|small [--steps N] [--warmup W] [--rounds R] [--out PATH]
+                                 [--frameworks mmrft trl floor floor-plain]
 
 Builds (or reuses, under benchmarks/results/rl_step/<size>/) a locally made Qwen2-VL (`tiny`: 2.3 M parameters,
-112-px images; `small`: ~30 M, 224-px images) and a synthetic `count` dataset, then runs the two frameworks
-alternately, each in a fresh subprocess per round (`rl_step_mmrft.py`, `rl_step_trl.py`), so that each one's memory is
-its own and neither warms the other's caches; the order alternates between rounds. Each run does W warm-up steps
-(left out of the figures) and N measured steps. Needs `pip install trl` beside mmrft (see `mmrft[bench]`).
+112-px images; `small`: ~30 M, 224-px images) and a synthetic `count` dataset, then runs the contenders
+alternately, each in a fresh subprocess per round (`rl_step_mmrft.py`, `rl_step_trl.py`, `rl_step_floor.py`), so
+that each one's memory is its own and none warms another's caches; the order alternates between rounds. Each run
+does W warm-up steps (left out of the figures) and N measured steps. TRL needs `pip install trl` beside mmrft (see
+`mmrft[bench]`); without it the default leaves TRL out and runs the others.
+
+The floor (`rl_step_floor.py`): the same step with plain `transformers` / `torch` calls and nothing else: encode
+the P prompts, one `generate` of the P x G completions, one forward/backward over the same prompt + completion
+tokens (a loss of Dr. GRPO's shape on a fixed advantage, no reward), gradient clipping, one AdamW step. `floor`
+computes each prompt once per group (prefill and training forward), the same computation as mmrft's default;
+`floor-plain` is the naive `generate(num_return_sequences=G)` + full-sequence forward. mmrft / floor is mmrft's
+overhead over the least work the step needs (target: <= 1.5x); sampled lengths differ from run to run, so the
+ratio is also given per generated token.
 
 The work is the same on both sides (every knob is listed under "mapping" in the JSON): P prompts per step x G
 completions each, at most T new tokens, temperature 1, learning rate 1e-4, no KL, Dr. GRPO (advantage = reward minus
@@ -24,6 +35,7 @@ of every step. Written atomically to `--out` (default benchmarks/results/rl_step
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -40,8 +52,11 @@ RESULTS = Path("benchmarks/results/rl_step")
 TASK = "count"
 MODEL_SEED = 0
 DATA_SEED = 2  # the demo's RL split seed
-FRAMEWORKS = ("mmrft", "trl")
-CHILD = {"mmrft": HERE / "rl_step_mmrft.py", "trl": HERE / "rl_step_trl.py"}
+FRAMEWORKS = ("mmrft", "trl", "floor", "floor-plain")
+CHILD = {"mmrft": HERE / "rl_step_mmrft.py", "trl": HERE / "rl_step_trl.py", "floor": HERE / "rl_step_floor.py",
+         "floor-plain": HERE / "rl_step_floor.py"}
+FLOOR_MODE = {"floor": "shared", "floor-plain": "plain"}
+FLOOR_TARGET = 1.5  # issue 22: mmrft's step within 1.5x of the floor
 
 # How each shared setting is spelled on the two sides (copied into the JSON; the children implement exactly this).
 MAPPING = {
@@ -83,6 +98,21 @@ MAPPING = {
     "seed": ["trainer.seed=S", "seed=S"],
 }
 
+# What the floor contenders do (rl_step_floor.py); the settings above (P, G, T, sampling, suppressed ids, lr, AdamW,
+# clipping, fp32, threads, prompts and their order) are the same.
+FLOOR_WORK = {
+    "encode": "the step's P images from disk, build_messages(prompt, 1, 'r1') through the processor's chat template, "
+              "one processor call (left padded); prompt token ids checked equal to mmrft's",
+    "generate": "one model.generate call for the P*G rows (as mmrft: one call per step); floor: each prompt "
+                "prefilled once, KV cache repeated G times; floor-plain: num_return_sequences=G",
+    "update": "one forward with gradients over the same prompt + completion tokens (floor: prompts once, completions "
+              "continuing from the repeated cache; floor-plain: the P*G full sequences), log-probs of the completion "
+              "tokens, loss -(logp * adv * mask).sum() / (P*G*T) with a fixed zero-mean advantage per group, "
+              "backward, clip_grad_norm 1.0, torch.optim.AdamW step, zero_grad",
+    "not done": "rewards, advantage estimation from rewards, entropy, metrics, logging, reward worker, checkpoints",
+    "lengths": "the model's own (stops at its end tokens, no min_new_tokens), as in mmrft: tokens per step and the "
+               "longest completion (decode steps) are reported for every contender, and the ratio per token",
+}
 
 def write_json(path: Path, obj) -> Path:
     """Temporary file beside `path`, fsync, `os.replace`: a reader never sees half a file."""
@@ -227,7 +257,8 @@ def run_child(framework: str, spec: dict, workdir: Path, round_no: int, position
     result_path = workdir / "runs" / f"{tag}.result.json"
     log_path = workdir / "runs" / f"{tag}.log"
     result_path.unlink(missing_ok=True)
-    write_json(spec_path, {**spec, "run_dir": str(workdir / "runs" / tag)})
+    extra = {"floor_mode": FLOOR_MODE[framework]} if framework in FLOOR_MODE else {}
+    write_json(spec_path, {**spec, **extra, "run_dir": str(workdir / "runs" / tag)})
     threads = str(spec["threads"])
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "CUDA_VISIBLE_DEVICES": "",
            "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
@@ -253,6 +284,7 @@ def summarise(rounds: list[dict], completions: int) -> dict:
     measured = [s for r in rounds for s in r["steps"] if not s["warmup"]]
     step_s = [s["step_s"] for s in measured]
     interval = [s["interval_s"] for s in measured if s.get("interval_s") is not None]
+    cpu = [s["cpu_interval_s"] for s in measured if s.get("cpu_interval_s") is not None]
     tokens = [s["tokens"] for s in measured]
     per_step_tok_s = [t / s for t, s in zip(tokens, step_s)]
     rollout_tok_s = [s["tokens"] / s["rollout_s"] for s in measured if s.get("rollout_s")]
@@ -260,11 +292,17 @@ def summarise(rounds: list[dict], completions: int) -> dict:
     return {
         "step_s": _stats(step_s),
         "interval_s": _stats(interval),
+        # CPU seconds of the run's main process (all its threads) between consecutive step ends: the work done,
+        # less sensitive than wall time to other jobs on the machine (spin-waiting threads still count)
+        "cpu_interval_s": _stats(cpu),
         "completions_per_s": completions / med if med else None,
         "gen_tokens_per_s": _med(per_step_tok_s),
         "rollout_tokens_per_s": _med(rollout_tok_s),
         "tokens_per_step": _med(tokens),
+        "s_per_1k_tokens": _med([1000 * s / t for s, t in zip(step_s, tokens) if t]),
         "completion_length_mean": _med([s["completion_length_mean"] for s in measured]),
+        # the longest completion of a step: how many decode steps `generate` ran (None where not recorded)
+        "decode_steps": _med([s.get("completion_length_max") for s in measured]),
         "time_split_s": {k: _med([s.get(f"{k}_s") for s in measured])
                          for k in ("rollout", "reward", "prepare", "update")},
         "peak_rss_mb": max(r["rusage_mb"]["self"] for r in rounds),
@@ -272,9 +310,46 @@ def summarise(rounds: list[dict], completions: int) -> dict:
         "peak_tree_rss_mb": max((r["peak_tree_rss_mb"] or 0) for r in rounds) or None,
         "startup_s": _med([r.get("startup_s") for r in rounds]),
         "torch_threads": sorted({r.get("torch_threads") for r in rounds}),
-        "reward_mean_measured": statistics.fmean(s["reward_mean"] for s in measured) if measured else None,
+        "reward_mean_measured": (statistics.fmean(s["reward_mean"] for s in measured)
+                                 if measured and all(s["reward_mean"] is not None for s in measured) else None),
         "reward_mean_by_step": [[s["reward_mean"] for s in r["steps"]] for r in rounds],
     }
+
+
+def _ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def compare(frameworks: dict) -> dict:
+    """Ratios between the contenders present: TRL / mmrft, and each of mmrft and TRL over `floor` and `floor-plain`
+    (per step, per generated token, rollout and update phases); whether the floor's prompt token ids equal mmrft's."""
+    out: dict = {}
+    summ = {fw: f["summary"] for fw, f in frameworks.items()}
+    if "mmrft" in summ and "trl" in summ:
+        out["trl_over_mmrft_step_s"] = _ratio(summ["trl"]["step_s"]["median"], summ["mmrft"]["step_s"]["median"])
+    for floor in ("floor", "floor-plain"):
+        if floor not in summ:
+            continue
+        f = summ[floor]
+        out[f"over_{floor.replace('-', '_')}"] = {
+            fw: {"step_s": _ratio(summ[fw]["step_s"]["median"], f["step_s"]["median"]),
+                 "interval_s": _ratio(summ[fw]["interval_s"]["median"], f["interval_s"]["median"]),
+                 "cpu_interval_s": _ratio((summ[fw].get("cpu_interval_s") or {}).get("median"),
+                                          (f.get("cpu_interval_s") or {}).get("median")),
+                 "per_token": _ratio(summ[fw]["s_per_1k_tokens"], f["s_per_1k_tokens"]),
+                 "rollout_s": _ratio(summ[fw]["time_split_s"]["rollout"], f["time_split_s"]["rollout"]),
+                 "update_s": _ratio(summ[fw]["time_split_s"]["update"], f["time_split_s"]["update"]),
+                 "tokens_per_step": _ratio(summ[fw]["tokens_per_step"], f["tokens_per_step"])}
+            for fw in ("mmrft", "trl") if fw in summ}
+    if "mmrft" in summ and "floor" in summ:
+        m = out["over_floor"]["mmrft"]["step_s"]
+        out["mmrft_over_floor_step_s"] = m
+        out["mmrft_within_floor_target"] = m is not None and m <= FLOOR_TARGET
+    floors = [fw for fw in ("floor", "floor-plain") if fw in frameworks]
+    if "mmrft" in frameworks and floors:
+        ids = {tuple(r.get("first_prompt_ids") or ()) for fw in ["mmrft", *floors] for r in frameworks[fw]["rounds"]}
+        out["floor_same_prompt_ids"] = len(ids) == 1 and () not in ids
+    return out
 
 
 def _fmt(x, spec: str = ".2f") -> str:
@@ -282,15 +357,17 @@ def _fmt(x, spec: str = ".2f") -> str:
 
 
 def table(res: dict) -> str:
-    head = ["framework", "s/step med", "min", "max", "interval", "compl/s", "gen tok/s", "rollout", "reward",
-            "prepare", "update", "peak RSS MB", "tree RSS MB", "reward"]
+    head = ["framework", "s/step med", "min", "max", "interval", "CPU s", "compl/s", "gen tok/s", "tok/step", "decode",
+            "rollout", "reward", "prepare", "update", "peak RSS MB", "tree RSS MB", "reward"]
     rows = [head]
     for fw, r in res["frameworks"].items():
         s = r["summary"]
         t = s["time_split_s"]
         rows.append([fw, _fmt(s["step_s"]["median"]), _fmt(s["step_s"]["min"]), _fmt(s["step_s"]["max"]),
-                     _fmt(s["interval_s"]["median"]), _fmt(s["completions_per_s"], ".1f"),
-                     _fmt(s["gen_tokens_per_s"], ".0f"), _fmt(t["rollout"]), _fmt(t["reward"], ".3f"),
+                     _fmt(s["interval_s"]["median"]), _fmt((s.get("cpu_interval_s") or {}).get("median")),
+                     _fmt(s["completions_per_s"], ".1f"),
+                     _fmt(s["gen_tokens_per_s"], ".0f"), _fmt(s["tokens_per_step"], ".0f"),
+                     _fmt(s.get("decode_steps"), ".0f"), _fmt(t["rollout"]), _fmt(t["reward"], ".3f"),
                      _fmt(t["prepare"], ".3f"), _fmt(t["update"]), _fmt(s["peak_rss_mb"], ".0f"),
                      _fmt(s["peak_tree_rss_mb"], ".0f"), _fmt(s["reward_mean_measured"], ".3f")])
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
@@ -299,9 +376,19 @@ def table(res: dict) -> str:
     ratio = res.get("trl_over_mmrft_step_s")
     if ratio:
         lines.append(f"TRL / mmrft seconds per step (medians): {ratio:.2f}x")
+    for key, floor in (("floor", "floor"), ("floor_plain", "floor-plain")):
+        ratios = res.get(f"over_{key}") or {}
+        for fw, r in ratios.items():
+            target = f"  (target <= {FLOOR_TARGET}x)" if fw == "mmrft" and key == "floor" else ""
+            lines.append(f"{fw} / {floor}: {_fmt(r['step_s'])}x per step, {_fmt(r['per_token'])}x per generated "
+                         f"token, {_fmt(r.get('cpu_interval_s'))}x CPU s; rollout {_fmt(r['rollout_s'])}x, "
+                         f"update {_fmt(r['update_s'])}x{target}")
+    if res.get("floor_same_prompt_ids") is not None:
+        lines.append(f"floor and mmrft prompt token ids equal: {res['floor_same_prompt_ids']}")
     for fw, r in res["frameworks"].items():
         curves = r["summary"]["reward_mean_by_step"]
-        lines.append(f"{fw} reward by step (round 1): " + " ".join(f"{x:.3f}" for x in curves[0]))
+        if all(x is not None for x in curves[0]):
+            lines.append(f"{fw} reward by step (round 1): " + " ".join(f"{x:.3f}" for x in curves[0]))
     return "\n".join(lines)
 
 
@@ -317,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads on both sides")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=list(FRAMEWORKS))
+    ap.add_argument("--frameworks", "--contenders", nargs="+", choices=FRAMEWORKS, default=None,
+                    help="what to run (default: all four; TRL left out when it is not installed)")
     ap.add_argument("--out", help="result JSON (default benchmarks/results/rl_step/rl_step_<size>.json)")
     ap.add_argument("--mmrft-set", action="append", default=[], metavar="KEY=VALUE",
                     help="extra mmrft config override, e.g. rollout.share_prefill=false to measure an optimisation "
@@ -327,6 +415,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.steps < 1 or args.warmup < 0 or args.rounds < 1 or args.group < 2 or args.prompts < 1:
         ap.error("need --steps >= 1, --warmup >= 0, --rounds >= 1, --group >= 2, --prompts >= 1")
+    if args.frameworks is None:
+        args.frameworks = list(FRAMEWORKS)
+        if importlib.util.find_spec("trl") is None:
+            print("TRL is not installed (pip install -e '.[bench]'): running without it", flush=True)
+            args.frameworks.remove("trl")
+    args.frameworks = list(dict.fromkeys(args.frameworks))
     out = Path(args.out) if args.out else RESULTS / f"rl_step_{args.size}.json"
     workdir = RESULTS / args.size
     load_start = os.getloadavg()
@@ -380,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
             "size": args.size, "rounds": args.rounds, "completions_per_step": completions, "task": TASK,
             "data_seed": DATA_SEED, "model_seed": MODEL_SEED, "algorithm": "Dr. GRPO (no KL, one on-policy step)"},
         "mapping": MAPPING,
+        "floor_work": FLOOR_WORK,
         "model": model_info,
         "versions": versions,
         "machine": {"cpu_count": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)),
@@ -387,10 +482,7 @@ def main(argv: list[str] | None = None) -> int:
                     "load_avg_start": load_start, "load_avg_end": os.getloadavg()},
         "frameworks": frameworks,
     }
-    if "mmrft" in frameworks and "trl" in frameworks:
-        a = frameworks["mmrft"]["summary"]["step_s"]["median"]
-        b = frameworks["trl"]["summary"]["step_s"]["median"]
-        res["trl_over_mmrft_step_s"] = b / a if a and b else None
+    res.update(compare(frameworks))
     write_json(out, res)
     print(table(res))
     print(f"wrote {out}")

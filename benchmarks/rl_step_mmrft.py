@@ -31,7 +31,9 @@ def main(spec_path: str, result_path: str) -> int:
 
     rows = {s.id: i for i, s in enumerate(load_samples(spec["data"], check_images=False))}
     stamps: dict[int, float] = {}
+    cpu: dict[int, float] = {}
     drawn: list[list[int]] = []
+    first_ids: list[int] = []
 
     class StampedTracker(run.Tracker):
         """Records when each training step is logged (its end), for the step-to-step wall interval."""
@@ -39,6 +41,7 @@ def main(spec_path: str, result_path: str) -> int:
         def log(self, step, metrics, phase="train"):
             if phase == "train":
                 stamps[step] = time.perf_counter()
+                cpu[step] = time.process_time()  # this process's CPU seconds, all its threads
             super().log(step, metrics, phase)
 
     real_sample_step = run.sample_step
@@ -46,6 +49,9 @@ def main(spec_path: str, result_path: str) -> int:
     def recording_sample_step(*args, **kwargs):
         out = real_sample_step(*args, **kwargs)
         drawn.append([rows[s.id] for s in out.drawn.prompts.samples])
+        if not first_ids:  # the first prompt's token ids, for rl_step.py's same-input check against the floor
+            inputs = out.drawn.prompts.inputs
+            first_ids.extend(inputs["input_ids"][0][inputs["attention_mask"][0].bool()].tolist())
         return out
 
     run.Tracker = StampedTracker
@@ -83,9 +89,11 @@ def main(spec_path: str, result_path: str) -> int:
         steps.append({
             "step": k, "warmup": k <= spec["warmup"], "step_s": r["time/step"],
             "interval_s": stamps[k] - stamps[k - 1] if k - 1 in stamps else None,
+            "cpu_interval_s": cpu[k] - cpu[k - 1] if k - 1 in cpu else None,
             "rollout_s": r.get("time/rollout"), "reward_s": r.get("time/reward"),
             "prepare_s": r.get("time/prepare"), "update_s": r.get("time/update"),
             "reward_mean": r["reward/mean"], "completion_length_mean": mean_len,
+            "completion_length_max": r.get("response_length/max"),
             "tokens": int(round(mean_len * p * g)),
         })
     # the run's final checkpoint (train_rl always writes one) is not part of the benchmark: free the disk
@@ -93,7 +101,7 @@ def main(spec_path: str, result_path: str) -> int:
     first_start = stamps[1] - steps[0]["step_s"] if steps and 1 in stamps else None
     write_json(result_path, {
         "framework": "mmrft", "steps": steps, "prompt_rows": drawn, "rusage_mb": rusage_mb(),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads(), "first_prompt_ids": first_ids,
         "startup_s": first_start - T_START if first_start is not None else None,
     })
     return 0

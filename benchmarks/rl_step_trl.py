@@ -88,13 +88,14 @@ def main(spec_path: str, result_path: str) -> int:
 
     class StepTimer(TrainerCallback):
         def __init__(self):
-            self.begin, self.end = {}, {}
+            self.begin, self.end, self.cpu = {}, {}, {}
 
         def on_step_begin(self, args, state, control, **kw):
             self.begin[state.global_step + 1] = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kw):
             self.end[state.global_step] = time.perf_counter()
+            self.cpu[state.global_step] = time.process_time()
 
     processor_for_ids = AutoProcessor.from_pretrained(spec["model"])
     suppress = media_token_ids(processor_for_ids)
@@ -128,6 +129,7 @@ def main(spec_path: str, result_path: str) -> int:
         steps.append({
             "step": k, "warmup": k <= spec["warmup"], "step_s": step_s,
             "interval_s": timer.end[k] - timer.end[k - 1] if k - 1 in timer.end else None,
+            "cpu_interval_s": timer.cpu[k] - timer.cpu[k - 1] if k - 1 in timer.cpu else None,
             "rollout_s": t.get("rollout", 0.0), "reward_s": t.get("reward", 0.0),
             "prepare_s": gs - t.get("rollout", 0.0) - t.get("reward", 0.0), "update_s": step_s - gs,
             "reward_mean": h["reward"], "completion_length_mean": mean_len,
