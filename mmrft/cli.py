@@ -19,8 +19,23 @@ def _cmd_make_tiny_model(args) -> int:
 
     out = make_tiny_model(args.out, arch=args.arch, size=args.size, corpus=tokenizer_corpus(), seed=args.seed,
                           overwrite=args.overwrite)
-    print(f"wrote {args.arch} ({args.size}) to {out}")
+    import json
+
+    arch = json.loads((out / "mmrft_tiny.json").read_text())["arch"]
+    print(f"wrote {arch} ({args.size}) to {out}")
     return 0
+
+
+def _cmd_plan(args) -> int:
+    import json
+
+    from mmrft.plan import format_plan, parse_bytes, plan_from_config
+
+    plan = plan_from_config(_load_cfg(args), gpus=args.gpus,
+                            gpu_memory=parse_bytes(args.gpu_memory) if args.gpu_memory else None,
+                            overhead=parse_bytes(args.overhead), prompt_tokens=args.prompt_tokens)
+    print(json.dumps(plan.to_dict(), indent=2) if args.json else format_plan(plan))
+    return 0 if plan.fits is not False else 1
 
 
 def _cmd_synth(args) -> int:
@@ -220,6 +235,7 @@ def _eval_parsers(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mmrft.models.sizes import REAL_SIZES
     from mmrft.models.tiny import ARCHS
 
     p = argparse.ArgumentParser(prog="mmrft", description="Reinforcement fine-tuning of multimodal LLMs.")
@@ -229,8 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("make-tiny-model", help="build a tiny random VLM with a locally trained tokenizer",
                        description="Write a tiny, randomly initialised model of a real architecture to OUT.")
     s.add_argument("out", help="output directory")
-    s.add_argument("--arch", default="qwen2_vl", choices=list(ARCHS), help="a transformers model_type")
-    s.add_argument("--size", default="tiny", choices=["tiny", "small"], help="tiny ~2.4M params, small ~30M")
+    s.add_argument("--arch", default=None, choices=list(ARCHS),
+                   help="a transformers model_type (default: qwen2_vl, or the --size checkpoint's own family)")
+    s.add_argument("--size", default="tiny", choices=["tiny", "small", *REAL_SIZES],
+                   help="tiny ~2.4M params, small ~30M (fp32); qwen2.5-vl-3b / qwen2.5-vl-7b: the published "
+                   "checkpoint's layer counts and widths with the tiny tokenizer, random bf16 weights (3.4 G / 7.6 G "
+                   "parameters; see mmrft/models/sizes.py)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     s.set_defaults(fn=_cmd_make_tiny_model)
@@ -261,6 +281,24 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--resume", metavar="RUN_DIR|auto",
                            help="continue a run from its newest valid checkpoint (auto: trainer.output_dir, if any)")
         s.set_defaults(fn=fn)
+
+    s = sub.add_parser("plan", help="the memory each rank needs for a config, before launching it",
+                       description="Weights, gradients, optimizer states, activations, logits, the rollout KV cache "
+                       "and vLLM's share per rank for CONFIG (reads model.path's config.json; loads no weights), the "
+                       "peak and whether it fits --gpu-memory, with the biggest term named. Formulas: mmrft/plan.py. "
+                       "Exit code 1 when it does not fit.")
+    s.add_argument("config", help="YAML config file")
+    s.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    s.add_argument("--gpus", type=int, default=1, help="ranks (processes, one GPU each); FSDP shards over them "
+                   "when trainer.fsdp=true")
+    s.add_argument("--gpu-memory", help="memory per GPU, e.g. 80GB (10^9 bytes) or 80GiB; omitted: no verdict")
+    s.add_argument("--overhead", default="0", help="add this to the peak: the runtime outside the tensors counted "
+                   "(CUDA context and allocator slack, ~1GiB on a GPU; the Python/torch process on a CPU)")
+    s.add_argument("--prompt-tokens", type=int, help="prompt length in tokens (default: 64 text tokens + one image "
+                   "at data.max_pixels, else the processor's max_pixels)")
+    s.add_argument("--json", action="store_true", help="print the plan as JSON")
+    s.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    s.set_defaults(fn=_cmd_plan)
 
     s = sub.add_parser("demo", help="tiny model + synthetic counting: SFT, then GRPO, held-out table",
                        description="Build the tiny model, generate data, run SFT then GRPO, and print held-out "

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-COMMANDS = ["make-tiny-model", "synth", "sft", "train", "demo"]
+COMMANDS = ["make-tiny-model", "synth", "sft", "train", "demo", "plan"]
 
 
 def run(*args, cwd=None):

@@ -221,10 +221,11 @@ def build_config(arch: str, size: TinySize, tokenizer: PreTrainedTokenizerFast):
     raise ValueError(f"unknown arch {arch!r}; expected one of {', '.join(QWEN_ARCHS)}")
 
 
-def build_processor(arch: str, size: TinySize, tokenizer: PreTrainedTokenizerFast):
+def build_processor(arch: str, image_size: int, tokenizer: PreTrainedTokenizerFast):
+    """The family's image-only processor, resizing every image to about `image_size` pixels on a side."""
     from transformers import Qwen2VLImageProcessorPil
 
-    pixels = size.image_size * size.image_size
+    pixels = image_size * image_size
     image_processor = Qwen2VLImageProcessorPil(min_pixels=pixels, max_pixels=pixels)
     return IMAGE_ONLY_PROCESSORS[arch](
         image_processor=image_processor, tokenizer=tokenizer, chat_template=QWEN2_VL_CHAT_TEMPLATE
@@ -233,7 +234,7 @@ def build_processor(arch: str, size: TinySize, tokenizer: PreTrainedTokenizerFas
 
 def make_tiny_model(
     out: str | os.PathLike,
-    arch: str = "qwen2_vl",
+    arch: str | None = None,
     size: str = "tiny",
     corpus: Iterable[str] = (),
     seed: int = 0,
@@ -241,28 +242,43 @@ def make_tiny_model(
     overwrite: bool = False,
 ) -> Path:
     """Write a tiny random `arch` model (any of `ARCHS`, a transformers `model_type`) with processor to `out`;
-    returns the path.
+    returns the path (`arch` None: qwen2_vl, or a real size's own family). `size`: a key of `SIZES` (toy sizes,
+    fp32), or of `mmrft.models.sizes.REAL_SIZES` (a real checkpoint's published shapes with the tiny tokenizer, bf16;
+    `arch` must be that checkpoint's).
 
     The directory is written under a temporary name and renamed, so a crash never leaves a half-written model.
     """
-    if arch not in ARCHS:
+    from mmrft.models.sizes import REAL_SIZES, build_real_config
+
+    if arch is not None and arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; expected one of {', '.join(ARCHS)}")
-    if size not in SIZES:
-        raise ValueError(f"unknown size {size!r}; expected one of {', '.join(SIZES)}")
+    if size not in SIZES and size not in REAL_SIZES:
+        raise ValueError(f"unknown size {size!r}; expected one of {', '.join([*SIZES, *REAL_SIZES])}")
+    real = REAL_SIZES.get(size)
+    if arch is None:  # the real size's own family, else Qwen2-VL
+        arch = real.arch if real is not None else "qwen2_vl"
+    if real is not None and arch != real.arch:
+        raise ValueError(f"size {size!r} is a {real.arch} configuration ({real.checkpoint}); got arch {arch!r}")
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty (pass overwrite=True / --overwrite to replace it)")
-    spec = SIZES[size]
     torch.manual_seed(seed)
-    if arch in QWEN_ARCHS:
+    if real is not None:  # published shapes, the tiny tokenizer; built directly in bf16 (no fp32 copy)
+        tokenizer = train_tokenizer(corpus, vocab_size=vocab_size)
+        ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
+        model = AutoModelForImageTextToText.from_config(build_real_config(size, tokenizer, ids),
+                                                        dtype=getattr(torch, real.dtype))
+        processor = build_processor(arch, real.image_size, tokenizer)
+    elif arch in QWEN_ARCHS:
+        spec = SIZES[size]
         tokenizer = train_tokenizer(corpus, vocab_size=vocab_size)
         config = build_config(arch, spec, tokenizer)
         model = AutoModelForImageTextToText.from_config(config)
-        processor = build_processor(arch, spec, tokenizer)
+        processor = build_processor(arch, spec.image_size, tokenizer)
     else:
         from mmrft.models.builders import BUILDERS
 
-        model, processor = BUILDERS[arch](spec, list(corpus), vocab_size)
+        model, processor = BUILDERS[arch](SIZES[size], list(corpus), vocab_size)
     # generation stops at the family's end-of-turn token and pads with its pad token
     model.generation_config.eos_token_id = model.config.text_config.eos_token_id
     model.generation_config.pad_token_id = model.config.text_config.pad_token_id
