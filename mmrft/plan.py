@@ -45,13 +45,6 @@ Training phase (one micro-batch of m sequences forward and backward):
                                                 (2x2 merge), D = channels * temporal patch * patch^2 (1176 for
                                                 Qwen-VL) values in fp32, plus the tower's copy in the model dtype
                                                 (b' = b, or 0 for fp32, where the cast copies nothing)
-    tower inputs     (Lv + 1) * i * x * hv * b      a frozen tower under gradient checkpointing: the model's input-
-                                                embedding hook (`enable_input_require_grads`, which transformers and
-                                                peft install for checkpointing) reaches the tower's patch embedding
-                                                too, so its output requires grad and each of the Lv checkpointed
-                                                tower blocks keeps its input (hv the tower's width), and the tower is
-                                                recomputed and differentiated in backward although nothing in it
-                                                trains. Measured on small-lora: 9 x (16384, 256) bf16 tensors.
 End of run (LoRA, unsharded):
     final save       P * b                      the adapter is merged into a deep copy of the model for `final/`
 Peak = persistent + max(rollout, training, save phase) + overhead (the runtime: CUDA context and allocator slack on
@@ -143,11 +136,6 @@ def media_input_bytes(images: int, patches: int, patch_dim: int, dtype_bytes: in
     """i * x * D * (4 + b'): the fp32 pixel patches of `images` images and the tower's copy in the model dtype (b' = b
     below fp32, 0 in fp32: no copy)."""
     return images * patches * patch_dim * (4 + (dtype_bytes if dtype_bytes < 4 else 0))
-
-
-def tower_input_bytes(layers: int, images: int, patches: int, width: int, dtype_bytes: int) -> int:
-    """(Lv + 1) * i * x * hv * b: the inputs a checkpointed tower keeps when its patch embedding requires grad."""
-    return (layers + 1) * images * patches * width * dtype_bytes
 
 
 def micro_batch_sequences(micro_batch_size: int, group_size: int, groups: int) -> int:
@@ -356,11 +344,6 @@ def plan_memory(shape: ModelShape, *, dtype: str, lora: bool, freeze_vision: boo
                       activation_bytes(shape.vision_layers, patches, shape.vision_hidden, shape.vision_hidden,
                                        shape.vision_intermediate, b, gradient_checkpointing),
                       f"{shape.vision_layers} tower layers x {patches} patches (trainable tower)"))
-    elif gradient_checkpointing and shape.vision_layers and image_tokens:
-        t.append(Term("tower inputs (frozen, checkpointed)", "training",
-                      tower_input_bytes(shape.vision_layers, images, per_image, shape.vision_hidden, b),
-                      f"({shape.vision_layers}+1) x {images} images x {per_image} patches x hv={shape.vision_hidden}"
-                      f" x {b} B (the input-embedding hook makes the tower's output require grad)"))
     t.append(Term("logits", "training", logits_bytes(m, max_new_tokens, shape.vocab, b),
                   f"{m} seqs x {max_new_tokens} x V={shape.vocab:,} x {12 if b >= 4 else 2 * b + 12} B"))
     if lora and s == 1:

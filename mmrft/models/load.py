@@ -129,7 +129,31 @@ def load_policy(cfg: ModelConfig, device: torch.device | str = "cpu"):
             task_type="CAUSAL_LM",
         )
         model = get_peft_model(model, lora)
+    drop_tower_input_grads(model)
     return model, processor
+
+
+def drop_tower_input_grads(model: torch.nn.Module) -> int:
+    """Remove the hooks that make a frozen tower's activations require gradients; returns how many.
+
+    `enable_input_require_grads` (transformers calls it for gradient checkpointing, peft for adapters) hooks the
+    input embeddings of every sub-model, the vision tower's patch embedding included. A frozen tower's output then
+    requires grad: each of its checkpointed blocks keeps its input, and the tower is recomputed and back-propagated
+    every step for no parameter (measured on the small Qwen2-VL with LoRA: 72 MiB of saved inputs). The language
+    model's own hook stays; non-reentrant checkpointing, which mmrft uses, needs neither for parameter gradients.
+    A tower with anything to train (not frozen, or LoRA on its modules) keeps its hooks."""
+    keys = family_of(model).tower_keys
+    if any(p.requires_grad for name, p in model.named_parameters() if any(key in name for key in keys)):
+        return 0
+    n = 0
+    for name, module in model.named_modules():
+        if not any(key in name for key in keys):
+            continue
+        for hook_id, hook in list(module._forward_hooks.items()):
+            if getattr(hook, "__name__", "").startswith("make_inputs_require_grad"):  # transformers' and peft's
+                del module._forward_hooks[hook_id]
+                n += 1
+    return n
 
 
 def media_token_ids(processor, model=None) -> list[int]:
