@@ -231,8 +231,10 @@ class HealthMonitor:
         self.gaming = FormatGaming(cfg)
         self.kl = UpdateSize("kl_blowup", ("actor/kl", "actor/approx_kl"), cfg.kl_max, "kl_max", cfg.patience)
         self.clip = UpdateSize("clip_blowup", ("actor/clip_frac",), cfg.clip_frac_max, "clip_frac_max", cfg.patience)
-        self.best_eval: Optional[tuple[float, float]] = None  # (held-out accuracy, train reward then)
+        # (held-out accuracy, train reward then: None for an evaluation before any step, e.g. the starting point's)
+        self.best_eval: Optional[tuple[float, Optional[float]]] = None
         self.recent_reward: deque = deque(maxlen=max(1, cfg.baseline_steps))
+        self.first_rewards: list[float] = []  # the first baseline_steps steps': what "rose" is measured from then
         self.heldout_fired = False
         self.fired: list[tuple[int, str, str]] = []  # (step, alarm, message), every alarm given
         self.stop_reason: Optional[str] = None
@@ -251,6 +253,8 @@ class HealthMonitor:
         reward = _get(metrics, "reward/mean")
         if reward is not None:
             self.recent_reward.append(reward)
+            if len(self.first_rewards) < self.recent_reward.maxlen:
+                self.first_rewards.append(reward)
         ratio = self.lengths.ratio(metrics)  # None while the baseline is being measured
         checks = [(a, a.check(step, metrics)) for a in (self.entropy, self.gaming, self.kl, self.clip)]
         checks += [(a, a.check(step, metrics, ratio)) for a in (self.collapse, self.explosion)]
@@ -268,11 +272,14 @@ class HealthMonitor:
             return False
         train = sum(self.recent_reward) / len(self.recent_reward) if self.recent_reward else None
         if self.best_eval is None or accuracy > self.best_eval[0]:
-            self.best_eval = (accuracy, train if train is not None else -math.inf)
+            self.best_eval = (accuracy, train)
             self.heldout_fired = False
             return False
         best, train_then = self.best_eval
-        holds = accuracy <= best - self.cfg.heldout_drop and train is not None and train > train_then
+        if train_then is None and self.first_rewards:  # best before any step: compare with the first steps' reward
+            train_then = sum(self.first_rewards) / len(self.first_rewards)
+        holds = (accuracy <= best - self.cfg.heldout_drop and train is not None and train_then is not None
+                 and train > train_then)
         if holds and not self.heldout_fired:
             self.heldout_fired = True
             self._fire(step, "heldout_drop", (
@@ -293,7 +300,8 @@ class HealthMonitor:
                 "streaks": {a.name: [a.streak.count, a.streak.fired] for a in self._streak_alarms()},
                 "format": {"history": [list(x) for x in self.gaming.history], "fired": self.gaming.fired},
                 "best_eval": list(self.best_eval) if self.best_eval is not None else None,
-                "recent_reward": list(self.recent_reward), "heldout_fired": self.heldout_fired,
+                "recent_reward": list(self.recent_reward), "first_rewards": list(self.first_rewards),
+                "heldout_fired": self.heldout_fired,
                 "fired": [list(x) for x in self.fired]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -303,7 +311,9 @@ class HealthMonitor:
         self.gaming.history.clear()
         self.gaming.history.extend(tuple(x) for x in state["format"]["history"])
         self.gaming.fired = state["format"]["fired"]
-        self.best_eval = tuple(state["best_eval"]) if state["best_eval"] is not None else None
+        best = state["best_eval"]  # checkpoints before first_rewards wrote -inf for "no train reward yet"
+        self.best_eval = (best[0], None if best[1] in (None, -math.inf) else best[1]) if best is not None else None
+        self.first_rewards = [float(x) for x in state.get("first_rewards", [])]
         self.recent_reward.clear()
         self.recent_reward.extend(state["recent_reward"])
         self.heldout_fired = state["heldout_fired"]

@@ -5,6 +5,7 @@ alarms are in tests/e2e/test_health_runs.py."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 
 import pytest
@@ -86,6 +87,20 @@ def test_heldout_drop_needs_train_reward_up_and_heldout_down():
     flat.update_eval(1, 0.5)
     flat.update(2, {"reward/mean": 0.4})
     assert not flat.update_eval(2, 0.3)  # held-out and train reward fell together: not this alarm
+
+
+def test_heldout_drop_from_the_starting_point_compares_with_the_first_steps_reward():
+    """The best evaluation is the step-0 one (no train reward yet): "rose" is measured from the first steps'."""
+    m = HealthMonitor(cfg(heldout_drop=0.1, baseline_steps=2))
+    assert not m.update_eval(0, 0.55)
+    feed(m, [{"reward/mean": 0.5}, {"reward/mean": 0.5}, {"reward/mean": 0.5}])
+    assert not m.update_eval(3, 0.40)  # down 0.15, but the train reward stayed at 0.5: not this alarm
+    feed(m, [{"reward/mean": 0.7}, {"reward/mean": 0.8}])
+    assert m.update_eval(5, 0.40)
+    assert "(0.500 -> 0.750)" in m.fired[0][2] and "-inf" not in m.fired[0][2]
+    again = HealthMonitor(cfg(heldout_drop=0.1, baseline_steps=2))  # the baseline survives a checkpoint
+    again.load_state_dict(json.loads(json.dumps(m.state_dict())))
+    assert again.first_rewards == [0.5, 0.5] and again.best_eval == (0.55, None)
 
 
 def test_stop_and_off_switches():
