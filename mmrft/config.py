@@ -120,6 +120,9 @@ class RolloutConfig:
         "stale policy): none | tis | seq_tis | token_mask | seq_mask | icepop | seq_mask_tis | a registered name "
         "(mmrft.algorithms.ROLLOUT_CORRECTIONS); anything but none makes the engine return its log-probs", "none")
     correction_options: dict[str, Any] = _help("options of the correction, e.g. {cap: 2.0} for tis", factory=dict)
+    overlap: bool = _help(
+        "one-step off-policy: sample step t+1's batch while step t updates, from weights one update old (engine=hf "
+        "samples from a copy of the policy: its weights twice in memory); pair with a rollout.correction", False)
     share_prefill: bool = _help(
         "prefill each prompt (and encode its image) once and repeat its KV cache for the G samples; false: "
         "`generate(num_return_sequences=G)`, which prefills every copy (same samples, for measuring)", True)

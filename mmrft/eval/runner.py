@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
+from mmrft.config import eval_split_prefix
 from mmrft.data.collate import MediaOptions, encode_prompts
 from mmrft.models.families import family_of
 from mmrft.data.schema import Sample
@@ -130,3 +132,23 @@ def evaluate_benchmarks(cfg, model, processor, run_dir: Path, step: int, loaded:
         out[f"bench/{b.name}/accuracy"] = summary["overall"]["accuracy"]
         out[f"bench/{b.name}/skipped"] = float(summary["overall"]["n_skipped"])
     return out
+
+
+def results_from_metrics(rows: list[dict], held_out: dict[str, list[Sample]], splits: dict[str, str]
+                         ) -> Optional[dict[str, EvalResult]]:
+    """The held-out results an earlier run logged (its metric rows of one evaluation): split name -> result, for the
+    before/after table of a resumed run. None when nothing was logged or there is no held-out data."""
+    if not rows or not any(held_out.values()):
+        return None
+    results: dict[str, EvalResult] = {}
+    for name, samples in held_out.items():
+        if not samples:
+            continue
+        prefix = eval_split_prefix(name, splits)
+        counts: dict[str, int] = {}
+        for s in samples:
+            counts[s.task] = counts.get(s.task, 0) + 1
+        results[name] = EvalResult({t: {"accuracy": rows[-1].get(f"{prefix}/{t}/accuracy") or 0.0,
+                                        "reward": rows[-1].get(f"{prefix}/{t}/reward") or 0.0, "n": n}
+                                    for t, n in sorted(counts.items())})
+    return results

@@ -20,7 +20,8 @@ import torch
 from mmrft.config import Config, eval_split_prefix, eval_splits, import_plugins
 from mmrft.data.collate import encode_prompts, media_options
 from mmrft.errors import MmrftError
-from mmrft.eval.runner import EvalResult, check_benchmarks, evaluate_benchmarks, evaluate_held_out
+from mmrft.eval.runner import (EvalResult, check_benchmarks, evaluate_benchmarks, evaluate_held_out,
+                               results_from_metrics)
 from mmrft.models.families import family_of
 from mmrft.models.load import load_policy, resolve_device
 from mmrft.rewards.scoring import Scorer
@@ -31,18 +32,19 @@ from mmrft.track.metrics import Tracker, read_metrics, restore_metrics
 from mmrft.train.data import fit_to_model, load_data
 from mmrft.train.samplers import build_sampler
 from mmrft.train.dist import all_gather_list, any_rank, barrier, destroy, init_distributed, reduce_metrics, shard
-from mmrft.train.fsdp import (FullCritic, FullStateOptimizer, FullWeights, Snapshot, check_fsdp, check_fsdp_data,
-                              full_state_dict, gathered, unsharded_critic)
+from mmrft.train.fsdp import FullWeights, check_fsdp, check_fsdp_data, full_state_dict, gathered, unsharded_critic
 from mmrft.data.augment import anneal
 from mmrft.train.augment_rollouts import check_augment, perturbed_samples
 from mmrft.train.health import FlatRewardWatch, HealthMonitor
+from mmrft.train.overlap import PolicyCopyEngine, SamplingAhead, check_overlap
 from mmrft.train.learn import (TrainBatch, batch_metrics, build_learner, check_algorithm, estimate_advantages,
                                per_completion, prepare_batch, response_budget, update_weights)
 from mmrft.train.progress import Progress
 from mmrft.train.run_dir import prepare_run_dir, resume_checkpoint
+from mmrft.train.run_parts import checkpoint_parts, saveable_parts
 from mmrft.train.runtime import seed_everything, set_threads
 from mmrft.train.sampling import StepSamples, sample_step
-from mmrft.train.state import load_checkpoint, rng_state, save_checkpoint, save_model
+from mmrft.train.state import load_checkpoint, save_checkpoint, save_model
 from mmrft.train.step_metrics import dump_rollouts
 
 log = logging.getLogger("mmrft")
@@ -76,6 +78,7 @@ class RLRun:
         check_benchmarks(cfg)
         check_rollout_engine(ro)
         check_multi_turn(cfg)
+        check_overlap(cfg)
         train, held_out = load_data(cfg)
         if ctx.fsdp:
             check_fsdp_data(train, f"data.train ({cfg.data.train})")
@@ -99,7 +102,7 @@ class RLRun:
         self.start, self.nonfinite, self.resumed = 1, 0, ckpt is not None
         state: dict = {}
         if ckpt is not None:
-            state = load_checkpoint(ckpt, self._checkpoint_parts(), rank=ctx.rank)
+            state = load_checkpoint(ckpt, checkpoint_parts(self.learner, self.generator, ctx), rank=ctx.rank)
             self.sampler.load_state_dict(state["sampler"])
             self.start, self.nonfinite = state["step"] + 1, state.get("nonfinite_in_a_row", 0)
             if ctx.is_main:
@@ -108,8 +111,14 @@ class RLRun:
         # one engine per rank; one that holds its own copy of the weights (vLLM) is synced after every update; with
         # tools or an environment, every row is a multi-turn trajectory (`mmrft.rollout.multiturn`)
         engine = ROLLOUT_ENGINES[ro.engine](cfg, self.model, self.processor, rank=ctx.rank, gather=gathered)
-        self.engine = multi_turn(cfg, engine, self.model, self.processor)
         self.engine_own_weights = bool(ROLLOUT_ENGINES.info(ro.engine).get("own_weights"))
+        if ro.overlap and not self.engine_own_weights:  # sample from a copy, so the policy can update meanwhile
+            engine = PolicyCopyEngine(self.model, self.processor, ro.share_prefill, ro.correction != "none")
+        self.engine = multi_turn(cfg, engine, self.model, self.processor)
+        # rollout.overlap: the next step's batch sampled in the background, scored by a scorer of its own
+        self.ahead = SamplingAhead(self.engine) if ro.overlap else None
+        self.ahead_scorer = Scorer.from_config(cfg) if ro.overlap else None
+        self.updates = self.staleness = 0  # updates this process made; how many the batch's sampler lagged behind
         self.tools = prompt_tools(cfg)  # the function-calling schemas the prompts offer (multi-turn runs)
         self.eval_engine = multi_turn(cfg, HFRolloutEngine(self.model, self.processor), self.model, self.processor)
         self.scorer = Scorer.from_config(cfg)
@@ -144,12 +153,36 @@ class RLRun:
         with the policy itself holds its full (FSDP-gathered) weights for the whole phase."""
         self.timings = {"start": time.time()}
         self.step = step
+        if self.ahead is not None:
+            return self._sample_overlapped(step)
         with contextlib.nullcontext() if self.engine_own_weights else gathered(self.model):
-            samples = sample_step(self._draw, self._encode, self.engine, self.params, self.scorer,
-                                  self.cfg.algorithm, self.processor.tokenizer.pad_token_id, self.timings, self.ctx,
-                                  response_budget(self.cfg), self._augment if self.augment_n else None,
-                                  self.augment_n)
+            samples = self._sample_step(self._draw, self._encode, self.scorer, self.timings)
         self._observe(samples)
+        return samples
+
+    def _sample_step(self, draw, encode, scorer: Scorer, timings: dict) -> StepSamples:
+        return sample_step(draw, encode, self.engine, self.params, scorer, self.cfg.algorithm,
+                           self.processor.tokenizer.pad_token_id, timings, self.ctx, response_budget(self.cfg),
+                           self._augment if self.augment_n else None, self.augment_n)
+
+    def _sample_overlapped(self, step: int) -> StepSamples:
+        """`rollout.overlap` (`mmrft.train.overlap`): this step's batch, sampled while the last step updated (or now,
+        on-policy: the first step, the step after a checkpoint); then the next step's, started in the background
+        from the current weights, its prompts drawn and encoded here."""
+        ahead, tr = self.ahead, self.cfg.trainer
+        got = ahead.take(self.timings)
+        if got is None:
+            ahead.sync(self.model, self.updates)
+            got = self._sample_step(self._draw, self._encode, self.scorer, self.timings), self.updates
+        samples, version = got
+        self.staleness = self.updates - version
+        self._observe(samples)
+        if step < tr.steps and not (tr.checkpoint_every and step % tr.checkpoint_every == 0):
+            ahead.sync(self.model, self.updates)
+            chunk = self._draw()
+            prompts = self._encode(chunk)
+            ahead.start(lambda timings: self._sample_step(lambda: chunk, lambda _: prompts, self.ahead_scorer,
+                                                          timings))
         return samples
 
     def _observe(self, samples: StepSamples) -> None:
@@ -185,7 +218,8 @@ class RLRun:
         metrics = update_weights(self.cfg, self.learner, batch, advantages, returns, self.generator, self.ctx)
         metrics.update(batch_metrics(self.cfg, batch, advantages, returns))
         metrics["time/prepare"], metrics["time/update"] = self.timings["prepare"], time.time() - t0
-        if self.engine_own_weights:  # the engine samples from its own copy
+        self.updates += 1
+        if self.engine_own_weights and self.ahead is None:  # its own copy (with overlap: synced as it starts)
             t_sync = time.time()
             self.engine.sync_weights(self.model)
             metrics["time/weight_sync"] = time.time() - t_sync
@@ -205,6 +239,9 @@ class RLRun:
             "time/reward": self.timings.get("reward", 0.0), "time/step": time.time() - self.timings["start"],
             "tokens/s": float(samples.drawn.lengths.sum()) / max(rollout_time, 1e-9),
         })
+        if self.ahead is not None:  # updates between the sampler's weights and the policy this batch updated
+            metrics.update({"rollout/staleness": float(self.staleness),
+                            "time/rollout_wait": self.timings.get("rollout_wait", 0.0)})
         if self.augment_n:
             metrics["augment/level"] = self.augment_level()  # the perturbation's annealed strength this step
         metrics = reduce_metrics(metrics, self.ctx)
@@ -257,7 +294,8 @@ class RLRun:
         other ranks). Step 0 is the starting point: when resuming, its result is read back from the interrupted
         run's metrics."""
         if step == 0 and self.resumed:
-            self.before = self._eval_from_metrics(0)
+            rows = [r for r in read_metrics(self.run_dir) if r.get("phase") == "eval" and r["step"] == 0]
+            self.before = results_from_metrics(rows, self.held_out, self.splits)
             return self.before
         with gathered(self.model):
             result = self._evaluate(step) if self.ctx.is_main else None  # the others wait at the next collective
@@ -284,30 +322,13 @@ class RLRun:
             self.tracker.log(step, metrics, "eval")
         return results or None
 
-    def _eval_from_metrics(self, step: int) -> Optional[dict[str, EvalResult]]:
-        """The held-out results logged at `step` by the interrupted run (for the before/after table of a resumed
-        one)."""
-        rows = [r for r in read_metrics(self.run_dir) if r.get("phase") == "eval" and r["step"] == step]
-        if not rows or not any(self.held_out.values()):
-            return None
-        results: dict[str, EvalResult] = {}
-        for name, samples in self.held_out.items():
-            if not samples:
-                continue
-            prefix = eval_split_prefix(name, self.splits)
-            counts: dict[str, int] = {}
-            for s in samples:
-                counts[s.task] = counts.get(s.task, 0) + 1
-            results[name] = EvalResult({t: {"accuracy": rows[-1].get(f"{prefix}/{t}/accuracy") or 0.0,
-                                            "reward": rows[-1].get(f"{prefix}/{t}/reward") or 0.0, "n": n}
-                                        for t, n in sorted(counts.items())})
-        return results
-
     def checkpoint(self, step: int) -> Optional[Path]:
         """A resumable checkpoint; rank 0 writes it (the weights are the same on every rank, or gathered to rank 0
         under FSDP)."""
         path = None
-        parts = self._saveable_parts()  # FSDP: gathered on every rank
+        if self.ahead is not None:  # a stop: the batch sampled ahead is dropped (periodic checkpoints sample none)
+            self.ahead.discard()
+        parts = saveable_parts(self.learner, self.generator, self.ctx)  # FSDP: gathered on every rank
         if self.ctx.is_main:
             state = {"sampler": self.sampler.state_dict(), "nonfinite_in_a_row": self.nonfinite,
                      "health": self.health.state_dict(), "flat_reward_streak": self.flat_watch.streak}
@@ -338,6 +359,9 @@ class RLRun:
         barrier(ctx)
 
     def close(self) -> None:
+        if self.ahead is not None:
+            self.ahead.close()
+            self.ahead_scorer.close()
         self.progress.close()
         self.tracker.close()
         self.scorer.close()
@@ -367,32 +391,6 @@ class RLRun:
         return {f"{name}/{task}": v for name, res in results.items() for task, v in res.per_task.items()}
 
     # -- what a checkpoint holds -------------------------------------------------------------------------------
-
-    def _checkpoint_parts(self) -> dict:
-        """What a checkpoint restores. Under FSDP the policy's weights are loaded before sharding (policy None here)
-        and the optimizer goes through full, name-keyed state dicts."""
-        learner = self.learner
-        if not self.ctx.fsdp:
-            return {"policy": learner.model, "critic": learner.critic, "optimizers": learner.optimizers(),
-                    "generator": self.generator}
-        optimizers = {"optimizer": FullStateOptimizer(learner.model, learner.optimizer),
-                      "scheduler": learner.scheduler}
-        if learner.critic is not None:
-            optimizers.update(critic_optimizer=FullStateOptimizer(learner.critic, learner.critic_optimizer),
-                              critic_scheduler=learner.critic_scheduler)
-        return {"policy": None, "critic": None, "generator": self.generator, "optimizers": optimizers}
-
-    def _saveable_parts(self) -> dict:
-        """What a checkpoint writes; under FSDP every rank calls this (the full tensors are gathered to rank 0)."""
-        parts, learner = self._checkpoint_parts(), self.learner
-        if self.ctx.enabled:  # every rank's random state, so a resumed run samples what the uninterrupted one would
-            parts["rank_rng"] = all_gather_list(rng_state(self.generator), self.ctx)[1:]
-        if self.ctx.fsdp:
-            parts["policy"] = FullWeights(learner.model, full_state_dict(learner.model))
-            if learner.critic is not None:
-                parts["critic"] = FullCritic(learner.critic, full_state_dict(learner.critic))
-            parts["optimizers"] = {k: Snapshot(v.state_dict()) for k, v in parts["optimizers"].items()}
-        return parts
 
 
 __all__ = ["RLRun", "check_algorithm"]

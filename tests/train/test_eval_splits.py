@@ -77,27 +77,23 @@ def test_rl_run_logs_each_split_before_and_after(tmp_path, tiny_model_dir, count
     assert "ood/count" in comparison_table(res["eval_before"], res["eval_after"])
 
 
-def test_a_resumed_run_reads_each_splits_start_back(tmp_path):
-    from types import SimpleNamespace
-
+def test_a_resumed_run_reads_each_splits_start_back():
     from mmrft.data.schema import Sample
-    from mmrft.train.run import RLRun
+    from mmrft.eval.runner import results_from_metrics
 
     rows = [{"step": 0, "phase": "eval", "eval/id/count/accuracy": 0.5, "eval/id/count/reward": 0.4,
              "eval/ood/count/accuracy": 0.25, "eval/ood/count/reward": 0.2}]
-    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     s = Sample(id="a", prompt="q", answer="1", task="count")
     splits = {"id": "x", "ood": "y"}
-    run = SimpleNamespace(run_dir=tmp_path, held_out={"id": [s, s], "ood": [s]}, splits=splits)
-    got = RLRun._eval_from_metrics(run, 0)
+    got = results_from_metrics(rows, {"id": [s, s], "ood": [s]}, splits)
     assert {k: v.per_task for k, v in got.items()} == {
         "id": {"count": {"accuracy": 0.5, "reward": 0.4, "n": 2}},
         "ood": {"count": {"accuracy": 0.25, "reward": 0.2, "n": 1}}}
     # a single-split run: eval/<task>/... as before
-    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 0, "phase": "eval", "eval/count/accuracy": 0.75,
-                                                        "eval/count/reward": 0.5}) + "\n")
-    run = SimpleNamespace(run_dir=tmp_path, held_out={"eval": [s]}, splits={"eval": "x"})
-    assert RLRun._eval_from_metrics(run, 0)["eval"].per_task == {"count": {"accuracy": 0.75, "reward": 0.5, "n": 1}}
+    rows = [{"step": 0, "phase": "eval", "eval/count/accuracy": 0.75, "eval/count/reward": 0.5}]
+    got = results_from_metrics(rows, {"eval": [s]}, {"eval": "x"})
+    assert got["eval"].per_task == {"count": {"accuracy": 0.75, "reward": 0.5, "n": 1}}
+    assert results_from_metrics([], {"eval": [s]}, {"eval": "x"}) is None  # nothing logged
 
 
 def test_sft_logs_each_split(tmp_path, tiny_model_dir, count_data):
