@@ -213,6 +213,11 @@ def _parse(text: str, where: str) -> Any:
         return DataError(f"{where}: malformed JSON: {e}")
 
 
+def _unwritable(entry: Path, e: OSError) -> str:
+    return (f"cannot write the data cache {entry.parent} (set data.cache_dir or MMRFT_DATA_CACHE to a writable "
+            f"directory): {e}")
+
+
 # -- conversion into the cache ---------------------------------------------------------------------------------------
 
 def _convert(kind: str, files: list[Path], entry: Path) -> None:
@@ -221,8 +226,11 @@ def _convert(kind: str, files: list[Path], entry: Path) -> None:
         return
     import pyarrow as pa
 
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    except OSError as e:
+        raise DataError(_unwritable(entry, e)) from None
     try:
         for i, f in enumerate(files):
             batches = {"jsonl": _jsonl_batches, "json": _json_batches, "parquet": _parquet_batches}[kind](f)
@@ -240,8 +248,7 @@ def _convert(kind: str, files: list[Path], entry: Path) -> None:
             if not (entry / "done").is_file():
                 raise
     except OSError as e:
-        raise DataError(f"cannot write the data cache {entry.parent} (set data.cache_dir or MMRFT_DATA_CACHE to "
-                        f"a writable directory): {e}") from None
+        raise DataError(_unwritable(entry, e)) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     prefix = entry.name.rsplit("-", 1)[0] + "-"  # the same file's entries for earlier versions of it
