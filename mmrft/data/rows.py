@@ -355,10 +355,10 @@ def _open_ipc(arrow: Path, file: Path, kind: str, offset: int) -> _Part:
     return _Part(file, file.parent, kind, table, stream, offset, table.num_rows, mapping)
 
 
-def _open_datasets_dir(path: Path) -> list[_Part]:
-    """A `save_to_disk` directory: its Arrow stream files mapped as they are (nothing written), one part each."""
+def load_datasets_dir(path: Path):
+    """The `datasets.Dataset` that `save_to_disk` wrote at `path`; a DataError for one that does not load or for a
+    DatasetDict (naming its splits)."""
     import datasets
-    import pyarrow as pa
 
     try:
         ds = datasets.load_from_disk(str(path))
@@ -366,6 +366,14 @@ def _open_datasets_dir(path: Path) -> list[_Part]:
         raise DataError(f"cannot load datasets directory {path}: {e}") from None
     if isinstance(ds, datasets.DatasetDict):
         raise DataError(dataset_dict_message(path, list(ds)))
+    return ds
+
+
+def _open_datasets_dir(path: Path) -> list[_Part]:
+    """A `save_to_disk` directory: its Arrow stream files mapped as they are (nothing written), one part each."""
+    import pyarrow as pa
+
+    ds = load_datasets_dir(path)
     files = [Path(c["filename"]) for c in ds.cache_files]
     if ds._indices is not None or not files:  # a selection over its files: read through datasets, in arrow format
         # (the arrow format yields the raw storage: Image features stay {"bytes", "path"} dicts, undecoded)

@@ -35,7 +35,7 @@ import numpy as np
 
 from mmrft import atomic
 from mmrft.data.media import check_image
-from mmrft.data.rows import RowSource, dataset_dict_message, resolve_files
+from mmrft.data.rows import RowSource, load_datasets_dir, resolve_files
 from mmrft.data.schema import Sample
 from mmrft.data.table import HashedIds, SampleTable
 from mmrft.errors import DataError
@@ -327,14 +327,7 @@ def _iter_parquet(path: Path) -> Iterator[_Row]:
 
 
 def _iter_hf_dataset(path: Path) -> Iterator[_Row]:
-    import datasets
-
-    try:
-        ds = datasets.load_from_disk(str(path))
-    except Exception as e:
-        raise DataError(f"cannot load datasets directory {path}: {e}") from None
-    if isinstance(ds, datasets.DatasetDict):
-        raise DataError(dataset_dict_message(path, list(ds)))
+    ds = load_datasets_dir(path)
     # the arrow format yields the raw storage: Image features stay {"bytes", "path"} dicts, undecoded
     i = 0
     for table in ds.with_format("arrow").iter(batch_size=_BATCH):

@@ -11,12 +11,9 @@ from __future__ import annotations
 from mmrft.config import Config
 from mmrft.run_lock import RunLock
 from mmrft.train.run import RLRun
+from mmrft.train.runtime import due
 from mmrft.train.signals import GracefulStop
 from mmrft.train.step_metrics import rollout_metrics
-
-
-def due(every: int, step: int) -> bool:
-    return bool(every) and step % every == 0
 
 
 def train_rl(cfg: Config) -> dict:

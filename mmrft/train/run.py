@@ -42,7 +42,7 @@ from mmrft.train.learn import (TrainBatch, batch_metrics, build_learner, check_a
 from mmrft.train.progress import Progress
 from mmrft.train.run_dir import prepare_run_dir, resume_checkpoint
 from mmrft.train.run_parts import checkpoint_parts, saveable_parts
-from mmrft.train.runtime import seed_everything, set_threads
+from mmrft.train.runtime import due, seed_everything, set_threads
 from mmrft.train.sampling import StepSamples, sample_step
 from mmrft.train.state import load_checkpoint, save_checkpoint, save_model
 from mmrft.train.step_metrics import dump_rollouts
@@ -177,7 +177,7 @@ class RLRun:
         samples, version = got
         self.staleness = self.updates - version
         self._observe(samples)
-        if step < tr.steps and not (tr.checkpoint_every and step % tr.checkpoint_every == 0):
+        if step < tr.steps and not due(tr.checkpoint_every, step):
             ahead.sync(self.model, self.updates)
             chunk = self._draw()
             prompts = self._encode(chunk)

@@ -1,4 +1,4 @@
-"""Process-wide settings of a run: random seeds and CPU threads."""
+"""Process-wide settings of a run: random seeds and CPU threads; and when a `trainer.*_every` schedule falls."""
 
 from __future__ import annotations
 
@@ -24,3 +24,8 @@ def set_threads(n: int, world_size: int = 1) -> None:
         n = max(1, torch.get_num_threads() // int(os.environ.get("LOCAL_WORLD_SIZE", world_size)))
     if n > 0:
         torch.set_num_threads(n)
+
+
+def due(every: int, step: int) -> bool:
+    """Whether a `trainer.*_every` schedule (evaluations, checkpoints) falls on `step`; every=0: never."""
+    return bool(every) and step % every == 0
