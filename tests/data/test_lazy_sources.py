@@ -8,13 +8,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
 
 from mmrft.data import rows as rows_module
 from mmrft.data.schema import Sample
 from mmrft.data.sources import load_samples, load_samples_report, open_samples
 from mmrft.data.table import HashedIds, SampleTable
 from mmrft.errors import DataError
+from tests.data.conftest import write_jsonl
 
 
 def _rows(img_prefix):
@@ -25,19 +25,6 @@ def _rows(img_prefix):
          "answer": [1, 2, 3, 4], "reward": {"iou": 1.0}, "extra": 7},
         {"id": 3, "prompt": "No image here.", "answer": 2.5, "reward": "numeric"},
     ]
-
-
-def _write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-@pytest.fixture
-def root(tmp_path):
-    (tmp_path / "img").mkdir()
-    Image.new("RGB", (4, 4), (255, 0, 0)).save(tmp_path / "img" / "red.png")
-    Image.new("L", (3, 2), 9).save(tmp_path / "img" / "blue.png")
-    return tmp_path
 
 
 @pytest.fixture
@@ -58,7 +45,7 @@ def _error(path, cache, **kw):
 def test_every_format_opens_to_the_eager_samples(root, cache):
     import datasets
 
-    jsonl = _write_jsonl(root / "data.jsonl", _rows("img/"))
+    jsonl = write_jsonl(root / "data.jsonl", _rows("img/"))
     (root / "data.json").write_text(json.dumps(_rows("img/")))
     # mixed column types (answer: str / list / float) are fine in jsonl and json, as in load_samples
     parquet_rows = [dict(r, answer=str(r["answer"]), id=str(r["id"]), extra=None) for r in _rows("img/")]
@@ -96,7 +83,7 @@ def test_every_format_opens_to_the_eager_samples(root, cache):
 
 
 def test_rows_become_samples_only_when_read(root, cache, monkeypatch):
-    jsonl = _write_jsonl(root / "data.jsonl", [{"id": f"r{i}", "prompt": "p", "answer": str(i),
+    jsonl = write_jsonl(root / "data.jsonl", [{"id": f"r{i}", "prompt": "p", "answer": str(i),
                                                  "images": ["img/red.png"]} for i in range(50)])
     open_samples(jsonl, cache_dir=cache)  # converts the file and caches the row check's outcome
     built = []
@@ -122,7 +109,7 @@ def test_bad_rows_are_named_and_skipped_as_today(root, cache, caplog):
     rows[1]["images"] = ["img/nope.png"]
     rows.append({"id": "d", "prompt": "p"})  # no answer
     rows.append({"id": "a", "prompt": "p", "answer": "1"})  # duplicate
-    path = _write_jsonl(root / "data.jsonl", rows)
+    path = write_jsonl(root / "data.jsonl", rows)
     with path.open("a") as f:
         f.write("\n{broken\n")
     eager, eager_skipped = load_samples_report(path, skip_bad_rows=True)
@@ -139,7 +126,7 @@ def test_bad_rows_are_named_and_skipped_as_today(root, cache, caplog):
         assert msg.startswith(f"{path}:{line}: ") and word in msg
     rows.pop(1)
     rows.pop(2)
-    msg = _error(_write_jsonl(root / "dup.jsonl", rows), cache)
+    msg = _error(write_jsonl(root / "dup.jsonl", rows), cache)
     assert msg == f"{root / 'dup.jsonl'}:3: field 'id': duplicate id 'a' (first used at {root / 'dup.jsonl'}:1)"
     (root / "bad.jsonl").write_text('{"id": 1}\n')
     assert "all 1 rows were bad" in _error(root / "bad.jsonl", cache, skip_bad_rows=True)
@@ -149,7 +136,7 @@ def test_bad_rows_are_named_and_skipped_as_today(root, cache, caplog):
 
 
 def test_cached_check_replays_the_skipped_rows(root, cache, caplog):
-    path = _write_jsonl(root / "data.jsonl", [{"id": "a", "prompt": "p", "answer": "1"}, {"id": "a"},
+    path = write_jsonl(root / "data.jsonl", [{"id": "a", "prompt": "p", "answer": "1"}, {"id": "a"},
                                               {"id": "b", "prompt": "p", "answer": "2"}])
     first = open_samples(path, skip_bad_rows=True, cache_dir=cache)
     with caplog.at_level(logging.WARNING, logger="mmrft.data"):
@@ -160,11 +147,11 @@ def test_cached_check_replays_the_skipped_rows(root, cache, caplog):
 
 
 def test_changed_file_is_converted_again_and_the_old_entry_removed(root, cache):
-    path = _write_jsonl(root / "data.jsonl", [{"id": "a", "prompt": "p", "answer": "1"}])
+    path = write_jsonl(root / "data.jsonl", [{"id": "a", "prompt": "p", "answer": "1"}])
     assert open_samples(path, cache_dir=cache)[0].answer == "1"
     (entry,) = [p for p in cache.iterdir()]
     assert sorted(p.name for p in entry.iterdir())[0] == "done"
-    _write_jsonl(path, [{"id": "a", "prompt": "p", "answer": "22"}, {"id": "b", "prompt": "p", "answer": "3"}])
+    write_jsonl(path, [{"id": "a", "prompt": "p", "answer": "22"}, {"id": "b", "prompt": "p", "answer": "3"}])
     os.utime(path, ns=(1, 10**18))  # a new modification time, whatever the file system's resolution
     table = open_samples(path, cache_dir=cache)
     assert [s.answer for s in table] == ["22", "3"]
@@ -172,7 +159,7 @@ def test_changed_file_is_converted_again_and_the_old_entry_removed(root, cache):
 
 
 def test_cache_location(root, tmp_path, monkeypatch):
-    path = _write_jsonl(root / "data.jsonl", [{"id": "a", "prompt": "p", "answer": "1"}])
+    path = write_jsonl(root / "data.jsonl", [{"id": "a", "prompt": "p", "answer": "1"}])
     monkeypatch.setenv("MMRFT_DATA_CACHE", str(tmp_path / "env-cache"))
     assert open_samples(path).source.entry.parent == tmp_path / "env-cache"
     monkeypatch.delenv("MMRFT_DATA_CACHE")
@@ -181,14 +168,14 @@ def test_cache_location(root, tmp_path, monkeypatch):
 
 
 def test_an_unwritable_cache_is_an_error_naming_the_field(root, tmp_path):
-    path = _write_jsonl(root / "data.jsonl", [{"id": "a", "prompt": "p", "answer": "1"}])
+    path = write_jsonl(root / "data.jsonl", [{"id": "a", "prompt": "p", "answer": "1"}])
     (tmp_path / "a-file").write_text("")  # a cache under a file cannot be made, whoever runs the test (root too)
     msg = _error(path, tmp_path / "a-file" / "cache")
     assert "cannot write the data cache" in msg and "data.cache_dir" in msg
 
 
 def test_map_rewrites_samples_when_read(root, cache):
-    path = _write_jsonl(root / "data.jsonl", [{"id": "a", "prompt": "p", "answer": "1"}])
+    path = write_jsonl(root / "data.jsonl", [{"id": "a", "prompt": "p", "answer": "1"}])
     table = open_samples(path, cache_dir=cache).map(lambda s: Sample(**{**s.__dict__, "answer": s.answer + "!"}))
     assert table[0].answer == "1!" and next(iter(table)).answer == "1!"
 

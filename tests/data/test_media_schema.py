@@ -3,8 +3,6 @@ media limits applied when a dataset is loaded."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -15,6 +13,7 @@ from mmrft.data.schema import Sample
 from mmrft.data.sources import load_samples
 from mmrft.data.video_write import write_video
 from mmrft.errors import DataError
+from tests.data.conftest import write_jsonl
 
 
 def _row(**extra):
@@ -55,11 +54,6 @@ def test_bad_media_fields_name_the_row_and_field(tmp_path, field, value, message
     assert str(e.value).startswith("data.jsonl:7: ") and message in str(e.value)
 
 
-def _write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
 def _clip(seconds: float, fps: float = 2.0) -> VideoClip:
     n = int(seconds * fps)
     frames = [Image.new("RGB", (32, 32), (200, 30, 30)) for _ in range(n)]
@@ -70,7 +64,7 @@ def test_load_samples_checks_videos_and_audio(tmp_path):
     write_video(_clip(3.0), tmp_path / "short.mp4")
     write_video(_clip(8.0), tmp_path / "long.mp4")
     write_audio(AudioClip(np.zeros(16000 * 2, dtype=np.float32), 16000), tmp_path / "two.wav")
-    data = _write_jsonl(tmp_path / "data.jsonl", [
+    data = write_jsonl(tmp_path / "data.jsonl", [
         _row(id="a", videos=["short.mp4"], audios=["two.wav"]),
         _row(id="b", videos=["long.mp4"]),
         _row(id="c", videos=["missing.mp4"]),
@@ -94,7 +88,7 @@ def test_load_samples_checks_videos_and_audio(tmp_path):
 
 def test_unreadable_video_names_the_file(tmp_path):
     (tmp_path / "fake.mp4").write_text("not a video")
-    data = _write_jsonl(tmp_path / "data.jsonl", [_row(videos=["fake.mp4"])])
+    data = write_jsonl(tmp_path / "data.jsonl", [_row(videos=["fake.mp4"])])
     with pytest.raises(DataError) as e:
         load_samples(data)
     assert f"{data}:1: field 'videos': item 0:" in str(e.value) and "fake.mp4" in str(e.value)

@@ -12,6 +12,7 @@ from mmrft.data.media import load_image
 from mmrft.data.schema import Sample
 from mmrft.data.sources import load_samples, load_samples_report
 from mmrft.errors import DataError
+from tests.data.conftest import write_jsonl
 
 
 def _rows(img_prefix):
@@ -25,22 +26,9 @@ def _rows(img_prefix):
     ]
 
 
-def _write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-@pytest.fixture
-def root(tmp_path):
-    (tmp_path / "img").mkdir()
-    Image.new("RGB", (4, 4), (255, 0, 0)).save(tmp_path / "img" / "red.png")
-    Image.new("L", (3, 2), 9).save(tmp_path / "img" / "blue.png")
-    return tmp_path
-
-
 @pytest.fixture
 def jsonl(root):
-    return _write_jsonl(root / "data.jsonl", _rows("img/"))
+    return write_jsonl(root / "data.jsonl", _rows("img/"))
 
 
 def test_jsonl_fields_and_paths(root, jsonl):
@@ -92,7 +80,7 @@ def test_datasets_image_feature_bytes(tmp_path):
 
 
 def test_answer_types_reward_extras_roundtrip(root):
-    path = _write_jsonl(root / "t.jsonl", [
+    path = write_jsonl(root / "t.jsonl", [
         {"id": 1, "prompt": "p", "answer": 3, "reward": "accuracy"},
         {"id": 2, "prompt": "p", "answer": [1, 2.5], "reward": {"accuracy": 1, "format": 0.5}, "extra": True},
         {"id": 3, "prompt": "p", "answer": 0.25, "images": ["img/red.png"]},
@@ -115,7 +103,7 @@ def _error(path, **kw):
 def test_missing_answer(root):
     rows = _rows("img/")
     del rows[2]["answer"]
-    msg = _error(_write_jsonl(root / "data.jsonl", rows))
+    msg = _error(write_jsonl(root / "data.jsonl", rows))
     assert "data.jsonl:3" in msg and "answer" in msg
 
 
@@ -133,14 +121,14 @@ def test_missing_answer(root):
 def test_wrong_types(root, field, value, expected):
     rows = _rows("img/")
     rows[1][field] = value
-    msg = _error(_write_jsonl(root / "data.jsonl", rows))
+    msg = _error(write_jsonl(root / "data.jsonl", rows))
     assert f"data.jsonl:2: {expected}" in msg
 
 
 def test_missing_image(root):
     rows = _rows("img/")
     rows[1]["images"] = ["img/nope.png"]
-    msg = _error(_write_jsonl(root / "data.jsonl", rows))
+    msg = _error(write_jsonl(root / "data.jsonl", rows))
     assert "data.jsonl:2" in msg and "images" in msg and str(root / "img" / "nope.png") in msg
     assert len(load_samples(root / "data.jsonl", check_images=False)) == 3
 
@@ -149,7 +137,7 @@ def test_corrupt_image(root):
     (root / "img" / "bad.png").write_bytes(os.urandom(200))
     rows = _rows("img/")
     rows[0]["images"] = ["img/bad.png"]
-    msg = _error(_write_jsonl(root / "data.jsonl", rows))
+    msg = _error(write_jsonl(root / "data.jsonl", rows))
     assert "data.jsonl:1" in msg and "bad.png" in msg and "not a readable image" in msg
 
 
@@ -163,7 +151,7 @@ def test_bad_json_line(root):
 def test_duplicate_id(root):
     rows = _rows("img/")
     rows[2]["id"] = "a"
-    msg = _error(_write_jsonl(root / "data.jsonl", rows))
+    msg = _error(write_jsonl(root / "data.jsonl", rows))
     assert "data.jsonl:3" in msg and "duplicate id 'a'" in msg and "data.jsonl:1" in msg
 
 
@@ -196,7 +184,7 @@ def test_skip_bad_rows(root, caplog):
     rows[1]["images"] = ["img/nope.png"]
     rows.append({"id": "d", "prompt": "p"})  # no answer
     rows.append({"id": "a", "prompt": "p", "answer": "1"})  # duplicate
-    path = _write_jsonl(root / "data.jsonl", rows)
+    path = write_jsonl(root / "data.jsonl", rows)
     with path.open("a") as f:
         f.write("{broken\n")
     with caplog.at_level(logging.WARNING, logger="mmrft.data"):
