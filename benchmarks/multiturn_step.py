@@ -2,15 +2,15 @@
 Qwen2-VL policy that calls `zoom_in`, same counting prompts, same tool, same limits.
 
     python benchmarks/multiturn_step.py [--size tiny|small] [--steps N] [--warmup W] [--rounds R] [--out PATH]
-                                        [--frameworks mmrft mmrft-prefill trl] [--prompts P] [--group G]
+                                        [--frameworks mmrft mmrft-prefill mmrft-generate trl] [--prompts P] [--group G]
                                         [--max-tokens T] [--tool-rounds K] [--micro-batch M]
 
-What runs. The three runs (mmrft, mmrft-prefill, TRL; see below) train the same policy on the same prompts, in
-turn, each in a fresh subprocess per round (`multiturn_step_mmrft.py`, `multiturn_step_trl.py`; the order flips
-between rounds), W warm-up steps (left out of the figures) then N measured steps. Every rollout is a multi-turn
-trajectory: the policy writes `<tool_call>{"name": "zoom_in", ...}</tool_call>`, the tool returns a crop of the
-image (a new image the policy reads in the next turn), the policy continues, until it answers or K tool rounds were
-run.
+What runs. The four runs (mmrft, mmrft-prefill, mmrft-generate, TRL; see below) train the same policy on the same
+prompts, in turn, each in a fresh subprocess per round (`multiturn_step_mmrft.py`, `multiturn_step_trl.py`; the
+order flips between rounds), W warm-up steps (left out of the figures) then N measured steps. Every rollout is a
+multi-turn trajectory: the policy writes `<tool_call>{"name": "zoom_in", ...}</tool_call>`, the tool returns a crop
+of the image (a new image the policy reads in the next turn), the policy continues, until it answers or K tool
+rounds were run.
 
 The policy (option (a) of the issue: the real tool path, no forcing). A random tiny model never writes a tool call,
 so `prepare` builds one that does, once, cached under benchmarks/results/multiturn_step/<size>/:
@@ -30,12 +30,25 @@ code (mmrft's `zoom_in` through `mmrft.tools.run_tool_call`, with the same `Tool
 (TRL renders the tool list from mmrft's schema; checked, `same_prompt_ids` in the JSON), the same tool-turn text,
 mmrft's `count` grader on the final answer.
 
+The learning rate (`--lr`, default 1e-9). Every step computes and applies the full update, but the policy does not
+move, so each step's work stays what the prepared policy does. At 1e-4, TRL's policy stopped calling the tool within
+4 steps (calls per trajectory 0.72, 0.36, 0.06, 0.03, 0.00) while mmrft's kept calling it (0.84-0.98): TRL's steps
+got shorter because they did less, and seconds per step no longer compared the same work. The two sides still differ
+in one way, by design: a call mmrft cannot run (malformed JSON, bad arguments) gets an error message as the tool's
+answer and the trajectory goes on (issue 17), while TRL ends the trajectory on a call it cannot parse; so mmrft's
+trajectories hold more turns than TRL's (returned images per trajectory are equal).
+
 KV-cache continuation vs re-prefill. mmrft runs twice: `mmrft` (its default, `rollout.reuse_turn_cache=true`: each
 trajectory continues from its KV cache, only the tool turn is fed, its new image encoded once) and `mmrft-prefill`
 (`reuse_turn_cache=false`: the whole sequence, prompt, turns and every image, prefilled again before each assistant
 turn). TRL 1.16 always prefills again (`_tool_call_loop` calls `generate` on prompt + completion + tool-suffix ids
 and processes every image again). With the same seed the two mmrft runs draw the same trajectories (their token
 counts are equal) unless floating-point differences flip a sample.
+
+Sampling loop vs `generate`. `mmrft-generate` is mmrft's default run with `rollout.decoder=generate`: transformers'
+`generate`, which steps every row until the last one of the turn ends, instead of mmrft's loop
+(`mmrft/rollout/decode.py`), from which a row leaves the batch and its KV cache as soon as it ends. TRL samples with
+`generate`.
 
 Figures per framework: seconds per step (median/min/max of the measured steps of all rounds; mmrft's `time/step`,
 TRL's on_step_begin -> on_step_end) and the wall interval between step ends, the split (rollout, reward, prepare,
@@ -71,11 +84,13 @@ DATA_SEED = 2  # the RL scenes (the demo's RL split seed)
 VOCAB = 1024
 SFT = {"rows": 128, "steps": 200, "batch_size": 16, "lr": 3e-3}  # as tests/e2e/test_tools.py, on more scenes
 # mmrft: its default, KV-cache continuation across turns (rollout.reuse_turn_cache=true); mmrft-prefill: the same
-# run with every running trajectory prefilled again at each turn (reuse_turn_cache=false), as TRL does
-FRAMEWORKS = ("mmrft", "mmrft-prefill", "trl")
+# run with every running trajectory prefilled again at each turn (reuse_turn_cache=false), as TRL does;
+# mmrft-generate: mmrft's default with transformers' `generate` instead of mmrft's sampling loop (rollout.decoder)
+FRAMEWORKS = ("mmrft", "mmrft-prefill", "mmrft-generate", "trl")
 CHILD = {"mmrft": HERE / "multiturn_step_mmrft.py", "mmrft-prefill": HERE / "multiturn_step_mmrft.py",
-         "trl": HERE / "multiturn_step_trl.py"}
-VARIANT_SET = {"mmrft": ["rollout.reuse_turn_cache=true"], "mmrft-prefill": ["rollout.reuse_turn_cache=false"]}
+         "mmrft-generate": HERE / "multiturn_step_mmrft.py", "trl": HERE / "multiturn_step_trl.py"}
+VARIANT_SET = {"mmrft": ["rollout.reuse_turn_cache=true"], "mmrft-prefill": ["rollout.reuse_turn_cache=false"],
+               "mmrft-generate": ["rollout.reuse_turn_cache=true", "rollout.decoder=generate"]}
 ZOOM_ALL = [0, 0, 1000, 1000]  # the whole image in Qwen2-VL's 0-1000 box grid
 
 KV_CACHE = ("mmrft continues each trajectory from its KV cache by default (rollout.reuse_turn_cache=true, "
@@ -362,6 +377,9 @@ def table(res: dict) -> str:
     if res.get("continuation_over_prefill_step_s"):
         lines.append(f"KV-cache continuation / re-prefill (mmrft): {res['continuation_over_prefill_step_s']:.2f}x "
                      f"per step, {_fmt(res.get('continuation_over_prefill_rollout_s'))}x rollout time")
+    if res.get("loop_over_generate_step_s"):
+        lines.append(f"mmrft's sampling loop / generate (rollout.decoder): {res['loop_over_generate_step_s']:.2f}x per "
+                     f"step, {_fmt(res.get('loop_over_generate_rollout_s'))}x rollout time")
     if "same_prompt_ids" in res:
         lines.append(f"same prompt token ids on both sides: {res['same_prompt_ids']}; same tool-turn token ids: "
                      f"{res['same_tool_turn_ids']}")
@@ -386,7 +404,10 @@ def main(argv: list[str] | None = None) -> int:
                          "mmrft: algorithm.micro_batch_size=M (its micro-batches sorted by length, its default); TRL: "
                          "per_device_train_batch_size=M, gradient_accumulation_steps=steps_per_generation=P*G/M, "
                          "still one optimizer step per generation batch of P*G")
-    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--lr", type=float, default=1e-9,
+                    help="learning rate on both sides; the default keeps the policy (and so each step's work) as "
+                         "prepared: at 1e-4 TRL's policy stopped calling the tool within 4 steps while mmrft's did "
+                         "not, and the two sides no longer did the same work")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads on both sides")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=list(FRAMEWORKS))
@@ -491,6 +512,13 @@ def compare(frameworks: dict) -> dict:
             res["continuation_over_prefill_rollout_s"] = ra["mmrft"] / ra["mmrft-prefill"]
     if med.get("mmrft-prefill") and med.get("trl"):
         res["mmrft_prefill_over_trl_step_s"] = med["mmrft-prefill"] / med["trl"]
+    if med.get("mmrft-generate") and med.get("trl"):
+        res["mmrft_generate_over_trl_step_s"] = med["mmrft-generate"] / med["trl"]
+    if med.get("mmrft") and med.get("mmrft-generate"):
+        res["loop_over_generate_step_s"] = med["mmrft"] / med["mmrft-generate"]
+        ra = {fw: frameworks[fw]["summary"]["time_split_s"]["rollout"] for fw in ("mmrft", "mmrft-generate")}
+        if ra["mmrft"] and ra["mmrft-generate"]:
+            res["loop_over_generate_rollout_s"] = ra["mmrft"] / ra["mmrft-generate"]
     mm = "mmrft" if "mmrft" in frameworks else "mmrft-prefill" if "mmrft-prefill" in frameworks else None
     if mm and "trl" in frameworks:
         a, b = med[mm], med["trl"]

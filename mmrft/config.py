@@ -126,6 +126,9 @@ class RolloutConfig:
     share_prefill: bool = _help(
         "prefill each prompt (and encode its image) once and repeat its KV cache for the G samples; false: "
         "`generate(num_return_sequences=G)`, which prefills every copy (same samples, for measuring)", True)
+    decoder: str = _help(
+        "engine=hf: loop (mmrft's sampling loop: rows leave the batch as they end, mmrft.rollout.decode) | generate "
+        "(transformers' generate, which steps every row until the last one ends)", "loop")
     share_prompt_forward: bool = _help(
         "training forward: each prompt once, its KV cache repeated for the G completions (same log-probs); false: "
         "the G full sequences (for measuring; activation checkpointing always uses the full sequences)", True)

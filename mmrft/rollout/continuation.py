@@ -124,35 +124,54 @@ def next_turn(engine, model, state: TurnState, keep: list[int], segments: list[S
     if uses_mrope(model, inputs):
         inputs[GRID_KEY] = torch.cat([g for g in grids if g is not None]).to(ids.device)
     pos, deltas = prompt_positions(model, inputs)
-    # feed the new tokens but the last (the row's previous last token, never cached, comes first); `generate` then
-    # feeds the last and continues
-    start, end = ids.shape[1] - 1, full_ids.shape[1] - 1
+    start = ids.shape[1] - 1  # the row's previous last token, never cached, comes first
+    was_training = model.training
+    model.eval()
+    try:
+        if getattr(engine, "decoder", "generate") == "loop":
+            sequences, cache, decoded = _loop_turn(engine, model, cache, inputs, full_keys, media, pos, start, params)
+        else:
+            sequences, cache, decoded = _generate_turn(engine, model, cache, inputs, full_keys, media, pos, deltas,
+                                                       start, params)
+    finally:
+        model.train(was_training)
+    width = full_ids.shape[1]
+    new_ids, new_mask, truncated, texts, logprobs = engine.read_turn(sequences, width, *decoded)
+    generated = torch.zeros_like(sequences[:, width:])
+    generated[:, : new_mask.shape[1]] = new_mask.to(generated.dtype)
+    generated = generated[:, : sequences.shape[1] - width]
+    state = TurnState(sequences, torch.cat([full_mask, generated.to(full_mask.dtype)], dim=1),
+                      {k: torch.cat([v, torch.zeros_like(generated).to(v.dtype)], dim=1) for k, v in full_keys.items()},
+                      grids, cache)
+    return Turn(new_ids, new_mask, truncated, texts, logprobs), state
+
+
+def _loop_turn(engine, model, cache, inputs, keys, media, pos, start, params):
+    """The tool turns fed in one pass (its logits start the next turn), then mmrft's loop
+    (`mmrft.rollout.decode`)."""
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
     with reusing_cache():
-        model(input_ids=full_ids[:, start:end], attention_mask=full_mask[:, :end], position_ids=pos[..., start:end],
-              past_key_values=cache, use_cache=True, logits_to_keep=1,
-              **{k: v[:, start:end] for k, v in full_keys.items()}, **media)
+        out = model(input_ids=ids[:, start:], attention_mask=mask, position_ids=pos[..., start:], past_key_values=cache,
+                    use_cache=True, logits_to_keep=1, **{k: v[:, start:] for k, v in keys.items()}, **media)
+    decoded = engine.decode_from(out.logits[:, -1], cache, mask, pos[..., -1], params, keep_cache=True)
+    return torch.cat([ids, decoded.tokens], dim=1), decoded.cache, (None, decoded)
+
+
+def _generate_turn(engine, model, cache, inputs, keys, media, pos, deltas, start, params):
+    """The tool turns fed but their last token, then `generate`, which feeds that token and continues."""
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    end = ids.shape[1] - 1
+    with reusing_cache():
+        model(input_ids=ids[:, start:end], attention_mask=mask[:, :end], position_ids=pos[..., start:end],
+              past_key_values=cache, use_cache=True, logits_to_keep=1, **{k: v[:, start:end] for k, v in keys.items()},
+              **media)
     if deltas is not None:  # Qwen-VL's generate continues M-RoPE positions from the stored deltas
         base_model(model).model.rope_deltas = deltas
     common = engine.generation_kwargs(params)
     common.update(return_dict_in_generate=True)
-    was_training = model.training
-    model.eval()
-    try:
-        with reusing_cache():
-            out = model.generate(input_ids=full_ids, attention_mask=full_mask, past_key_values=cache, **full_keys,
-                                 **common)
-    finally:
-        model.train(was_training)
-    sequences = out.sequences
-    new_ids, new_mask, truncated, texts, logprobs = engine.read_turn(sequences, full_ids.shape[1],
-                                                                      getattr(out, "scores", None))
-    generated = torch.zeros_like(sequences[:, full_ids.shape[1]:])
-    generated[:, : new_mask.shape[1]] = new_mask.to(generated.dtype)
-    generated = generated[:, : sequences.shape[1] - full_ids.shape[1]]
-    state = TurnState(sequences, torch.cat([full_mask, generated.to(full_mask.dtype)], dim=1),
-                      {k: torch.cat([v, torch.zeros_like(generated).to(v.dtype)], dim=1) for k, v in full_keys.items()},
-                      grids, out.past_key_values)
-    return Turn(new_ids, new_mask, truncated, texts, logprobs), state
+    with reusing_cache():
+        out = model.generate(input_ids=ids, attention_mask=mask, past_key_values=cache, **keys, **common)
+    return out.sequences, out.past_key_values, (getattr(out, "scores", None), None)
 
 
 def _cat(a: Optional[torch.Tensor], b: Optional[torch.Tensor]) -> Optional[torch.Tensor]:

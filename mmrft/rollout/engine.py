@@ -174,7 +174,11 @@ ROLLOUT_ENGINES: Registry = Registry("rollout engine", builtin_modules=("mmrft.r
 
 def check_rollout_engine(ro) -> None:
     """Fail before loading anything when the rollout engine cannot run here: an unknown name, or the engine's own
-    check (vLLM: its settings, a CUDA device, the package). `ro` is the `rollout` section."""
+    check (vLLM: its settings, a CUDA device, the package), and `rollout.decoder`. `ro` is the `rollout` section."""
+    from mmrft.rollout.decode import DECODERS
+
+    if ro.decoder not in DECODERS:
+        raise ConfigError(f"rollout.decoder: {ro.decoder!r} is not one of {', '.join(DECODERS)}")
     try:
         ROLLOUT_ENGINES[ro.engine]
     except KeyError:

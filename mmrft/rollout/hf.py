@@ -7,18 +7,27 @@ import torch
 from mmrft.data.collate import PromptBatch
 from mmrft.models.load import media_token_ids
 from mmrft.models.positions import base_model, prompt_positions, reusing_cache
+from mmrft.rollout.decode import DECODERS, Decoded, decode
 from mmrft.rollout.engine import ROLLOUT_ENGINES, Rollout, SamplingParams, completion_mask_from_ids
 
 
 class HFRolloutEngine:
     """Samples with the policy itself, so there are no weights to sync after an update.
 
+    `decoder`: "loop" (mmrft's sampling loop, `mmrft.rollout.decode`: each prompt prefilled once for its n samples,
+    rows leave the batch as they end) or "generate" (transformers' `generate`; with `share_prefill=False`,
+    `generate(num_return_sequences=n)`, which prefills every copy: the loop always shares the prefill).
+
     `keep_logprobs`: also return the sampler's log-probs of the sampled tokens (`Rollout.logprobs`), from
     `generate`'s processed scores (temperature, top-k/p and suppression applied). It holds every step's scores
     ([rows, vocabulary] each) until the end of the call: for tests and small models."""
 
-    def __init__(self, model, processor, share_prefill: bool = True, keep_logprobs: bool = False):
+    def __init__(self, model, processor, share_prefill: bool = True, keep_logprobs: bool = False,
+                 decoder: str = "loop"):
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder {decoder!r} is not one of {', '.join(DECODERS)}")
         self.model = model
+        self.decoder = decoder
         self.share_prefill = share_prefill
         self.keep_logprobs = keep_logprobs
         self.processor = processor
@@ -37,6 +46,8 @@ class HFRolloutEngine:
     def sample(self, prompts: PromptBatch, params: SamplingParams, keep_cache: bool = False):
         """(the rollout, `generate`'s full sequences, its KV cache): the cache only with `keep_cache` (for continuing
         the rows in a next turn, `mmrft.rollout.continuation`), else None."""
+        if self.decoder == "loop" and self.share_prefill:
+            return self._sample_loop(prompts, params, keep_cache)
         common = self.generation_kwargs(params)
         if self.keep_logprobs or keep_cache:
             common.update(return_dict_in_generate=True)
@@ -55,6 +66,33 @@ class HFRolloutEngine:
         cache = getattr(out, "past_key_values", None) if keep_cache else None
         return Rollout(prompts, params.n, ids, mask, truncated, texts, logprobs=logprobs), sequences, cache
 
+    def _sample_loop(self, prompts: PromptBatch, params: SamplingParams, keep_cache: bool):
+        """`sample` with mmrft's loop: each prompt (and its media) prefilled once, its cache repeated n times."""
+        inputs, n = prompts.inputs, params.n
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            pos, _ = prompt_positions(self.model, inputs)
+            with reusing_cache():
+                out = self.model(**inputs, position_ids=pos, use_cache=True, logits_to_keep=1)
+                cache = out.past_key_values
+            if n > 1:
+                cache.batch_repeat_interleave(n)
+            mask = inputs["attention_mask"].repeat_interleave(n, dim=0)
+            decoded = self.decode_from(out.logits[:, -1].repeat_interleave(n, dim=0), cache, mask,
+                                       pos[..., -1].repeat_interleave(n, dim=-1), params, keep_cache)
+        finally:
+            self.model.train(was_training)
+        sequences = torch.cat([inputs["input_ids"].repeat_interleave(n, dim=0), decoded.tokens], dim=1)
+        ids, mask, truncated, texts, logprobs = self.read_turn(sequences, prompts.prompt_len, decoded=decoded)
+        return Rollout(prompts, n, ids, mask, truncated, texts, logprobs=logprobs), sequences, decoded.cache
+
+    def decode_from(self, logits: torch.Tensor, cache, mask: torch.Tensor, last_pos: torch.Tensor,
+                    params: SamplingParams, keep_cache: bool = False) -> Decoded:
+        """Sample from rows whose next-token `logits` and KV `cache` are given (`mmrft.rollout.decode.decode`)."""
+        return decode(self.model, logits, cache, mask, last_pos, params, eos_ids=self.eos_ids, pad_id=self.pad_id,
+                      suppress=self.suppress, keep_logprobs=self.keep_logprobs, keep_cache=keep_cache)
+
     def generation_kwargs(self, params: SamplingParams) -> dict:
         """`generate`'s keywords for `params`: sampling, suppressed tokens, end tokens, scores when kept."""
         sampling = dict(do_sample=False)
@@ -69,9 +107,9 @@ class HFRolloutEngine:
             common.update(output_scores=True, return_dict_in_generate=True)
         return common
 
-    def read_turn(self, sequences: torch.Tensor, start: int, scores=None):
-        """What `generate` wrote after column `start` of `sequences`: (ids, mask through the end token, truncated,
-        texts, sampler log-probs or None)."""
+    def read_turn(self, sequences: torch.Tensor, start: int, scores=None, decoded: Decoded | None = None):
+        """What the sampler wrote after column `start` of `sequences`: (ids, mask through the end token, truncated,
+        texts, sampler log-probs or None); the log-probs come from `generate`'s `scores` or the loop's `decoded`."""
         ids = sequences[:, start:]
         if ids.shape[1] == 0:  # nothing generated (max_new_tokens=0)
             ids = sequences.new_full((sequences.shape[0], 1), self.pad_id)
@@ -83,6 +121,10 @@ class HFRolloutEngine:
             logprobs = torch.zeros(ids.shape, dtype=torch.float32, device=ids.device)
             for k, step in enumerate(scores[: ids.shape[1]]):
                 logprobs[:, k] = step.float().log_softmax(-1).gather(-1, ids[:, k, None]).squeeze(-1)
+            logprobs = logprobs * mask
+        elif self.keep_logprobs and decoded is not None and decoded.logprobs is not None:
+            logprobs = torch.zeros(ids.shape, dtype=torch.float32, device=ids.device)
+            logprobs[:, : decoded.logprobs.shape[1]] = decoded.logprobs
             logprobs = logprobs * mask
         return ids, mask, truncated, texts, logprobs
 
@@ -114,4 +156,4 @@ class HFRolloutEngine:
 def hf_engine(cfg, model, processor, *, rank: int = 0, gather=None) -> HFRolloutEngine:
     """`rollout.engine=hf`: `generate` with the policy itself (CPU or GPU)."""
     return HFRolloutEngine(model, processor, share_prefill=cfg.rollout.share_prefill,
-                           keep_logprobs=cfg.rollout.correction != "none")
+                           keep_logprobs=cfg.rollout.correction != "none", decoder=cfg.rollout.decoder)

@@ -70,14 +70,16 @@ def check_overlap(cfg) -> None:
 
 
 class PolicyCopyEngine(HFRolloutEngine):
-    """`generate` on a copy of the policy (and of its processor, whose tokenizer is not safe to share between
+    """Sampling on a copy of the policy (and of its processor, whose tokenizer is not safe to share between
     threads), so that sampling can run while the policy updates; `sync_weights` copies the policy's current
     weights in (a copy in place: no new memory)."""
 
-    def __init__(self, model, processor, share_prefill: bool = True, keep_logprobs: bool = False):
+    def __init__(self, model, processor, share_prefill: bool = True, keep_logprobs: bool = False,
+                 decoder: str = "loop"):
         twin = copy.deepcopy(model)
         twin.requires_grad_(False)
-        super().__init__(twin, copy.deepcopy(processor), share_prefill=share_prefill, keep_logprobs=keep_logprobs)
+        super().__init__(twin, copy.deepcopy(processor), share_prefill=share_prefill, keep_logprobs=keep_logprobs,
+                         decoder=decoder)
 
     @torch.no_grad()
     def sync_weights(self, model) -> None:

@@ -113,14 +113,16 @@ class RLRun:
         engine = ROLLOUT_ENGINES[ro.engine](cfg, self.model, self.processor, rank=ctx.rank, gather=gathered)
         self.engine_own_weights = bool(ROLLOUT_ENGINES.info(ro.engine).get("own_weights"))
         if ro.overlap and not self.engine_own_weights:  # sample from a copy, so the policy can update meanwhile
-            engine = PolicyCopyEngine(self.model, self.processor, ro.share_prefill, ro.correction != "none")
+            engine = PolicyCopyEngine(self.model, self.processor, ro.share_prefill, ro.correction != "none",
+                                      ro.decoder)
         self.engine = multi_turn(cfg, engine, self.model, self.processor)
         # rollout.overlap: the next step's batch sampled in the background, scored by a scorer of its own
         self.ahead = SamplingAhead(self.engine) if ro.overlap else None
         self.ahead_scorer = Scorer.from_config(cfg) if ro.overlap else None
         self.updates = self.staleness = 0  # updates this process made; how many the batch's sampler lagged behind
         self.tools = prompt_tools(cfg)  # the function-calling schemas the prompts offer (multi-turn runs)
-        self.eval_engine = multi_turn(cfg, HFRolloutEngine(self.model, self.processor), self.model, self.processor)
+        self.eval_engine = multi_turn(cfg, HFRolloutEngine(self.model, self.processor, decoder=ro.decoder), self.model,
+                                       self.processor)
         self.scorer = Scorer.from_config(cfg)
         tk = cfg.tracking
         self.tracker = _NoTracker() if not ctx.is_main else Tracker(
