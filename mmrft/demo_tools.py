@@ -42,6 +42,7 @@ TOOLS = "rollout.tools=[zoom_in]"
 
 @dataclass(frozen=True)
 class ToolsDemoSpec:
+    task: str = "zoom"  # or zoom_named: the question names where the card is
     difficulty: int = 1
     n_labelled: int = 256
     n_rl: int = 4096
@@ -58,12 +59,14 @@ class ToolsDemoSpec:
 SPEC = ToolsDemoSpec()
 
 
-def tools_corpus(n: int = 200) -> list[str]:
+def tools_corpus(n: int = 200, task: str = "zoom") -> list[str]:
     """Text the tools demo's tokenizer also learns: the zoom task's prompts and reasoning, the tool list as the
     prompt describes it, and tool calls and answers as trajectories write them (Qwen2-VL's 0-1000 boxes)."""
-    texts = task_corpus(n, seed=0, tasks=["zoom"]) + [tools_system_text(tool_schemas(["zoom_in"]))]
-    for d in range(3):
-        for item in generate_items("zoom", n // 4, seed=0, difficulty=d):
+    from mmrft.data.synthetic import get_task
+
+    texts = task_corpus(n, seed=0, tasks=[task]) + [tools_system_text(tool_schemas(["zoom_in"]))]
+    for d in get_task(task).difficulties:
+        for item in generate_items(task, n // 4, seed=0, difficulty=d):
             box = box_to_format(item.metadata["region"], "norm1000", item.image.size)
             texts.append(zoom_call_text(box, item.metadata["rationale"]))
             texts.append(item.metadata["zoomed_rationale"])
@@ -106,12 +109,12 @@ def score_checkpoint(overrides: list[str]) -> tuple[EvalResult, dict]:
                  "zooms": zooms}
 
 
-def tools_table(rows: list[tuple[str, dict, dict]]) -> str:
+def tools_table(rows: list[tuple[str, dict, dict]], task: str = "zoom") -> str:
     """One line per recipe: accuracy on the test split, tool calls per answer, useful zooms."""
     head = ("recipe", "n", "accuracy", "calls/answer", "useful zooms")
     lines = [head]
     for name, per_task, tools in rows:
-        z = per_task["zoom"]
+        z = per_task[task]
         share = tools.get("useful_zoom_share")
         lines.append((name, str(z["n"]), f"{100 * z['accuracy']:.1f}%", f"{tools['calls_per_answer']:.2f}",
                       "-" if share is None else f"{100 * share:.0f}%"))
@@ -127,15 +130,17 @@ def run_tools_demo(out: str | Path = "runs/demo-tools", quick: bool = False, ove
     t0 = time.time()
     print(f"[1/6] tiny qwen2_vl, its tokenizer also trained on the zoom task and tool text -> {out / 'model'}")
     # a vocabulary of 1,024 (the other demos: 512), so that a tool call is about 50 tokens rather than 80
-    model_dir = make_tiny_model(out / "model", arch="qwen2_vl", corpus=tokenizer_corpus() + tools_corpus(),
+    corpus = tokenizer_corpus() + tools_corpus(task=spec.task)
+    model_dir = make_tiny_model(out / "model", arch="qwen2_vl", corpus=corpus,
                                 seed=seed, overwrite=True, vocab_size=1024)
 
-    print(f"[2/6] synthetic 'zoom' data (difficulty {spec.difficulty}, 448 px, seen at 112): {spec.n_labelled} "
+    print(f"[2/6] synthetic '{spec.task}' data (difficulty {spec.difficulty}, 448 px, seen at 112): {spec.n_labelled} "
           f"labelled, {spec.n_rl} for RL, {spec.n_val} validation, {spec.n_test} held out")
     data = {}
     for split, n in (("labelled", spec.n_labelled), ("rl", spec.n_rl), ("val", spec.n_val), ("test", spec.n_test)):
         n = min(n, 32) if quick else n
-        data[split] = write_dataset("zoom", n, out / "data" / split, seed=SEEDS[split], difficulty=spec.difficulty)
+        data[split] = write_dataset(spec.task, n, out / "data" / split, seed=SEEDS[split],
+                                    difficulty=spec.difficulty)
     trajectories = write_zoom_trajectories(data["labelled"], out / "data" / "labelled-tools",
                                            load_processor(str(model_dir)), "norm1000")
     one_turn = _one_turn_labels(data["labelled"], out / "data" / "labelled-one-turn")
@@ -174,11 +179,11 @@ def run_tools_demo(out: str | Path = "runs/demo-tools", quick: bool = False, ove
         res, tools = score_checkpoint([f"model.path={ckpt}", f"data.eval={data['test']}", *settings])
         results[key] = {"checkpoint": ckpt, "per_task": res.per_task, **tools}
         rows.append((names[key], res.per_task, tools))
-    table = tools_table(rows)
+    table = tools_table(rows, spec.task)
     minutes = (time.time() - t0) / 60
     print(table)
     print(f"\nrun directory: {out}\ntotal time: {minutes:.1f} min")
-    result = {"modality": "tools", "task": "zoom", "difficulty": spec.difficulty, "seed": seed, "minutes": minutes,
+    result = {"modality": "tools", "task": spec.task, "difficulty": spec.difficulty, "seed": seed, "minutes": minutes,
               "results": results, "settings": {"sft": list(spec.sft), "rl": list(spec.rl), "turns": list(spec.turns),
                                                "overrides": list(overrides)}}
     atomic.write_text(out / "demo_results.json", json.dumps(result, indent=2))

@@ -113,3 +113,45 @@ def test_written_dataset_and_difficulty_knob(tmp_path):
     assert samples[0].metadata["region"] and samples[0].metadata["location"]
     with pytest.raises(ValueError, match="difficulty 3"):
         get_task("zoom").check_difficulty(3)
+
+
+def _outlined(img, box, width: int = 5) -> bool:
+    """Whether `box` (x1, y1, x2, y2; x2, y2 exclusive) is drawn as a black frame `width` px thick around grey."""
+    a = np.asarray(img)
+    x1, y1, x2, y2 = box
+    edges = [a[y1:y1 + width, x1:x2], a[y2 - width:y2, x1:x2], a[y1:y2, x1:x1 + width], a[y1:y2, x2 - width:x2]]
+    inner = a[y1 + width:y2 - width, x1 + width:x2 - width].reshape(-1, 3)
+    return all((e == 0).all() for e in edges) and (inner == np.array([225, 225, 225])).all(-1).mean() > 0.7
+
+
+@pytest.mark.parametrize("difficulty", [0, 1])
+def test_named_cards_from_pixels(difficulty):
+    """zoom_named: four framed cards alike, each holding circles of the asked colour; the answer is the count in the
+    card the question names (its cell re-derived from the named place), never the whole image's count."""
+    items = generate_items("zoom_named", N, seed=7, difficulty=difficulty)
+    differs = 0
+    for item in items:
+        words = item.prompt.split()
+        colour, where = words[2], item.prompt.split(" at ", 1)[1].rstrip("?")
+        if difficulty == 0:
+            row, col = (1 if "top" in where else 4), (1 if "left" in where else 4)
+            assert where in ("the top left corner", "the top right corner", "the bottom left corner",
+                             "the bottom right corner")
+        else:
+            row, col = (int(w.strip(",")) for w in where.split()[1::2])
+        box = [112 * (col - 1), 112 * (row - 1), 112 * col, 112 * row]
+        assert box == item.metadata["region"], item.id
+        cells = [(x, y) for y in range(4) for x in range(4)]
+        framed = [c for c in cells if _outlined(item.image, [112 * c[0], 112 * c[1], 112 * c[0] + 112,
+                                                             112 * c[1] + 112])]
+        assert len(framed) == 4 and (col - 1, row - 1) in framed
+        if difficulty == 0:
+            assert set(framed) == {(0, 0), (3, 0), (0, 3), (3, 3)}
+        blobs = [b for _, b in components(colour_mask(item.image, colour))]
+        per_card = {c: sum(_within(b, (112 * c[0], 112 * c[1], 112 * c[0] + 111, 112 * c[1] + 111)) for b in blobs)
+                    for c in framed}
+        assert sum(per_card.values()) == len(blobs) and min(per_card.values()) >= 1  # every circle is in a card
+        assert item.answer == str(per_card[(col - 1, row - 1)]), item.id
+        differs += item.answer != str(len(blobs))
+        assert item.metadata["rationale"] == f"the frame at {where}"
+    assert differs == len(items)  # the whole image's count is never the answer
