@@ -123,6 +123,11 @@ class RolloutConfig:
     tools: list[str] = _help(
         "tools the policy may call in multi-turn trajectories: registered names (zoom_in, rotate, calculator) or "
         "`my_pkg.tools:fn`; empty: single-turn rollouts", factory=list)
+    tool_list: bool = _help(
+        "multi-turn: render the tools' schemas into every prompt (the chat template's tool list, as real checkpoints "
+        "expect); false: the policy calls them without being shown the list, for a model SFT'd on its calls (the "
+        "tools demo's tiny model: the ~300-token list, which it cannot read, kept it from learning to use the "
+        "question; docs/tools.md)", True)
     environment: Optional[str] = _help(
         "a registered environment (or `my_pkg.envs:Class`) that answers each assistant turn, for stateful episodes; "
         "None: the tools above, if any", None)

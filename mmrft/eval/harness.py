@@ -142,7 +142,7 @@ def answer_engine(model, processor, tools: dict[str, Any], first_view_max_pixels
     limits = TurnLimits(tools["max_turns"], tools["max_tool_calls"], tools["max_total_tokens"], tools["max_images"])
     multi = MultiTurnEngine(engine, model, processor, lambda sample, ctx: ToolEnvironment(names, timeout_s=timeout),
                             limits, reuse_cache=True, first_view_max_pixels=first_view_max_pixels)
-    return multi, tool_schemas(names)
+    return multi, tool_schemas(names) if tools.get("tool_list", True) else None
 
 
 def multi_turn_setup(rollout) -> dict[str, Any]:
@@ -151,7 +151,7 @@ def multi_turn_setup(rollout) -> dict[str, Any]:
         return {}
     return {"tools": list(rollout.tools), "max_turns": rollout.max_turns, "max_tool_calls": rollout.max_tool_calls,
             "max_images": rollout.max_images, "max_total_tokens": rollout.max_total_tokens,
-            "tool_timeout_s": rollout.tool_timeout_s}
+            "tool_timeout_s": rollout.tool_timeout_s, "tool_list": rollout.tool_list}
 
 
 def run_benchmark(

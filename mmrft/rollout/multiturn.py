@@ -291,10 +291,12 @@ def environment_factory(cfg) -> Optional[Callable]:
 
 def prompt_tools(cfg) -> Optional[list[dict]]:
     """The function-calling schemas a multi-turn run's prompts offer: those of `rollout.tools`, or those an
-    environment class declares (`tool_schemas()`); None for single-turn runs."""
+    environment class declares (`tool_schemas()`); None for single-turn runs and with `rollout.tool_list=false`."""
     from mmrft.tools import ENVIRONMENTS, tool_schemas
 
     ro = cfg.rollout
+    if not ro.tool_list:
+        return None
     if ro.environment:
         declared = getattr(ENVIRONMENTS[ro.environment], "tool_schemas", None)
         return list(declared()) if callable(declared) else None

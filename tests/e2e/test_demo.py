@@ -63,15 +63,17 @@ def test_demo_quick_tools(tmp_path):
     """`mmrft demo --modality tools --quick`: the three recipes (no tools; SFT with tools; SFT+GRPO with tools) run
     on the zoom task and are scored on the held-out items with their tool calls and useful zooms."""
     from mmrft.demo import run_demo
+    from mmrft.demo_tools import SPEC
 
     out = tmp_path / "tools"
     result = run_demo(out, quick=True, modality="tools")
     assert set(result["results"]) == {"no_tools", "tools_sft", "tools_grpo"}
     assert result["results"]["no_tools"]["calls_per_answer"] == 0.0
+    task = result["task"]
     for key in ("tools_sft", "tools_grpo"):
-        assert result["results"][key]["per_task"]["zoom"]["n"] == 32
+        assert result["results"][key]["per_task"][task]["n"] == 32
     rows = [json.loads(x) for x in (out / "data" / "labelled-tools" / "data.jsonl").read_text().splitlines()]
     assert all(r["trajectory"][0]["content"].count("<tool_call>") == 1 for r in rows)
     table = (out / "demo_table.txt").read_text()
     assert "(c) SFT+GRPO with tools" in table and "useful zooms" in table
-    assert json.loads((out / "demo_results.json").read_text())["task"] == "zoom"
+    assert json.loads((out / "demo_results.json").read_text())["task"] == SPEC.task

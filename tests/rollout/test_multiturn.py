@@ -271,6 +271,26 @@ def test_real_tool_calls_through_the_loop(models, count_data):
     assert m["trajectory/calls/zoom_in"] == 2 and m["trajectory/end/answer"] == 1.0 and m["trajectory/turns"] == 3
 
 
+def test_tools_without_their_list_in_the_prompt(models, count_data):
+    """`rollout.tool_list=false`: no schemas in the prompts of training, SFT and evaluation (all read
+    `prompt_tools`, `mmrft eval --config` its `multi_turn_setup`), while the tools still run."""
+    from mmrft.config import load_config
+    from mmrft.eval.harness import answer_engine, multi_turn_setup
+    from mmrft.rollout.multiturn import environment_factory, prompt_tools
+
+    model, processor = models("qwen2_vl")
+    cfg = load_config(None, ["rollout.tools=[zoom_in]", "rollout.tool_list=false"])
+    assert prompt_tools(cfg) is None and environment_factory(cfg) is not None
+    engine, schemas = answer_engine(model, processor, multi_turn_setup(cfg.rollout))
+    assert isinstance(engine, MultiTurnEngine) and schemas is None
+    samples = load_samples(count_data["train"])[:1]
+    text = processor.tokenizer.decode(encode_prompts(processor, samples, tools=prompt_tools(cfg)).inputs["input_ids"][0])
+    assert "zoom_in" not in text and "<tools>" not in text
+    listed = load_config(None, ["rollout.tools=[zoom_in]"])
+    assert [t["function"]["name"] for t in prompt_tools(listed)] == ["zoom_in"]
+    assert answer_engine(model, processor, multi_turn_setup(listed.rollout))[1] == prompt_tools(listed)
+
+
 def test_cache_continuation_equals_prefilling_again(models, count_data):
     """Greedy trajectories are the same token for token whether each turn continues the rows' KV caches or prefills
     their whole sequences again."""
