@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--modality", default="image", choices=["image", "multi-image", "video", "audio", "tools"],
                    help="image: counting (Qwen2-VL); multi-image: which picture has more; video: direction of "
                    "motion; audio: counting beeps (Qwen2-Audio); tools: a detail too small to see unless the "
-                   "model zooms in, with and without the zoom_in tool")
+                   "model zooms in on the card the question names, with and without the zoom_in tool")
     s.add_argument("--quick", action="store_true", help="a few steps only (a smoke test of the whole path)")
     s.add_argument("--seed", type=int, default=0, help="the tiny model's initial weights and the training seeds "
                    "(the data is the same for every seed)")
