@@ -9,6 +9,7 @@ from mmrft.cli import main
 from mmrft.errors import MmrftError
 from mmrft.eval.benchmarks import BENCHMARKS, get_benchmark
 from mmrft.eval.harness import CACHE_FILE, evaluate_benchmark
+from mmrft.rollout.hf import HFRolloutEngine
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "benchmarks"
 ADAPTERS_WITH_FIXTURES = [n for n in BENCHMARKS.names() if n != "synthetic"]
@@ -55,7 +56,7 @@ def synth_dir(tmp_path):
     return write_dataset("count", 6, tmp_path / "data", seed=3).parent
 
 
-def test_cache_resumes_and_refuses_another_setup(tmp_path, tiny_model_dir, tiny, synth_dir):
+def test_cache_resumes_and_refuses_another_setup(tmp_path, tiny_model_dir, tiny, synth_dir, monkeypatch):
     out = tmp_path / "run"
     kw = dict(max_new_tokens=6, batch_size=2, out_dir=str(out), progress=False, model_and_processor=tiny)
     first = evaluate_benchmark(str(tiny_model_dir), "synthetic", str(synth_dir), **kw)
@@ -64,19 +65,15 @@ def test_cache_resumes_and_refuses_another_setup(tmp_path, tiny_model_dir, tiny,
     # an interrupted run: the last two records gone, the one before torn mid-write
     (out / CACHE_FILE).write_text("\n".join(lines[:4]) + "\n" + lines[4][: len(lines[4]) // 2])
     calls = []
-    model, proc = tiny
-    orig = model.generate
+    orig = HFRolloutEngine.sample
 
-    def counting_generate(*a, **k):
-        calls.append(k.get("input_ids", a[0] if a else None).shape[0])
-        return orig(*a, **k)
+    def counting_sample(self, prompts, *a, **k):
+        calls.append(len(prompts.samples))
+        return orig(self, prompts, *a, **k)
 
-    model.generate = counting_generate
-    try:
-        again = evaluate_benchmark(str(tiny_model_dir), "synthetic", str(synth_dir), **kw)
-    finally:
-        del model.generate
-    assert sum(calls) == 3  # only the torn record and the two missing ones were generated again
+    monkeypatch.setattr(HFRolloutEngine, "sample", counting_sample)
+    again = evaluate_benchmark(str(tiny_model_dir), "synthetic", str(synth_dir), **kw)
+    assert sum(calls) == 3  # only the torn record and the two missing ones were sampled again
     assert [r["id"] for r in again["records"]] == [r["id"] for r in first["records"]]
     assert again["records"] == first["records"]  # greedy: the same predictions
     assert len((out / CACHE_FILE).read_text().splitlines()) == 1 + 6
