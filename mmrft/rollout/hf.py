@@ -1,4 +1,4 @@
-"""Rollouts with `transformers` `generate` (CPU or GPU)."""
+"""Rollouts with the policy itself through `transformers` (CPU or GPU): mmrft's sampling loop or `generate`."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ class HFRolloutEngine:
     rows leave the batch as they end) or "generate" (transformers' `generate`; with `share_prefill=False`,
     `generate(num_return_sequences=n)`, which prefills every copy: the loop always shares the prefill).
 
-    `keep_logprobs`: also return the sampler's log-probs of the sampled tokens (`Rollout.logprobs`), from
-    `generate`'s processed scores (temperature, top-k/p and suppression applied). It holds every step's scores
-    ([rows, vocabulary] each) until the end of the call: for tests and small models."""
+    `keep_logprobs`: also return the sampler's log-probs of the sampled tokens (`Rollout.logprobs`), under the
+    processed distribution (temperature, top-k/p and suppression applied); with `generate` this holds every step's
+    scores ([rows, vocabulary] each) until the end of the call."""
 
     def __init__(self, model, processor, share_prefill: bool = True, keep_logprobs: bool = False,
                  decoder: str = "loop"):
@@ -72,12 +72,7 @@ class HFRolloutEngine:
         was_training = self.model.training
         self.model.eval()
         try:
-            pos, _ = prompt_positions(self.model, inputs)
-            with reusing_cache():
-                out = self.model(**inputs, position_ids=pos, use_cache=True, logits_to_keep=1)
-                cache = out.past_key_values
-            if n > 1:
-                cache.batch_repeat_interleave(n)
+            out, cache, pos, _ = self._prefill(prompts, n, leave_last=False)
             mask = inputs["attention_mask"].repeat_interleave(n, dim=0)
             decoded = self.decode_from(out.logits[:, -1].repeat_interleave(n, dim=0), cache, mask,
                                        pos[..., -1].repeat_interleave(n, dim=-1), params, keep_cache)
@@ -86,6 +81,23 @@ class HFRolloutEngine:
         sequences = torch.cat([inputs["input_ids"].repeat_interleave(n, dim=0), decoded.tokens], dim=1)
         ids, mask, truncated, texts, logprobs = self.read_turn(sequences, prompts.prompt_len, decoded=decoded)
         return Rollout(prompts, n, ids, mask, truncated, texts, logprobs=logprobs), sequences, decoded.cache
+
+    def _prefill(self, prompts: PromptBatch, n: int, leave_last: bool):
+        """Each prompt (and its media) through the model once, its KV cache repeated n times: (output, cache, the
+        prompt positions, M-RoPE deltas or None). `leave_last`: the last prompt token is not fed (`generate` feeds
+        it)."""
+        inputs = prompts.inputs
+        pos, deltas = prompt_positions(self.model, inputs)
+        feed, fed_pos = inputs, pos
+        if leave_last:
+            feed = {**inputs, **{k: inputs[k][:, :-1] for k in prompts.token_keys()}}
+            fed_pos = pos[..., :-1]
+        with reusing_cache():
+            out = self.model(**feed, position_ids=fed_pos, use_cache=True, logits_to_keep=1)
+            cache = out.past_key_values
+        if n > 1:
+            cache.batch_repeat_interleave(n)
+        return out, cache, pos, deltas
 
     def decode_from(self, logits: torch.Tensor, cache, mask: torch.Tensor, last_pos: torch.Tensor,
                     params: SamplingParams, keep_cache: bool = False) -> Decoded:
@@ -138,22 +150,16 @@ class HFRolloutEngine:
         does from the attention mask.
         """
         inputs = prompts.inputs
-        head = {k: inputs[k][:, :-1] for k in prompts.token_keys()}
-        media = {k: v for k, v in inputs.items() if k not in head}
-        pos, deltas = prompt_positions(self.model, inputs)
-        out = self.model(**head, **media, position_ids=pos[..., :-1], use_cache=True, logits_to_keep=1)
-        with reusing_cache():
-            cache = out.past_key_values
-        cache.batch_repeat_interleave(n)
+        _, cache, _, deltas = self._prefill(prompts, n, leave_last=True)
         if deltas is not None:
             base_model(self.model).model.rope_deltas = deltas.repeat_interleave(n, dim=0)
-        expanded = {k: inputs[k].repeat_interleave(n, dim=0) for k in head}
+        expanded = {k: inputs[k].repeat_interleave(n, dim=0) for k in prompts.token_keys()}
         with reusing_cache():
             return self.model.generate(**expanded, past_key_values=cache, **common)
 
 
 @ROLLOUT_ENGINES.register("hf", own_weights=False)
 def hf_engine(cfg, model, processor, *, rank: int = 0, gather=None) -> HFRolloutEngine:
-    """`rollout.engine=hf`: `generate` with the policy itself (CPU or GPU)."""
+    """`rollout.engine=hf`: sampling with the policy itself (CPU or GPU), by `rollout.decoder`."""
     return HFRolloutEngine(model, processor, share_prefill=cfg.rollout.share_prefill,
                            keep_logprobs=cfg.rollout.correction != "none", decoder=cfg.rollout.decoder)
