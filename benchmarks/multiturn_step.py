@@ -505,20 +505,19 @@ def compare(frameworks: dict) -> dict:
     checks of prompt and tool-turn tokens, and a warning when the two sides did not do comparable work."""
     res: dict = {}
     med = {fw: f["summary"]["step_s"]["median"] for fw, f in frameworks.items()}
-    if med.get("mmrft") and med.get("mmrft-prefill"):
-        res["continuation_over_prefill_step_s"] = med["mmrft"] / med["mmrft-prefill"]
-        ra = {fw: frameworks[fw]["summary"]["time_split_s"]["rollout"] for fw in ("mmrft", "mmrft-prefill")}
-        if ra["mmrft"] and ra["mmrft-prefill"]:
-            res["continuation_over_prefill_rollout_s"] = ra["mmrft"] / ra["mmrft-prefill"]
-    if med.get("mmrft-prefill") and med.get("trl"):
-        res["mmrft_prefill_over_trl_step_s"] = med["mmrft-prefill"] / med["trl"]
-    if med.get("mmrft-generate") and med.get("trl"):
-        res["mmrft_generate_over_trl_step_s"] = med["mmrft-generate"] / med["trl"]
-    if med.get("mmrft") and med.get("mmrft-generate"):
-        res["loop_over_generate_step_s"] = med["mmrft"] / med["mmrft-generate"]
-        ra = {fw: frameworks[fw]["summary"]["time_split_s"]["rollout"] for fw in ("mmrft", "mmrft-generate")}
-        if ra["mmrft"] and ra["mmrft-generate"]:
-            res["loop_over_generate_rollout_s"] = ra["mmrft"] / ra["mmrft-generate"]
+    # name -> (numerator run, denominator run, also the ratio of their rollout times)
+    pairs = {"continuation_over_prefill": ("mmrft", "mmrft-prefill", True),
+             "mmrft_prefill_over_trl": ("mmrft-prefill", "trl", False),
+             "mmrft_generate_over_trl": ("mmrft-generate", "trl", False),
+             "loop_over_generate": ("mmrft", "mmrft-generate", True)}
+    for name, (a, b, rollout_too) in pairs.items():
+        if not (med.get(a) and med.get(b)):
+            continue
+        res[f"{name}_step_s"] = med[a] / med[b]
+        if rollout_too:
+            ra, rb = (frameworks[fw]["summary"]["time_split_s"]["rollout"] for fw in (a, b))
+            if ra and rb:
+                res[f"{name}_rollout_s"] = ra / rb
     mm = "mmrft" if "mmrft" in frameworks else "mmrft-prefill" if "mmrft-prefill" in frameworks else None
     if mm and "trl" in frameworks:
         a, b = med[mm], med["trl"]
