@@ -21,6 +21,7 @@ from mmrft.algorithms import entropy_from_logits
 from mmrft.data.collate import PER_TOKEN_KEYS, PromptBatch, media_with_responses
 from mmrft.rollout.engine import group_rows
 from mmrft.models.positions import continue_positions, prompt_positions, reusing_cache, supports_cache_reuse
+from mmrft.rollout.decode import process_logits
 
 
 
@@ -127,12 +128,9 @@ def build_sequences(
 
 
 def _finish(logits: torch.Tensor, targets: torch.Tensor, batch: SequenceBatch, temperature: float, with_entropy: bool):
-    logits = logits.float()
-    if temperature > 0 and temperature != 1.0:
-        logits = logits / temperature
-    if batch.suppressed_ids:  # out of place: `logits` may be a view of the model's output (FSDP hooks it)
-        ids = torch.tensor(batch.suppressed_ids, device=logits.device)
-        logits = logits.index_fill(-1, ids, float("-inf"))
+    # the sampler's own processing (suppressed tokens, temperature), out of place: `logits` may be a view of the
+    # model's output (FSDP hooks it); no top-k/p: the learner scores the tempered distribution
+    logits = process_logits(logits, temperature, suppress=batch.suppressed_ids)
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     if batch.suppressed_ids:
