@@ -151,9 +151,10 @@ def test_estimators_accept_int_rewards_and_return_no_grad(name):
 def test_group_order_invariance():
     perm = torch.tensor([8, 2, 5, 0, 7, 1, 3, 6, 4])
     for name in ADVANTAGE_ESTIMATORS.names():
-        if ADVANTAGE_ESTIMATORS.info(name).get("needs_critic"):
-            continue
         fn = ADVANTAGE_ESTIMATORS[name]
+        # the built-in estimators only: another test's plugin may have registered one with its own signature
+        if ADVANTAGE_ESTIMATORS.info(name).get("needs_critic") or not fn.__module__.startswith("mmrft."):
+            continue
         rewards = REWARDS
         if ADVANTAGE_ESTIMATORS.info(name).get("per_component"):  # GDPO: [N, K] reward columns
             rewards = torch.stack([REWARDS, REWARDS.flip(0)], dim=1)
