@@ -132,8 +132,8 @@ MAPPING = {
     "updates per batch": ["ppo_epochs=1, minibatches=1, micro_batch_size=M (--micro-batch, default P*G)",
                           "num_iterations=1, per_device_train_batch_size=M, "
                           "steps_per_generation=gradient_accumulation_steps=P*G/M (one optimizer step)"],
-    "optimizer": ["AdamW lr=1e-4 wd=0, constant, max_grad_norm=1.0",
-                  "adamw_torch lr=1e-4 wd=0, constant, max_grad_norm=1.0"],
+    "optimizer": ["AdamW lr=--lr wd=0, constant, max_grad_norm=1.0",
+                  "adamw_torch lr=--lr wd=0, constant, max_grad_norm=1.0"],
     "precision / checkpointing": ["float32, no activation checkpointing", "float32, gradient_checkpointing=False"],
     "reward": ["count (mmrft.rewards) on the last assistant turn, reward worker (mmrft's default)",
                "mmrft's count grader on the last assistant message (<think>reasoning</think> + content) in-process"],
