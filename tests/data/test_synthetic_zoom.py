@@ -93,6 +93,19 @@ def test_details_are_small_at_the_first_view():
     assert radius == 5 and 2 * radius * 112 / 448 == 2.5 and 2 * radius * 112 / 112 == 10
 
 
+def test_named_cards_circles_read_as_the_count_task_draws_them():
+    """zoom_named: a circle 5 px across at the 112-px first view (inside a card of 28 px, one image token), 20 px
+    across zoomed on the card (112 px, returned at 112): the size of the `count` task's circles at 112 px."""
+    item = generate_items("zoom_named", 1, seed=0, difficulty=0)[0]
+    region = item.metadata["region"]
+    assert region[2] - region[0] == 112
+    radii = {o["radius"] for o in item.metadata["scene"]["objects"]}
+    count_item = generate_items("count", 1, seed=0, difficulty=0)[0]
+    count_radii = {o["radius"] for o in count_item.metadata["scene"]["objects"]}
+    assert radii == {10} == count_radii
+    assert 2 * 10 * 112 / 448 == 5
+
+
 def test_background_tells_where_a_pixel_is():
     """The pale gradient: red falls left to right, green top to bottom; no background pixel has a circle's colour,
     the card's grey or the frame's black."""

@@ -53,6 +53,13 @@ def circle_radius(image_size: int) -> int:
     return max(2, round(image_size / 90))
 
 
+def named_circle_radius(image_size: int) -> int:
+    """``zoom_named``'s circles: twice ``zoom``'s (10 px at 448), so that the zoomed view (returned at 112 px) draws
+    them as the ``count`` task does (radius 10 at 112), the size a counting base model has learnt to read. With
+    ``zoom``'s 10-px-wide circles in the crop, SFT with tools read the count less well (docs/tools.md)."""
+    return max(2, round(image_size / 45))
+
+
 def frame_width(image_size: int) -> int:
     return max(1, round(image_size * 5 / 448))
 
@@ -211,8 +218,9 @@ __all__ = ["ZoomTask", "ZOOM_IMAGE_SIZE", "COLOURS"]
 class ZoomNamedTask(ZoomTask):
     """``zoom_named``: the ``zoom`` card among three more framed cards alike, the question naming where the asked one
     is ("How many red circles are inside the frame at the top left corner?"). Every card holds 1-5 circles of the
-    asked colour, so the whole image (where each circle is 2.5 px across) does not give the answer, and a zoom on
-    the named card does; a zoom on another card reads a wrong count.
+    asked colour, so the whole image (where each circle is 5 px across, inside a card of one image token) does not
+    give the answer, and a zoom on the named card does (a circle 20 px across, as in the ``count`` task); a zoom on
+    another card reads a wrong count.
 
     Why a named place: the tiny models cannot learn from pixels where a card is (docs/tools.md), but they can learn
     to turn a place named in words into a box. What is left to learn is what the papers' claim is about: that
@@ -228,7 +236,7 @@ class ZoomNamedTask(ZoomTask):
 
     def sample_scene(self, rng: random.Random, difficulty: int, image_size: int) -> dict:
         s = image_size
-        side, radius, width = frame_side(s), circle_radius(s), frame_width(s)
+        side, radius, width = frame_side(s), named_circle_radius(s), frame_width(s)
         colour = rng.choice(BASE_COLOURS)
         cells = [(0, 0), (3, 0), (0, 3), (3, 3)] if difficulty == 0 else [(c, r) for r in range(4) for c in range(4)]
         boxes = [_region_at((2 * c + 1) * s / 8, (2 * r + 1) * s / 8, side, s) for c, r in rng.sample(cells, 4)]
