@@ -2,8 +2,9 @@
 
 Same contract as `mmrft.rollout.hf.HFRolloutEngine`, but vLLM holds its own copy of the weights: the trainer calls
 `sync_weights(model)` after every update, and between phases the engine sleeps (frees its GPU memory). The pure
-parts (requests from samples, outputs to a `Rollout`, policy weights under the names vLLM loads) are module
-functions, tested on CPU; only `VLLMRolloutEngine` needs vLLM, imported when one is built.
+parts (requests from samples, outputs to a `Rollout`; the policy's weights under the names vLLM loads, in
+`mmrft.rollout.vllm_weights`) are module functions, tested on CPU; only `VLLMRolloutEngine` needs vLLM, imported
+when one is built.
 
 What this relies on (vLLM >= 0.19.1, the first release that installs beside transformers 5; V1 engine):
 - `LLM(distributed_executor_backend="external_launcher")` runs the engine in this process (it sets
@@ -50,6 +51,7 @@ from mmrft.data.collate import MediaOptions, PromptBatch, chat_texts, load_media
 from mmrft.errors import ConfigError, MmrftError
 from mmrft.models.load import media_token_ids
 from mmrft.rollout.engine import ROLLOUT_ENGINES, Rollout, SamplingParams
+from mmrft.rollout.vllm_weights import vllm_weights
 
 log = logging.getLogger("mmrft")
 # Added to the logits of media placeholder tokens: exp(-1e9) is 0 in float32, without inf arithmetic.
@@ -196,51 +198,6 @@ def prompt_mismatches(prompts: PromptBatch, outputs) -> list[int]:
         if theirs is not None and [int(t) for t in theirs] != ids[i][att[i].bool()].tolist():
             bad.append(i)
     return bad
-
-
-# ------------------------------------------------------------------------------------- weights (pure)
-
-
-def vllm_weight_name(name: str) -> str | None:
-    """A (possibly peft-wrapped) parameter name as the checkpoint names it, None for adapter-only parameters."""
-    name = name.removeprefix("base_model.model.").replace(".base_layer.", ".")
-    parts = name.split(".")
-    if any(p.startswith("lora_") for p in parts) or "original_module" in parts:
-        return None
-    if "modules_to_save" in parts:  # peft's trained copy of a whole module: `x.modules_to_save.<adapter>.weight`
-        k = parts.index("modules_to_save")
-        parts = parts[:k] + parts[k + 2 :]
-    return ".".join(parts)
-
-
-def _lora_delta(module) -> torch.Tensor | None:
-    """The un-merged LoRA update of a peft layer's base weight (None when there is nothing to add)."""
-    if getattr(module, "disable_adapters", False):
-        return None
-    delta = None
-    for adapter in module.active_adapters:
-        has = adapter in module.lora_A or adapter in getattr(module, "lora_embedding_A", {})
-        if not has or adapter in getattr(module, "merged_adapters", ()):
-            continue
-        if getattr(module, "use_dora", {}).get(adapter, False):
-            raise MmrftError("rollout.engine=vllm: DoRA adapters cannot be merged for vLLM; use plain LoRA")
-        d = module.get_delta_weight(adapter)
-        delta = d if delta is None else delta + d
-    return delta
-
-
-@torch.no_grad()
-def vllm_weights(model):
-    """(checkpoint name, tensor) of every weight vLLM holds, from the policy as it is now: peft LoRA deltas added to
-    their base weights (new tensors, one layer at a time; the policy is not modified), adapter tensors left out."""
-    lora = {name: m for name, m in model.named_modules() if hasattr(m, "lora_A") and hasattr(m, "get_delta_weight")}
-    for name, p in model.named_parameters():
-        new = vllm_weight_name(name)
-        if new is None:
-            continue
-        owner = name.rsplit(".", 1)[0].removesuffix(".base_layer")
-        delta = _lora_delta(lora[owner]) if owner in lora and name.endswith(".base_layer.weight") else None
-        yield new, p.detach() if delta is None else p.detach() + delta.to(p.dtype)
 
 
 # ------------------------------------------------------------------------------------- the engine

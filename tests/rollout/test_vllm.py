@@ -22,8 +22,8 @@ from mmrft.errors import ConfigError, MmrftError
 from mmrft.models.load import AUTO_MODEL, load_processor, lora_targets
 from mmrft.rollout.engine import SamplingParams
 from mmrft.rollout.vllm import (SUPPRESS_BIAS, VLLMRolloutEngine, build_requests, completion_tokens, import_vllm,
-                                prompt_mismatches, rollout_from_outputs, sampling_kwargs, vllm_requests,
-                                vllm_weight_name, vllm_weights)
+                                prompt_mismatches, rollout_from_outputs, sampling_kwargs, vllm_requests)
+from mmrft.rollout.vllm_weights import vllm_weight_name, vllm_weights
 
 # vLLM's Qwen2VLForConditionalGeneration.hf_to_vllm_mapper (vllm/model_executor/models/qwen2_vl.py), first match wins
 QWEN2_VL_PREFIXES = {"model.language_model.": "language_model.model.", "model.visual.": "visual.",
