@@ -257,6 +257,9 @@ class TrainerConfig:
     progress: bool = _help("show progress bars (plain log lines every log_every steps when not a terminal)", True)
     checkpoint_every: int = _help("save a resumable checkpoint every N RL steps (0: only on a stop signal)", 0)
     keep_checkpoints: int = _help("keep the newest N checkpoints, delete older ones", 2)
+    save_best: bool = _help(
+        "also keep the model of the best evaluation on the first held-out split (step 0, every eval_every steps, the "
+        "end; a tie keeps the earlier) in RUN/best, with best.json giving its step and accuracy", False)
     resume: Optional[str] = _help(
         "continue a run from its newest valid checkpoint: a run directory, or `auto` (trainer.output_dir if it "
         "has one, else a fresh start)", None)

@@ -152,3 +152,14 @@ def results_from_metrics(rows: list[dict], held_out: dict[str, list[Sample]], sp
                                         "reward": rows[-1].get(f"{prefix}/{t}/reward") or 0.0, "n": n}
                                     for t, n in sorted(counts.items())})
     return results
+
+
+def per_task_table(results: Optional[dict[str, EvalResult]], splits: dict) -> Optional[dict]:
+    """One task -> metrics table of `results` (split name -> result): a run with one split (`splits` names the run's
+    splits) gives its table as it is, several splits theirs keyed `split/task`."""
+    if not results:
+        return None
+    if len(splits) == 1:
+        return next(iter(results.values())).per_task
+    return {f"{name}/{task}": v for name, res in results.items() for task, v in res.per_task.items()}
+

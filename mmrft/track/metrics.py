@@ -13,6 +13,16 @@ from mmrft import faults
 log = logging.getLogger("mmrft")
 
 
+class NullTracker:
+    """What ranks other than 0 log to: nothing (rank 0 logs the step's metrics combined over ranks)."""
+
+    def log(self, *args, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class Tracker:
     """Metrics of a run: `metrics.jsonl` always; TensorBoard, Weights & Biases and MLflow when asked for.
 

@@ -286,8 +286,8 @@ class HealthMonitor:
                 f"held-out accuracy {accuracy:.3f} is {best - accuracy:.3f} below its best {best:.3f} "
                 f"(health.heldout_drop={self.cfg.heldout_drop}) while the train reward rose ({train_then:.3f} -> "
                 f"{train:.3f}): over-fitting or reward hacking. Compare the rollouts (mmrft view), add a KL "
-                "(algorithm.kl_coef), use more or fresher training data, or keep the checkpoint of the best "
-                "evaluation"))
+                "(algorithm.kl_coef), use more or fresher training data, or keep the model of the best "
+                "evaluation (trainer.save_best=true)"))
             return True
         self.heldout_fired = self.heldout_fired and holds
         return False

@@ -21,20 +21,21 @@ from mmrft.config import Config, eval_split_prefix, eval_splits, import_plugins
 from mmrft.data.collate import encode_prompts, media_options
 from mmrft.errors import MmrftError
 from mmrft.eval.runner import (EvalResult, check_benchmarks, evaluate_benchmarks, evaluate_held_out,
-                               results_from_metrics)
+                               per_task_table, results_from_metrics)
 from mmrft.models.families import family_of
 from mmrft.models.load import load_policy, resolve_device
 from mmrft.rewards.scoring import Scorer
 from mmrft.rollout.engine import ROLLOUT_ENGINES, SamplingParams, check_rollout_engine
 from mmrft.rollout.hf import HFRolloutEngine
 from mmrft.rollout.multiturn import check_multi_turn, multi_turn, prompt_tools
-from mmrft.track.metrics import Tracker, read_metrics, restore_metrics
+from mmrft.track.metrics import NullTracker, Tracker, read_metrics, restore_metrics
 from mmrft.train.data import fit_to_model, load_data
 from mmrft.train.samplers import build_sampler
 from mmrft.train.dist import all_gather_list, any_rank, barrier, destroy, init_distributed, reduce_metrics, shard
 from mmrft.train.fsdp import FullWeights, check_fsdp, check_fsdp_data, full_state_dict, gathered, unsharded_critic
 from mmrft.data.augment import anneal
 from mmrft.train.augment_rollouts import check_augment, perturbed_samples
+from mmrft.train.best import BestEvaluation, read_best, save_best
 from mmrft.train.health import FlatRewardWatch, HealthMonitor
 from mmrft.train.overlap import PolicyCopyEngine, SamplingAhead, check_overlap
 from mmrft.train.learn import (TrainBatch, batch_metrics, build_learner, check_algorithm, estimate_advantages,
@@ -48,16 +49,6 @@ from mmrft.train.state import load_checkpoint, save_checkpoint, save_model
 from mmrft.train.step_metrics import dump_rollouts
 
 log = logging.getLogger("mmrft")
-
-
-class _NoTracker:
-    """What ranks other than 0 log to: nothing (rank 0 logs the step's metrics combined over ranks)."""
-
-    def log(self, *args, **kwargs) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 class RLRun:
@@ -125,7 +116,7 @@ class RLRun:
                                        self.processor)
         self.scorer = Scorer.from_config(cfg)
         tk = cfg.tracking
-        self.tracker = _NoTracker() if not ctx.is_main else Tracker(
+        self.tracker = NullTracker() if not ctx.is_main else Tracker(
             self.run_dir, tensorboard=tk.tensorboard, purge_step=self.start if self.resumed else None,
             wandb=tk.wandb, mlflow=tk.mlflow, project=tk.project, run_name=tk.run_name, config=dataclasses.asdict(cfg))
         self.params = SamplingParams(ro.group_size, ro.max_new_tokens, ro.temperature, ro.top_p, ro.top_k)
@@ -139,6 +130,9 @@ class RLRun:
         if "health" in state:  # the alarms' streaks and baselines as the interrupted run left them
             self.health.load_state_dict(state["health"])
             self.flat_watch.streak = state.get("flat_reward_streak", 0)
+        self.best = BestEvaluation()  # trainer.save_best (rank 0's record)
+        if "best" in state:
+            self.best.load_state_dict(state["best"])
         self.benchmark_items: dict = {}  # benchmark files, parsed once per run
         self.timings: dict[str, float] = {}
         self.trained: Optional[torch.Tensor] = None  # this step's advantage per trained completion, for the dumps
@@ -303,7 +297,20 @@ class RLRun:
             result = self._evaluate(step) if self.ctx.is_main else None  # the others wait at the next collective
         if step == 0:
             self.before = result
+        if self.cfg.trainer.save_best:
+            self._keep_if_best(step, result)
         return result
+
+    def _keep_if_best(self, step: int, result: Optional[dict[str, EvalResult]]) -> None:
+        """RUN/best: the model of the best evaluation of the first held-out split so far (`mmrft.train.best`)."""
+        accuracy = next(iter(result.values())).accuracy if result else None  # rank 0 evaluates
+        if not self.any_rank(self.best.improves(accuracy)):
+            return
+        weights = FullWeights(self.model, full_state_dict(self.model)) if self.ctx.fsdp else self.model  # collective
+        if self.ctx.is_main:
+            self.best.record(step, accuracy)
+            save_best(weights, self.processor, self.run_dir, self.best)
+        barrier(self.ctx)
 
     def _evaluate(self, step: int) -> Optional[dict[str, EvalResult]]:
         cfg = self.cfg
@@ -333,7 +340,8 @@ class RLRun:
         parts = saveable_parts(self.learner, self.generator, self.ctx)  # FSDP: gathered on every rank
         if self.ctx.is_main:
             state = {"sampler": self.sampler.state_dict(), "nonfinite_in_a_row": self.nonfinite,
-                     "health": self.health.state_dict(), "flat_reward_streak": self.flat_watch.streak}
+                     "health": self.health.state_dict(), "flat_reward_streak": self.flat_watch.streak,
+                     "best": self.best.state_dict()}
             path = save_checkpoint(self.run_dir, step, parts, state, self.cfg.trainer.keep_checkpoints)
             log.info("checkpoint: %s", path)
         barrier(self.ctx)
@@ -372,27 +380,19 @@ class RLRun:
     def result(self) -> dict:
         """The run's outcome. `eval_before` / `eval_after`: task -> {accuracy, reward, n} of a single held-out
         split; with several splits, keyed `<split>/<task>` (one table with every split's rows). `eval_splits`:
-        split name -> {"before", "after"}, each task -> {accuracy, reward, n} or None."""
+        split name -> {"before", "after"}, each task -> {accuracy, reward, n} or None. `best`: RUN/best's step,
+        accuracy and path (`trainer.save_best`), else None."""
         after = self.after if self.stopped is None else None
         return {
             "checkpoint": str(self.final) if self.final else None, "run_dir": str(self.run_dir),
-            "stopped_at": self.stopped, "health": self.health.state(), "eval_before": self._per_task(self.before),
-            "eval_after": self._per_task(after),
+            "stopped_at": self.stopped, "health": self.health.state(), "eval_before": per_task_table(self.before, self.held_out),
+            "eval_after": per_task_table(after, self.held_out),
             "eval_splits": {name: {"before": self.before[name].per_task if self.before and name in self.before
                                    else None,
                                    "after": after[name].per_task if after and name in after else None}
                             for name in self.held_out},
+            "best": read_best(self.run_dir) if self.cfg.trainer.save_best else None,
         }
-
-    def _per_task(self, results: Optional[dict[str, EvalResult]]) -> Optional[dict]:
-        """One task -> metrics table of `results`: a single split's as it is, several splits' keyed `split/task`."""
-        if not results:
-            return None
-        if len(self.held_out) == 1:
-            return next(iter(results.values())).per_task
-        return {f"{name}/{task}": v for name, res in results.items() for task, v in res.per_task.items()}
-
-    # -- what a checkpoint holds -------------------------------------------------------------------------------
 
 
 __all__ = ["RLRun", "check_algorithm"]

@@ -271,8 +271,9 @@ def load_checkpoint(path: Path, parts: dict[str, Any], rank: int = 0) -> dict[st
     return state
 
 
-def save_model(model, processor, out: Path) -> Path:
-    """Write a checkpoint that `from_pretrained` loads (LoRA adapters merged into a copy), atomically."""
+def save_model(model, processor, out: Path, extra_files: Optional[dict[str, str]] = None) -> Path:
+    """Write a checkpoint that `from_pretrained` loads (LoRA adapters merged into a copy), atomically, with
+    `extra_files` (file name -> text) in the same directory."""
     to_save = model
     if hasattr(model, "merge_and_unload"):  # peft: a full checkpoint is what from_pretrained users expect
         to_save = copy.deepcopy(model).merge_and_unload()
@@ -280,4 +281,6 @@ def save_model(model, processor, out: Path) -> Path:
         to_save.save_pretrained(tmp, safe_serialization=True)
         faults.point("final_save")  # a test hook (mmrft.faults)
         processor.save_pretrained(tmp)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
     return Path(out)

@@ -1,5 +1,7 @@
 """Data parallelism: 2 processes (gloo, CPU) make exactly the update one process makes on the same global batch."""
 
+import json
+
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -114,7 +116,8 @@ def test_torchrun_fsdp_trains_evaluates_and_checkpoints(tmp_path, tiny_model_dir
 
     cfg = _write_config(tmp_path, tiny_model_dir, count_data, ", fsdp: true")
     reward = "rewards.weights={task: 1.0, 'tests.train.rewards_for_tests:shorter_is_better': 1.0}"  # never flat
-    out = _torchrun_train(cfg, f"data.eval={count_data['train']}", "data.eval_limit=4", reward, "trainer.lr=1e-3")
+    out = _torchrun_train(cfg, f"data.eval={count_data['train']}", "data.eval_limit=4", reward, "trainer.lr=1e-3",
+                          "trainer.save_best=true")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     run = tmp_path / "run"
     assert [r["step"] for r in _train_rows(run)] == [1, 2]
@@ -122,6 +125,11 @@ def test_torchrun_fsdp_trains_evaluates_and_checkpoints(tmp_path, tiny_model_dir
     start = AutoModelForImageTextToText.from_pretrained(str(tiny_model_dir))
     moved = sum(float((a - b).abs().sum()) for a, b in zip(final.state_dict().values(), start.state_dict().values()))
     assert moved > 0  # full tensors, loadable, and trained
+    # trainer.save_best: the random model scores the same at every evaluation, so the best is step 0's model,
+    # gathered from the shards
+    assert json.loads((run / "best" / "best.json").read_text())["step"] == 0
+    best = AutoModelForImageTextToText.from_pretrained(str(run / "best"))
+    assert all(torch.equal(a, b) for a, b in zip(best.state_dict().values(), start.state_dict().values()))
     opt = torch.load(run / "checkpoint-000002" / "optimizers.pt", weights_only=True)["optimizer"]
     assert any("exp_avg" in v for v in opt["state"].values())  # AdamW moments, gathered by parameter name
 
