@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmrft import atomic
-from mmrft.config import eval_splits, load_config
+from mmrft.config import Config, eval_splits, load_config
 from mmrft.data.prompts import tools_system_text
 from mmrft.data.sources import load_samples
 from mmrft.data.synthetic import generate_items, task_corpus, tokenizer_corpus, write_dataset
@@ -58,8 +58,11 @@ class ToolsDemoSpec:
     # 300 steps: the same validation accuracy with tools as 600 (68 / 69 %), at half the time (docs/tools.md)
     sft: tuple[str, ...] = ("sft.steps=300", "sft.batch_size=16")
     # 175 steps: the best of steps 0, 25, ..., 200 on the validation split (docs/tools.md); micro-batches of 16
-    # trajectories, cut to their longest (same gradient as one of 64, in less time)
-    rl: tuple[str, ...] = ("trainer.steps=175", "trainer.eval_every=50", "algorithm.micro_batch_size=16")
+    # trajectories, cut to their longest (same gradient as one of 64, in less time). The model tested is the one of
+    # the best validation evaluation (steps 0, 50, 100, 150, 175): the accuracy along one run moves by 10-30 points
+    # between evaluations, and the last step's model is recorded beside it
+    rl: tuple[str, ...] = ("trainer.steps=175", "trainer.eval_every=50", "algorithm.micro_batch_size=16",
+                           "trainer.save_best=true")
     # the multi-turn budget: a look, then the answer (one spare turn); the tool list left out of the prompts: the
     # tiny model learns the call from its SFT trajectories, and the ~300-token list it cannot read kept it from
     # learning to use the question at all (docs/tools.md)
@@ -135,6 +138,29 @@ def tools_table(rows: list[tuple[str, dict, dict]], task: str = "zoom") -> str:
     return "\n".join([fmt(lines[0]), "  ".join("-" * w for w in widths)] + [fmt(r) for r in lines[1:]])
 
 
+def selection_note(results: dict, names: dict[str, str], task: str) -> str:
+    """Under the table: which step's model each RL recipe is (chosen on validation), and its last step's accuracy."""
+    lines = []
+    for key, r in results.items():
+        if r.get("selected_step") is not None:
+            last = r["last_step_per_task"][task]["accuracy"]
+            lines.append(f"{names[key][:3]} the model of step {r['selected_step']}, best on validation "
+                         f"({100 * r['val_accuracy']:.0f}%); its last step ({r['last_step']}): {100 * last:.1f}%")
+    return "".join("\n" + line for line in lines)
+
+
+def _train_selected(cfg: Config) -> dict:
+    """Train an RL recipe; the model to test is the one of its best validation evaluation (`trainer.save_best`),
+    the last step's is recorded beside it."""
+    result = train_rl(cfg)
+    best, last = result.get("best"), result["checkpoint"]
+    if best is None:
+        return {"checkpoint": last}
+    return {"checkpoint": last if best["step"] == cfg.trainer.steps else best["checkpoint"],
+            "selected_step": best["step"], "val_accuracy": best["accuracy"], "last_step": cfg.trainer.steps,
+            "last_checkpoint": last}
+
+
 def run_tools_demo(out: str | Path = "runs/demo-tools", quick: bool = False, overrides: list[str] | tuple = (),
                    seed: int = 0, spec: ToolsDemoSpec = SPEC) -> dict:
     out = Path(out)
@@ -176,32 +202,34 @@ def run_tools_demo(out: str | Path = "runs/demo-tools", quick: bool = False, ove
     sft_a = train_sft(load_config(config_path("demo_sft.yaml"), [
         f"model.path={base}", f"data.train={one_turn}", f"trainer.output_dir={out / 'no-tools-sft'}", *common,
         *spec.no_tool, *spec.sft, *quick_sft]))
-    rl_a = train_rl(load_config(config_path("demo_grpo.yaml"), [
+    stages["no_tools"] = (_train_selected(load_config(config_path("demo_grpo.yaml"), [
         f"model.path={sft_a['checkpoint']}", f"data.train={data['rl']}", f"trainer.output_dir={out / 'no-tools-grpo'}",
-        *common, *spec.no_tool, *spec.rl, *quick_rl, *overrides]))
-    stages["no_tools"] = (rl_a["checkpoint"], list(spec.no_tool))
+        *common, *spec.no_tool, *spec.rl, *quick_rl, *overrides])), list(spec.no_tool))
 
     print("[4/6] (b) SFT with tools on the labelled items as trajectories (look -> zoom_in -> answer)")
     sft_b = train_sft(load_config(config_path("demo_sft.yaml"), [
         f"model.path={base}", f"data.train={trajectories}", f"trainer.output_dir={out / 'tools-sft'}", TOOLS,
         *common, *spec.turns, *spec.sft, *quick_sft]))
-    stages["tools_sft"] = (sft_b["checkpoint"], [TOOLS, *spec.turns])
+    stages["tools_sft"] = ({"checkpoint": sft_b["checkpoint"]}, [TOOLS, *spec.turns])
 
     print("[5/6] (c) GRPO with tools from (b) on fresh items")
-    rl_c = train_rl(load_config(config_path("demo_grpo.yaml"), [
+    stages["tools_grpo"] = (_train_selected(load_config(config_path("demo_grpo.yaml"), [
         f"model.path={sft_b['checkpoint']}", f"data.train={data['rl']}", f"trainer.output_dir={out / 'tools-grpo'}",
-        TOOLS, *common, *spec.turns, *spec.rl, *quick_rl, *overrides]))
-    stages["tools_grpo"] = (rl_c["checkpoint"], [TOOLS, *spec.turns])
+        TOOLS, *common, *spec.turns, *spec.rl, *quick_rl, *overrides])), [TOOLS, *spec.turns])
 
     print(f"[6/6] the {spec.n_test} held-out items, once per model (greedy)")
     names = {"no_tools": "(a) SFT+GRPO, no tools", "tools_sft": "(b) SFT with tools",
              "tools_grpo": "(c) SFT+GRPO with tools"}
     results, rows = {}, []
-    for key, (ckpt, settings) in stages.items():
-        res, tools = score_checkpoint([f"model.path={ckpt}", f"data.eval={data['test']}", *settings])
-        results[key] = {"checkpoint": ckpt, "per_task": res.per_task, **tools}
+    for key, (chosen, settings) in stages.items():
+        res, tools = score_checkpoint([f"model.path={chosen['checkpoint']}", f"data.eval={data['test']}", *settings])
+        results[key] = {**chosen, "per_task": res.per_task, **tools}
+        if chosen.get("last_step") is not None:  # the run's last model, for the record (not chosen on validation)
+            last = score_checkpoint([f"model.path={chosen['last_checkpoint']}", f"data.eval={data['test']}",
+                                     *settings])[0] if chosen["selected_step"] != chosen["last_step"] else res
+            results[key]["last_step_per_task"] = last.per_task
         rows.append((names[key], res.per_task, tools))
-    table = tools_table(rows, spec.task)
+    table = tools_table(rows, spec.task) + selection_note(results, names, spec.task)
     minutes = (time.time() - t0) / 60
     print(table)
     print(f"\nrun directory: {out}\ntotal time: {minutes:.1f} min")

@@ -74,6 +74,14 @@ def test_demo_quick_tools(tmp_path):
         assert result["results"][key]["per_task"][task]["n"] == 32
     rows = [json.loads(x) for x in (out / "data" / "labelled-tools" / "data.jsonl").read_text().splitlines()]
     assert all(r["trajectory"][0]["content"].count("<tool_call>") == 1 for r in rows)
+    # (a) and (c): the model of the best validation evaluation (steps 0 and 2 here), the last step's beside it
+    for key, run_dir in (("no_tools", "no-tools-grpo"), ("tools_grpo", "tools-grpo")):
+        r = result["results"][key]
+        assert r["last_step"] == 2 and r["selected_step"] in (0, 2) and r["last_step_per_task"][task]["n"] == 32
+        assert r["last_checkpoint"] == str(out / run_dir / "final")
+        assert r["checkpoint"] == (r["last_checkpoint"] if r["selected_step"] == 2 else str(out / run_dir / "best"))
+    assert "selected_step" not in result["results"]["tools_sft"]
     table = (out / "demo_table.txt").read_text()
     assert "(c) SFT+GRPO with tools" in table and "useful zooms" in table
+    assert table.count("best on validation") == 2
     assert json.loads((out / "demo_results.json").read_text())["task"] == SPEC.task
