@@ -162,4 +162,3 @@ def per_task_table(results: Optional[dict[str, EvalResult]], splits: dict) -> Op
     if len(splits) == 1:
         return next(iter(results.values())).per_task
     return {f"{name}/{task}": v for name, res in results.items() for task, v in res.per_task.items()}
-

@@ -141,6 +141,12 @@ class FullWeights:
         self.model.save_pretrained(str(out), state_dict=self.state, **kwargs)
 
 
+def full_weights(model: torch.nn.Module, fsdp: bool):
+    """The policy as `save_model` takes it: the model itself, or under FSDP (collective: every rank calls this) its
+    full weights gathered to rank 0."""
+    return FullWeights(model, full_state_dict(model)) if fsdp else model
+
+
 class FullStateOptimizer:
     """An optimizer over sharded parameters seen through full state dicts keyed by parameter name, so a checkpoint
     does not depend on the number of ranks. Both methods are collective."""

@@ -32,7 +32,7 @@ from mmrft.track.metrics import NullTracker, Tracker, read_metrics, restore_metr
 from mmrft.train.data import fit_to_model, load_data
 from mmrft.train.samplers import build_sampler
 from mmrft.train.dist import all_gather_list, any_rank, barrier, destroy, init_distributed, reduce_metrics, shard
-from mmrft.train.fsdp import FullWeights, check_fsdp, check_fsdp_data, full_state_dict, gathered, unsharded_critic
+from mmrft.train.fsdp import check_fsdp, check_fsdp_data, full_weights, gathered, unsharded_critic
 from mmrft.data.augment import anneal
 from mmrft.train.augment_rollouts import check_augment, perturbed_samples
 from mmrft.train.best import BestEvaluation, read_best, save_best
@@ -306,7 +306,7 @@ class RLRun:
         accuracy = next(iter(result.values())).accuracy if result else None  # rank 0 evaluates
         if not self.any_rank(self.best.improves(accuracy)):
             return
-        weights = FullWeights(self.model, full_state_dict(self.model)) if self.ctx.fsdp else self.model  # collective
+        weights = full_weights(self.model, self.ctx.fsdp)  # collective under FSDP
         if self.ctx.is_main:
             self.best.record(step, accuracy)
             save_best(weights, self.processor, self.run_dir, self.best)
@@ -360,7 +360,7 @@ class RLRun:
         self.after = self.evaluate(cfg.trainer.steps)
         if cfg.trainer.checkpoint_every and cfg.trainer.steps % cfg.trainer.checkpoint_every:
             self.checkpoint(cfg.trainer.steps)
-        weights = FullWeights(self.model, full_state_dict(self.model)) if ctx.fsdp else self.model  # collective
+        weights = full_weights(self.model, ctx.fsdp)  # collective under FSDP
         critic = unsharded_critic(cfg, self.learner.critic) if self.learner.critic is not None else None  # likewise
         if ctx.is_main:
             self.final = save_model(weights, self.processor, self.run_dir / "final")
@@ -385,7 +385,8 @@ class RLRun:
         after = self.after if self.stopped is None else None
         return {
             "checkpoint": str(self.final) if self.final else None, "run_dir": str(self.run_dir),
-            "stopped_at": self.stopped, "health": self.health.state(), "eval_before": per_task_table(self.before, self.held_out),
+            "stopped_at": self.stopped, "health": self.health.state(),
+            "eval_before": per_task_table(self.before, self.held_out),
             "eval_after": per_task_table(after, self.held_out),
             "eval_splits": {name: {"before": self.before[name].per_task if self.before and name in self.before
                                    else None,

@@ -103,7 +103,7 @@ def test_named_cards_circles_read_as_the_count_task_draws_them():
     count_item = generate_items("count", 1, seed=0, difficulty=0)[0]
     count_radii = {o["radius"] for o in count_item.metadata["scene"]["objects"]}
     assert radii == {10} == count_radii
-    assert 2 * 10 * 112 / 448 == 5
+    assert item.image.size == (448, 448)  # a circle 20 px across is 5 px across at the 112-px first view
 
 
 def test_background_tells_where_a_pixel_is():
