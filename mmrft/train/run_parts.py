@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from mmrft.train.dist import DistContext, all_gather_list
-from mmrft.train.fsdp import FullCritic, FullStateOptimizer, FullWeights, Snapshot, full_state_dict
+from mmrft.train.fsdp import FullCritic, FullStateOptimizer, Snapshot, full_state_dict, full_weights
 from mmrft.train.state import rng_state
 
 
@@ -28,7 +28,7 @@ def saveable_parts(learner, generator: torch.Generator, ctx: DistContext) -> dic
     if ctx.enabled:  # every rank's random state, so a resumed run samples what the uninterrupted one would
         parts["rank_rng"] = all_gather_list(rng_state(generator), ctx)[1:]
     if ctx.fsdp:
-        parts["policy"] = FullWeights(learner.model, full_state_dict(learner.model))
+        parts["policy"] = full_weights(learner.model, fsdp=True)
         if learner.critic is not None:
             parts["critic"] = FullCritic(learner.critic, full_state_dict(learner.critic))
         parts["optimizers"] = {k: Snapshot(v.state_dict()) for k, v in parts["optimizers"].items()}
