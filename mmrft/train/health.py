@@ -101,8 +101,8 @@ class EntropyCollapse:
         if self.streak.step(holds):
             return True, (f"policy entropy {e:.4f} nats/token has stayed below health.entropy_min={self.min} for "
                           f"{self.streak.patience} steps: the policy is near-deterministic and stops exploring. Try a "
-                          "higher rollout.temperature, an entropy bonus (algorithm.entropy_coef), a lower trainer.lr, "
-                          "or clip-higher (algorithm.clip_high=0.28) with algorithm.ppo_epochs or algorithm.minibatches "
+                          "higher rollout.temperature, an entropy bonus (algorithm.entropy_coef), a lower trainer.lr, or "
+                          "clip-higher (algorithm.clip_high=0.28) with algorithm.ppo_epochs or algorithm.minibatches "
                           ">= 2: with one on-policy update per rollout batch the ratio is 1 and no clip acts")
         return holds, None
 

@@ -35,7 +35,8 @@ def test_entropy_collapse_after_patience_steps_once_per_streak(caplog):
     assert fired(m) == [(4, "entropy_collapse"), (9, "entropy_collapse")]
     assert [s["health/entropy_collapse"] for s in signals] == [0, 1, 1, 1, 1, 0, 1, 1, 1]
     assert "rollout.temperature" in m.fired[0][2] and "step 4: health alarm entropy_collapse" in caplog.text
-    assert "clip_high=0.28) with algorithm.ppo_epochs or algorithm.minibatches >= 2" in m.fired[0][2]  # clip-higher is void on-policy
+    # clip-higher is void on-policy: advised only with more than one optimizer step per rollout batch
+    assert "clip_high=0.28) with algorithm.ppo_epochs or algorithm.minibatches >= 2" in m.fired[0][2]
 
 
 def test_length_collapse_and_explosion_against_the_early_mean():
