@@ -27,6 +27,7 @@ from mmrft.data.sources import load_samples
 from mmrft.data.synthetic import generate_items, task_corpus, tokenizer_corpus, write_dataset
 from mmrft.demo import config_path
 from mmrft.eval.runner import EvalResult, evaluate_held_out
+from mmrft.eval.stats import paired_bootstrap
 from mmrft.models.grounding import box_to_format
 from mmrft.models.load import load_policy, load_processor, resolve_device
 from mmrft.models.tiny import make_tiny_model
@@ -152,6 +153,29 @@ def selection_note(results: dict, names: dict[str, str], task: str) -> str:
     return "".join("\n" + line for line in lines)
 
 
+def paired_gain(a: EvalResult, b: EvalResult, seed: int = 0) -> dict:
+    """Recipe b's accuracy minus recipe a's on the same held-out items, with the 95 % interval of a paired bootstrap
+    over the items (`mmrft.eval.stats.paired_bootstrap`): how far one run's gain is from noise."""
+    correct_a = {r["id"]: float(r["correct"]) for r in a.records}
+    correct_b = {r["id"]: float(r["correct"]) for r in b.records}
+    ids = sorted(correct_a)
+    if sorted(correct_b) != ids:
+        raise ValueError("paired_gain: the two recipes were scored on different items")
+    res = paired_bootstrap([correct_a[i] for i in ids], [correct_b[i] for i in ids], seed=seed)
+    return {"points": 100 * res.delta, "low": 100 * res.low, "high": 100 * res.high, "p_value": res.p_value,
+            "n": res.n_items}
+
+
+def gain_note(gains: dict[str, dict], names: dict[str, str]) -> str:
+    """Under the table: each gain with its interval, e.g. '(c) - (b): +9.0 points (95 % interval +2.5 to +15.5)'."""
+    lines = []
+    for pair, g in gains.items():
+        a, b = pair.split("->")
+        lines.append(f"{names[b][:3]} - {names[a][:3]}: {g['points']:+.1f} points (95 % paired bootstrap interval "
+                     f"{g['low']:+.1f} to {g['high']:+.1f}, {g['n']} items)")
+    return "".join("\n" + line for line in lines)
+
+
 def _train_selected(cfg: Config) -> dict:
     """Train an RL recipe; the model to test is the one of its best validation evaluation (`trainer.save_best`),
     the last step's is recorded beside it."""
@@ -223,22 +247,26 @@ def run_tools_demo(out: str | Path = "runs/demo-tools", quick: bool = False, ove
     print(f"[6/6] the {spec.n_test} held-out items, once per model (greedy)")
     names = {"no_tools": "(a) SFT+GRPO, no tools", "tools_sft": "(b) SFT with tools",
              "tools_grpo": "(c) SFT+GRPO with tools"}
-    results, rows = {}, []
+    results, rows, scored = {}, [], {}
     for key, (chosen, settings) in stages.items():
         res, tools = score_checkpoint([f"model.path={chosen['checkpoint']}", f"data.eval={data['test']}", *settings])
-        results[key] = {**chosen, "per_task": res.per_task, **tools}
+        results[key], scored[key] = {**chosen, "per_task": res.per_task, **tools}, res
         if chosen.get("last_step") is not None:  # the run's last model, for the record (not chosen on validation)
             last = score_checkpoint([f"model.path={chosen['last_checkpoint']}", f"data.eval={data['test']}",
                                      *settings])[0] if chosen["selected_step"] != chosen["last_step"] else res
             results[key]["last_step_per_task"] = last.per_task
         rows.append((names[key], res.per_task, tools))
-    table = tools_table(rows, spec.task) + selection_note(results, names, spec.task)
+    # what GRPO adds to the tool-using model, and what the tools add over the recipe without them
+    gains = {f"{a}->{b}": paired_gain(scored[a], scored[b]) for a, b in (("tools_sft", "tools_grpo"),
+                                                                         ("no_tools", "tools_grpo"))}
+    table = tools_table(rows, spec.task) + selection_note(results, names, spec.task) + gain_note(gains, names)
     minutes = (time.time() - t0) / 60
     print(table)
     print(f"\nrun directory: {out}\ntotal time: {minutes:.1f} min")
     result = {"modality": "tools", "task": spec.task, "difficulty": spec.difficulty, "seed": seed, "minutes": minutes,
-              "results": results, "settings": {"sft": list(spec.sft), "rl": list(spec.rl), "turns": list(spec.turns),
-                                               "base_sft": list(spec.base_sft), "overrides": list(overrides)}}
+              "results": results, "gains": gains,
+              "settings": {"sft": list(spec.sft), "rl": list(spec.rl), "turns": list(spec.turns),
+                           "base_sft": list(spec.base_sft), "overrides": list(overrides)}}
     atomic.write_text(out / "demo_results.json", json.dumps(result, indent=2))
     atomic.write_text(out / "demo_table.txt", table + "\n")
     return result

@@ -84,4 +84,11 @@ def test_demo_quick_tools(tmp_path):
     table = (out / "demo_table.txt").read_text()
     assert "(c) SFT+GRPO with tools" in table and "useful zooms" in table
     assert table.count("best on validation") == 2
+    # GRPO's gain over (b), and (c)'s over (a), each paired over the 32 held-out items with its interval
+    gains = result["gains"]
+    assert set(gains) == {"tools_sft->tools_grpo", "no_tools->tools_grpo"}
+    for pair, g in gains.items():
+        a, b = (result["results"][k]["per_task"][task]["accuracy"] for k in pair.split("->"))
+        assert g["n"] == 32 and g["points"] == pytest.approx(100 * (b - a)) and g["low"] <= g["points"] <= g["high"]
+    assert table.count("paired bootstrap interval") == 2
     assert json.loads((out / "demo_results.json").read_text())["task"] == SPEC.task
