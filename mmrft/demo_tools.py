@@ -62,9 +62,9 @@ class ToolsDemoSpec:
     sft: tuple[str, ...] = ("sft.steps=300", "sft.batch_size=16")
     # 200 steps, evaluated every 25 on the validation split; the model tested is the one of the best evaluation
     # (`trainer.save_best`), the last step's is recorded beside it. lr 1e-4: 5e-5, a KL to the SFT model (0.05), a
-    # cosine decay, 16 prompts x 100 steps, two minibatches with clip-higher and temperature 1.3 all held a lower
-    # validation level over the second half of training (docs/tools.md). Micro-batches of 16 trajectories, cut to
-    # their longest (same gradient as one of 64, in less time)
+    # cosine decay, 16 prompts x 100 steps, two minibatches with clip-higher, temperature 1.3, an entropy bonus
+    # (0.01) and groups of 16 all held a lower validation level over the second half of training (docs/tools.md).
+    # Micro-batches of 16 trajectories, cut to their longest (same gradient as one of 64, in less time)
     rl: tuple[str, ...] = ("trainer.steps=200", "trainer.eval_every=25", "algorithm.micro_batch_size=16",
                            "trainer.save_best=true")
     # the multi-turn budget: a look, then the answer (one spare turn); the tool list left out of the prompts: the
