@@ -167,7 +167,8 @@ def paired_gain(a: EvalResult, b: EvalResult, seed: int = 0) -> dict:
 
 
 def gain_note(gains: dict[str, dict], names: dict[str, str]) -> str:
-    """Under the table: each gain with its interval, e.g. '(c) - (b): +9.0 points (95 % interval +2.5 to +15.5)'."""
+    """Under the table, one line per gain, e.g. '(c) - (b): +9.0 points (95 % paired bootstrap interval +1.0 to
+    +17.0, 200 items)'."""
     lines = []
     for pair, g in gains.items():
         a, b = pair.split("->")
