@@ -305,6 +305,9 @@ class EvalConfig:
         "rollout.max_new_tokens", None)
     batch_size: int = _help(
         "prompts per generation batch of every evaluation (held-out data, benchmarks, `mmrft eval --config`)", 64)
+    keep_records: bool = _help(
+        "write each held-out evaluation's answers, one line per item (id, answer, reward, correct, trajectory), to "
+        "RUN/eval/held_out/[<split>/]step_<N>.jsonl, for item-by-item comparisons (mmrft.eval.records)", True)
 
 
 @dataclass

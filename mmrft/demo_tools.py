@@ -27,7 +27,7 @@ from mmrft.data.sources import load_samples
 from mmrft.data.synthetic import generate_items, task_corpus, tokenizer_corpus, write_dataset
 from mmrft.demo import config_path
 from mmrft.eval.runner import EvalResult, evaluate_held_out
-from mmrft.eval.stats import paired_bootstrap
+from mmrft.eval.records import gain_line, paired_gain, write_records
 from mmrft.models.grounding import box_to_format
 from mmrft.models.load import load_policy, load_processor, resolve_device
 from mmrft.models.tiny import make_tiny_model
@@ -41,6 +41,8 @@ from mmrft.train.sft import train_sft
 
 SEEDS = {"labelled": 1, "rl": 2, "test": 3, "val": 4, "base": 5}
 TOOLS = "rollout.tools=[zoom_in]"
+# the gains the demo reports: what GRPO adds to the tool-using model, and what the tools add over the recipe without
+GAINS = (("tools_sft", "tools_grpo"), ("no_tools", "tools_grpo"))
 
 
 @dataclass(frozen=True)
@@ -153,27 +155,13 @@ def selection_note(results: dict, names: dict[str, str], task: str) -> str:
     return "".join("\n" + line for line in lines)
 
 
-def paired_gain(a: EvalResult, b: EvalResult, seed: int = 0) -> dict:
-    """Recipe b's accuracy minus recipe a's on the same held-out items, with the 95 % interval of a paired bootstrap
-    over the items (`mmrft.eval.stats.paired_bootstrap`): how far one run's gain is from noise."""
-    correct_a = {r["id"]: float(r["correct"]) for r in a.records}
-    correct_b = {r["id"]: float(r["correct"]) for r in b.records}
-    ids = sorted(correct_a)
-    if sorted(correct_b) != ids:
-        raise ValueError("paired_gain: the two recipes were scored on different items")
-    res = paired_bootstrap([correct_a[i] for i in ids], [correct_b[i] for i in ids], seed=seed)
-    return {"points": 100 * res.delta, "low": 100 * res.low, "high": 100 * res.high, "p_value": res.p_value,
-            "n": res.n_items}
-
-
 def gain_note(gains: dict[str, dict], names: dict[str, str]) -> str:
     """Under the table, one line per gain, e.g. '(c) - (b): +9.0 points (95 % paired bootstrap interval +1.0 to
     +17.0, 200 items)'."""
     lines = []
     for pair, g in gains.items():
         a, b = pair.split("->")
-        lines.append(f"{names[b][:3]} - {names[a][:3]}: {g['points']:+.1f} points (95 % paired bootstrap interval "
-                     f"{g['low']:+.1f} to {g['high']:+.1f}, {g['n']} items)")
+        lines.append(gain_line(f"{names[b][:3]} - {names[a][:3]}", g))
     return "".join("\n" + line for line in lines)
 
 
@@ -252,14 +240,16 @@ def run_tools_demo(out: str | Path = "runs/demo-tools", quick: bool = False, ove
     for key, (chosen, settings) in stages.items():
         res, tools = score_checkpoint([f"model.path={chosen['checkpoint']}", f"data.eval={data['test']}", *settings])
         results[key], scored[key] = {**chosen, "per_task": res.per_task, **tools}, res
+        results[key]["records"] = str(write_records(out / "held_out" / f"{key}.jsonl", res.records))
         if chosen.get("last_step") is not None:  # the run's last model, for the record (not chosen on validation)
             last = score_checkpoint([f"model.path={chosen['last_checkpoint']}", f"data.eval={data['test']}",
                                      *settings])[0] if chosen["selected_step"] != chosen["last_step"] else res
             results[key]["last_step_per_task"] = last.per_task
+            results[key]["last_step_records"] = str(write_records(out / "held_out" / f"{key}-last.jsonl",
+                                                                  last.records))
         rows.append((names[key], res.per_task, tools))
     # what GRPO adds to the tool-using model, and what the tools add over the recipe without them
-    gains = {f"{a}->{b}": paired_gain(scored[a], scored[b]) for a, b in (("tools_sft", "tools_grpo"),
-                                                                         ("no_tools", "tools_grpo"))}
+    gains = {f"{a}->{b}": paired_gain(scored[a].records, scored[b].records) for a, b in GAINS}
     table = tools_table(rows, spec.task) + selection_note(results, names, spec.task) + gain_note(gains, names)
     minutes = (time.time() - t0) / 60
     print(table)

@@ -134,10 +134,13 @@ def evaluate_benchmarks(cfg, model, processor, run_dir: Path, step: int, loaded:
     return out
 
 
-def results_from_metrics(rows: list[dict], held_out: dict[str, list[Sample]], splits: dict[str, str]
-                         ) -> Optional[dict[str, EvalResult]]:
+def results_from_metrics(rows: list[dict], held_out: dict[str, list[Sample]], splits: dict[str, str],
+                         run_dir: Optional[Path] = None) -> Optional[dict[str, EvalResult]]:
     """The held-out results an earlier run logged (its metric rows of one evaluation): split name -> result, for the
-    before/after table of a resumed run. None when nothing was logged or there is no held-out data."""
+    before/after table of a resumed run, with the per-item records it wrote to `run_dir` where they are there
+    (`mmrft.eval.records`). None when nothing was logged or there is no held-out data."""
+    from mmrft.eval.records import read_records, records_path
+
     if not rows or not any(held_out.values()):
         return None
     results: dict[str, EvalResult] = {}
@@ -148,9 +151,11 @@ def results_from_metrics(rows: list[dict], held_out: dict[str, list[Sample]], sp
         counts: dict[str, int] = {}
         for s in samples:
             counts[s.task] = counts.get(s.task, 0) + 1
+        path = records_path(run_dir, rows[-1]["step"], name, splits) if run_dir is not None else None
         results[name] = EvalResult({t: {"accuracy": rows[-1].get(f"{prefix}/{t}/accuracy") or 0.0,
                                         "reward": rows[-1].get(f"{prefix}/{t}/reward") or 0.0, "n": n}
-                                    for t, n in sorted(counts.items())})
+                                    for t, n in sorted(counts.items())},
+                                   read_records(path) if path is not None and path.is_file() else [])
     return results
 
 

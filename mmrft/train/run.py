@@ -3,8 +3,7 @@
 Setting up (processes, seeds, checks, data, policy, optimizers, rollout engine, rewards, tracking, resuming), the
 parts of a step that need the run's context (sampling under gathered FSDP weights, the learning calls with the
 device and the process group, the vLLM weight sync), logging, evaluation, checkpoints and the final save live here,
-so that the loop itself reads like the algorithm.
-"""
+so that the loop itself reads like the algorithm."""
 
 from __future__ import annotations
 
@@ -20,6 +19,7 @@ import torch
 from mmrft.config import Config, eval_split_prefix, eval_splits, import_plugins
 from mmrft.data.collate import encode_prompts, media_options
 from mmrft.errors import MmrftError
+from mmrft.eval.records import keep_records
 from mmrft.eval.runner import (EvalResult, check_benchmarks, evaluate_benchmarks, evaluate_held_out,
                                per_task_table, results_from_metrics)
 from mmrft.models.families import family_of
@@ -285,13 +285,12 @@ class RLRun:
 
     def evaluate(self, step: int) -> Optional[dict[str, EvalResult]]:
         """Greedy evaluation on each held-out split and `eval.benchmarks` (rank 0; under FSDP every rank gathers
-        the full weights first, a collective); logged under phase "eval", each split under its prefix
-        (`mmrft.config.eval_split_prefix`). Returns split name -> result (None without held-out data, and on the
-        other ranks). Step 0 is the starting point: when resuming, its result is read back from the interrupted
-        run's metrics."""
+        the full weights first, a collective); logged under phase "eval", each split under its prefix, its answers
+        item by item under RUN/eval/held_out (`mmrft.eval.records`). Returns split name -> result (None without
+        held-out data, and on the other ranks). Step 0 is the start: a resumed run reads it back from its files."""
         if step == 0 and self.resumed:
             rows = [r for r in read_metrics(self.run_dir) if r.get("phase") == "eval" and r["step"] == 0]
-            self.before = results_from_metrics(rows, self.held_out, self.splits)
+            self.before = results_from_metrics(rows, self.held_out, self.splits, self.run_dir)
             return self.before
         with gathered(self.model):
             result = self._evaluate(step) if self.ctx.is_main else None  # the others wait at the next collective
@@ -321,6 +320,7 @@ class RLRun:
             if not samples:
                 continue
             res = evaluate_held_out(cfg, self.model, self.processor, samples, self.scorer, self.eval_engine)
+            keep_records(cfg, self.run_dir, step, name, self.splits, res.records)
             prefix = eval_split_prefix(name, self.splits)
             metrics.update(res.flat(prefix))
             if not results:  # the first split is the one the held-out alarm watches

@@ -40,7 +40,7 @@ def prepare_run_dir(cfg: Config, name: str = "config.yaml", resuming: bool = Fal
     if run_dir.exists() and (cfg.trainer.overwrite or restart):
         for f in ("metrics.jsonl",):
             (run_dir / f).unlink(missing_ok=True)
-        for d in ["tensorboard", "rollouts", *(p.name for p in run_dir.glob("checkpoint-*"))]:
+        for d in ["tensorboard", "rollouts", "eval", *(p.name for p in run_dir.glob("checkpoint-*"))]:
             shutil.rmtree(run_dir / d, ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic.write_text(run_dir / name, config_to_yaml(cfg))

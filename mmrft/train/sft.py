@@ -16,6 +16,7 @@ from mmrft.config import Config, eval_split_prefix, eval_splits, import_plugins
 from mmrft.data.collate import encode_prompts, encode_targets, media_options
 from mmrft.data.turns import encode_trajectory
 from mmrft.models.families import family_of
+from mmrft.eval.records import keep_records
 from mmrft.eval.runner import evaluate_held_out
 from mmrft.models.load import load_policy, media_token_ids, resolve_device
 from mmrft.train.data import fit_to_model, load_data
@@ -104,6 +105,7 @@ def _train_sft(cfg: Config) -> dict:
         metrics, per_task = {}, {}
         for name, part in held_out.items():
             res = evaluate_held_out(cfg, model, processor, part, scorer)  # with the run's tools, if any
+            keep_records(cfg, run_dir, step, name, splits, res.records)
             metrics.update(res.flat(eval_split_prefix(name, splits)))
             per_task.update(res.per_task if len(splits) == 1 else
                             {f"{name}/{task}": v for task, v in res.per_task.items()})

@@ -28,6 +28,18 @@ def test_demo_quick(tmp_path):
     assert [row["step"] for row in train_rows] == [1, 2, 3]
     assert all(0.0 <= row["reward/mean"] <= 1.0 for row in train_rows)
     assert [row["step"] for row in rows if row["phase"] == "eval"] == [0, 3]
+    # each evaluation's answers, item by item, and GRPO's gain read from them with its paired interval
+    evals = {row["step"]: row for row in rows if row["phase"] == "eval"}
+    for step in (0, 3):
+        records = [json.loads(x) for x in (out / "grpo" / "eval" / "held_out" / f"step_{step}.jsonl").read_text()
+                   .splitlines()]
+        assert len(records) == 64 and len({r["id"] for r in records}) == 64
+        assert sum(r["correct"] for r in records) / 64 == pytest.approx(evals[step]["eval/accuracy"])
+    gain = results["gain"]
+    delta = results["after"]["count"]["accuracy"] - results["before"]["count"]["accuracy"]
+    assert gain["n"] == 64 and gain["points"] == pytest.approx(100 * delta)
+    assert gain["low"] <= gain["points"] <= gain["high"]
+    assert "SFT+GRPO - SFT: " in r.stdout and "paired bootstrap interval" in r.stdout
     assert (out / "grpo" / "reward_accuracy.png").stat().st_size > 10_000
     assert list((out / "grpo" / "tensorboard").glob("events.out.tfevents.*"))
     assert (out / "grpo" / "config.yaml").read_text().count("group_size: 8") == 1
@@ -91,4 +103,10 @@ def test_demo_quick_tools(tmp_path):
         a, b = (result["results"][k]["per_task"][task]["accuracy"] for k in pair.split("->"))
         assert g["n"] == 32 and g["points"] == pytest.approx(100 * (b - a)) and g["low"] <= g["points"] <= g["high"]
     assert table.count("paired bootstrap interval") == 2
+    # each model's answers on the held-out items are kept, item by item
+    for key, r in result["results"].items():
+        kept = [json.loads(x) for x in (out / "held_out" / f"{key}.jsonl").read_text().splitlines()]
+        assert r["records"] == str(out / "held_out" / f"{key}.jsonl") and len(kept) == 32
+        assert sum(x["correct"] for x in kept) / 32 == pytest.approx(r["per_task"][task]["accuracy"])
+    assert (out / "held_out" / "tools_grpo-last.jsonl").is_file()
     assert json.loads((out / "demo_results.json").read_text())["task"] == SPEC.task

@@ -1,5 +1,6 @@
 """Several named held-out splits (`data.eval: {name: path}`): the config accepts a path or a mapping and names
-`data.eval` in its errors; an RL run logs each split under eval/<split>/ before and after, and records each split."""
+`data.eval` in its errors; an RL run logs each split under eval/<split>/ before and after, records each split, and
+writes each split's answers item by item."""
 
 import json
 
@@ -7,6 +8,7 @@ import pytest
 
 from mmrft.config import Config, DataConfig, eval_split_prefix, eval_splits, load_config
 from mmrft.errors import ConfigError
+from mmrft.eval.records import read_records, write_records
 
 
 def test_a_path_is_the_one_split_named_eval():
@@ -74,10 +76,17 @@ def test_rl_run_logs_each_split_before_and_after(tmp_path, tiny_model_dir, count
         assert res["eval_splits"][split]["before"]["count"]["n"] == 2
         assert res["eval_splits"][split]["after"]["count"]["n"] == 2
     assert set(res["eval_before"]) == set(res["eval_after"]) == {"id/count", "ood/count"}
+    # each split's answers at each evaluation, item by item, under RUN/eval/held_out/<split>/
+    for split in ("id", "ood"):
+        for r in evals:
+            records = read_records(run / "eval" / "held_out" / split / f"step_{r['step']}.jsonl")
+            assert len(records) == 2 and {"completion", "answer", "reward", "task"} <= set(records[0])
+            assert sum(x["correct"] for x in records) / 2 == pytest.approx(r[f"eval/{split}/accuracy"])
+    assert sorted(p.name for p in (run / "eval" / "held_out").iterdir()) == ["id", "ood"]
     assert "ood/count" in comparison_table(res["eval_before"], res["eval_after"])
 
 
-def test_a_resumed_run_reads_each_splits_start_back():
+def test_a_resumed_run_reads_each_splits_start_back(tmp_path):
     from mmrft.data.schema import Sample
     from mmrft.eval.runner import results_from_metrics
 
@@ -94,6 +103,12 @@ def test_a_resumed_run_reads_each_splits_start_back():
     got = results_from_metrics(rows, {"eval": [s]}, {"eval": "x"})
     assert got["eval"].per_task == {"count": {"accuracy": 0.75, "reward": 0.5, "n": 1}}
     assert results_from_metrics([], {"eval": [s]}, {"eval": "x"}) is None  # nothing logged
+    assert got["eval"].records == []  # no run directory given: no records
+    # the records the interrupted run wrote come back with the figures, so item-by-item gains work after a resume
+    write_records(tmp_path / "eval" / "held_out" / "step_0.jsonl", [{"id": "a", "correct": True}])
+    got = results_from_metrics(rows, {"eval": [s]}, {"eval": "x"}, tmp_path)
+    assert got["eval"].records == [{"id": "a", "correct": True}]
+    assert results_from_metrics(rows, {"eval": [s]}, {"eval": "x"}, tmp_path / "none")["eval"].records == []
 
 
 def test_sft_logs_each_split(tmp_path, tiny_model_dir, count_data):
@@ -111,3 +126,6 @@ def test_sft_logs_each_split(tmp_path, tiny_model_dir, count_data):
     evals = [r for r in evals if r["phase"] == "eval"]
     assert len(evals) == 1 and {"eval/id/accuracy", "eval/ood/accuracy", "eval/ood/count/reward"} <= set(evals[0])
     assert set(res["eval"]) == {"id/count", "ood/count"}
+    for split in ("id", "ood"):
+        records = read_records(run / "eval" / "held_out" / split / "step_1.jsonl")
+        assert sum(x["correct"] for x in records) / 2 == pytest.approx(evals[0][f"eval/{split}/accuracy"])
