@@ -41,8 +41,16 @@ from mmrft.train.sft import train_sft
 
 SEEDS = {"labelled": 1, "rl": 2, "test": 3, "val": 4, "base": 5}
 TOOLS = "rollout.tools=[zoom_in]"
+RECIPES = {"no_tools": "(a) SFT+GRPO, no tools", "tools_sft": "(b) SFT with tools",
+           "tools_grpo": "(c) SFT+GRPO with tools"}
 # the gains the demo reports: what GRPO adds to the tool-using model, and what the tools add over the recipe without
 GAINS = (("tools_sft", "tools_grpo"), ("no_tools", "tools_grpo"))
+
+
+def held_out_records(out: str | Path, recipe: str, last: bool = False) -> Path:
+    """Where the demo in `out` keeps a recipe's answers on the test items, one line per item (`mmrft.eval.records`);
+    `last`: those of the RL recipe's last step's model, when another step's was chosen on validation."""
+    return Path(out) / "held_out" / f"{recipe}{'-last' if last else ''}.jsonl"
 
 
 @dataclass(frozen=True)
@@ -234,23 +242,21 @@ def run_tools_demo(out: str | Path = "runs/demo-tools", quick: bool = False, ove
         TOOLS, *common, *spec.turns, *spec.rl, *quick_rl, *overrides])), [TOOLS, *spec.turns])
 
     print(f"[6/6] the {spec.n_test} held-out items, once per model (greedy)")
-    names = {"no_tools": "(a) SFT+GRPO, no tools", "tools_sft": "(b) SFT with tools",
-             "tools_grpo": "(c) SFT+GRPO with tools"}
     results, rows, scored = {}, [], {}
     for key, (chosen, settings) in stages.items():
         res, tools = score_checkpoint([f"model.path={chosen['checkpoint']}", f"data.eval={data['test']}", *settings])
         results[key], scored[key] = {**chosen, "per_task": res.per_task, **tools}, res
-        results[key]["records"] = str(write_records(out / "held_out" / f"{key}.jsonl", res.records))
+        results[key]["records"] = str(write_records(held_out_records(out, key), res.records))
         if chosen.get("last_step") is not None:  # the run's last model, for the record (not chosen on validation)
             last = score_checkpoint([f"model.path={chosen['last_checkpoint']}", f"data.eval={data['test']}",
                                      *settings])[0] if chosen["selected_step"] != chosen["last_step"] else res
             results[key]["last_step_per_task"] = last.per_task
-            results[key]["last_step_records"] = str(write_records(out / "held_out" / f"{key}-last.jsonl",
+            results[key]["last_step_records"] = str(write_records(held_out_records(out, key, last=True),
                                                                   last.records))
-        rows.append((names[key], res.per_task, tools))
+        rows.append((RECIPES[key], res.per_task, tools))
     # what GRPO adds to the tool-using model, and what the tools add over the recipe without them
     gains = {f"{a}->{b}": paired_gain(scored[a].records, scored[b].records) for a, b in GAINS}
-    table = tools_table(rows, spec.task) + selection_note(results, names, spec.task) + gain_note(gains, names)
+    table = tools_table(rows, spec.task) + selection_note(results, RECIPES, spec.task) + gain_note(gains, RECIPES)
     minutes = (time.time() - t0) / 60
     print(table)
     print(f"\nrun directory: {out}\ntotal time: {minutes:.1f} min")
