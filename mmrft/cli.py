@@ -185,7 +185,8 @@ def _eval_parsers(sub) -> None:
 
     s = sub.add_parser("eval", help="evaluate a model on a benchmark with its official scoring",
                        description="Run a model on a benchmark read from its released files; write results.json "
-                       "and results.md to --out. `mmrft eval compare RUN_A RUN_B` compares two runs.")
+                       "and results.md to --out. `mmrft eval compare RUN_A RUN_B` compares two runs (or two "
+                       "held-out evaluations of a training run, RUN/eval/held_out/step_<N>.jsonl).")
     s.add_argument("--model", required=True, help="local model directory")
     s.add_argument("--benchmark", required=True, help="adapter name (mathvista, mmmu, chartqa, synthetic, ...)")
     s.add_argument("--data", required=True, help="directory holding the benchmark's released files")
@@ -227,7 +228,7 @@ def _eval_parsers(sub) -> None:
     s.set_defaults(fn=_cmd_eval)
 
     c = sub.add_parser("eval-compare", help=argparse.SUPPRESS)
-    c.add_argument("run_a")
+    c.add_argument("run_a", help="an `mmrft eval` run (--out), or a held-out records file step_<N>.jsonl")
     c.add_argument("run_b")
     c.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples")
     c.add_argument("--confidence", type=float, default=0.95)

@@ -138,6 +138,15 @@ def write_results(out_dir: Path, summary: dict[str, Any]) -> Path:
 
 
 def load_results(run: Path) -> dict[str, Any]:
+    """A `mmrft eval` run's results (its directory or its results.json), or the records of a training run's held-out
+    evaluation (`RUN/eval/held_out/step_<N>.jsonl`, `mmrft.eval.records`) as results: each item scored 1 or 0, by
+    task."""
+    if Path(run).suffix == ".jsonl":
+        from mmrft.eval.records import read_records
+
+        samples = [{"id": r["id"], "score": float(bool(r["correct"])), "categories": {"task": r.get("task")}}
+                   for r in read_records(run)]
+        return {"meta": {"benchmark": "held-out data"}, "samples": samples}
     path = Path(run) / RESULTS_FILE if Path(run).is_dir() else Path(run)
     if not path.is_file():
         raise MmrftError(f"{path}: no {RESULTS_FILE} (run `mmrft eval ... --out {run}` first)")

@@ -112,3 +112,23 @@ def test_gain_line():
 def test_records_are_json_lines(tmp_path):
     path = write_records(tmp_path / "r.jsonl", recs({"a": True, "b": False}))
     assert [json.loads(x)["id"] for x in path.read_text().splitlines()] == ["a", "b"]
+
+
+def test_eval_compare_reads_two_held_out_evaluations(tmp_path, capsys):
+    from mmrft.cli import main
+
+    run = tmp_path / "run" / "eval" / "held_out"
+    # count: 1 of 2 right, then 2 of 2 (+50 points); ocr: 1 of 1, then 0 of 1 (-100); overall 2/3 -> 2/3 (0)
+    write_records(run / "step_0.jsonl", [{"id": "a", "task": "count", "correct": True},
+                                         {"id": "b", "task": "count", "correct": False},
+                                         {"id": "c", "task": "ocr", "correct": True}])
+    write_records(run / "step_300.jsonl", [{"id": "c", "task": "ocr", "correct": False},
+                                           {"id": "b", "task": "count", "correct": True},
+                                           {"id": "a", "task": "count", "correct": True}])
+    assert main(["eval", "compare", str(run / "step_0.jsonl"), str(run / "step_300.jsonl"),
+                 "--resamples", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "held-out data" in out and "3 paired samples" in out
+    assert "| overall | 3 | 66.67 | 66.67 | +0.00 |" in out
+    assert "| task: count | 2 | 50.00 | 100.00 | +50.00 |" in out
+    assert "| task: ocr | 1 | 100.00 | 0.00 | -100.00 |" in out
