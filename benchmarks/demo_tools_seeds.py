@@ -33,12 +33,10 @@ from mmrft.eval.records import gain_line, pooled_gain, read_records  # noqa: E40
 OUT = ROOT / "benchmarks" / "results" / "demo_tools_seeds.json"
 
 
-def finished(seed_dir: Path) -> dict | None:
-    """The demo_results.json of a demo that finished in `seed_dir` with every recipe's records, else None."""
-    path = seed_dir / "demo_results.json"
-    if not path.is_file() or not all(held_out_records(seed_dir, r).is_file() for r in RECIPES):
-        return None
-    return json.loads(path.read_text())
+def finished(seed_dir: Path) -> bool:
+    """Whether a demo finished in `seed_dir`, with every recipe's records."""
+    return (seed_dir / "demo_results.json").is_file() and all(held_out_records(seed_dir, r).is_file()
+                                                              for r in RECIPES)
 
 
 def summarize(seed_dirs: dict[int, Path]) -> dict:
@@ -92,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out / "quick" if args.quick else args.out
     seed_dirs = {s: out / f"seed_{s}" for s in args.seeds}
     for seed, seed_dir in seed_dirs.items():
-        if args.rerun or args.quick or finished(seed_dir) is None:
+        if args.rerun or args.quick or not finished(seed_dir):
             print(f"== seed {seed}: mmrft demo --modality tools --seed {seed} --out {seed_dir}", flush=True)
             run_demo(seed_dir, quick=args.quick, modality="tools", seed=seed)
         else:

@@ -60,6 +60,6 @@ def test_finished_demos_are_read_back_and_pooled(tmp_path):
 def test_a_demo_without_its_records_is_not_finished(tmp_path):
     mod = load()
     fake_demo(tmp_path, {"no_tools": [1], "tools_sft": [1], "tools_grpo": [1]})
-    assert mod.finished(tmp_path) is not None
+    assert mod.finished(tmp_path)
     held_out_records(tmp_path, "tools_sft").unlink()  # a demo of before the records were kept: run it again
-    assert mod.finished(tmp_path) is None
+    assert not mod.finished(tmp_path)

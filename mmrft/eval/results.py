@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 from mmrft import atomic
 from mmrft.errors import MmrftError
+from mmrft.eval.records import read_records
 from mmrft.eval.stats import accuracy_by_category, majority_vote, paired_bootstrap, pass_at_k
 
 RESULTS_FILE = "results.json"
@@ -142,8 +143,6 @@ def load_results(run: Path) -> dict[str, Any]:
     evaluation (`RUN/eval/held_out/step_<N>.jsonl`, `mmrft.eval.records`) as results: each item scored 1 or 0, by
     task."""
     if Path(run).suffix == ".jsonl":
-        from mmrft.eval.records import read_records
-
         samples = [{"id": r["id"], "score": float(bool(r["correct"])), "categories": {"task": r.get("task")}}
                    for r in read_records(run)]
         return {"meta": {"benchmark": "held-out data"}, "samples": samples}

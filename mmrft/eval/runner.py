@@ -11,6 +11,7 @@ from mmrft.config import eval_split_prefix
 from mmrft.data.collate import MediaOptions, encode_prompts
 from mmrft.models.families import family_of
 from mmrft.data.schema import Sample
+from mmrft.eval.records import read_records, records_path
 from mmrft.rollout.engine import SamplingParams, trajectory_summaries
 from mmrft.rollout.hf import HFRolloutEngine
 from mmrft.rewards.scoring import Scorer
@@ -139,8 +140,6 @@ def results_from_metrics(rows: list[dict], held_out: dict[str, list[Sample]], sp
     """The held-out results an earlier run logged (its metric rows of one evaluation): split name -> result, for the
     before/after table of a resumed run, with the per-item records it wrote to `run_dir` where they are there
     (`mmrft.eval.records`). None when nothing was logged or there is no held-out data."""
-    from mmrft.eval.records import read_records, records_path
-
     if not rows or not any(held_out.values()):
         return None
     results: dict[str, EvalResult] = {}
